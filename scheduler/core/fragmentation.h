@@ -1,0 +1,82 @@
+// Fragmentation of a node with respect to the workload it is expected to serve.
+//
+// The measure is the one of Weng et al., "Beware of Fragmentation" (FGD, USENIX ATC'23): for
+// each typical pod shape t (with frequency w_t), the idle compute of the node that t could not
+// use counts as fragment: all of it when t cannot be hosted at all (too little CPU, wrong card
+// model, not enough cards with room, or t needs no card), otherwise the cards whose free share
+// is below t's per-card request. The node's fragmentation is the weighted sum, in permille of
+// one card. Placing a pod where the sum grows least keeps the cluster able to host the pods
+// that will come next.
+//
+// This is pure arithmetic over small arrays; the evaluation groups the typical pods by their
+// card shape and answers the CPU threshold with a binary search, so one evaluation costs
+// O(groups x cards) instead of O(typical pods x cards).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "scheduler/core/cluster.h"
+
+namespace tideslice::core {
+
+inline constexpr int kMaxCardsPerNode = 32;
+
+struct TypicalPod {
+  int64_t cpu_milli = 0;
+  int per_card_permille = 0;   // 0 = the pod needs no card
+  int num_cards = 0;
+  std::vector<std::string> allowed_models;  // empty = any model
+  double weight = 1;           // relative frequency
+};
+
+// The slice of a node that fragmentation looks at.
+struct FragView {
+  int64_t cpu_left = 0;
+  bool cpu_tracked = false;
+  int model_id = -1;
+  int cards = 0;
+  std::array<int, kMaxCardsPerNode> free_permille{};  // per card, 0 for cards no slice can use
+
+  int64_t TotalFree() const {
+    int64_t t = 0;
+    for (int i = 0; i < cards; ++i) t += free_permille[i];
+    return t;
+  }
+};
+
+FragView MakeFragView(const NodeState& node);
+// Free share of one card for fragmentation purposes: what a new soft slice could still get.
+int SliceableFreePermille(const CardState& card);
+
+class WorkloadModel {
+ public:
+  // Aggregates identical shapes and normalises weights to sum 1. Shapes with no accelerator
+  // are kept: they make every idle card of a node a fragment, as in FGD.
+  static WorkloadModel FromTypicalPods(const std::vector<TypicalPod>& pods);
+
+  // Resolves model names against the cluster's model ids. Call after nodes are added.
+  void Bind(const ClusterState& cluster);
+
+  double Fragmentation(const FragView& view) const;
+  bool empty() const { return groups_.empty(); }
+  size_t shape_count() const { return shapes_; }
+
+ private:
+  struct Group {
+    int per_card_permille = 0;
+    int num_cards = 0;
+    std::vector<std::string> allowed_models;
+    uint64_t model_mask = ~0ull;  // bit per cluster model id; all ones = any
+    bool any_model = true;
+    std::vector<int64_t> cpu_sorted;      // ascending CPU requests of the pods in the group
+    std::vector<double> weight_prefix;    // weight_prefix[i] = sum of weights of cpu_sorted[0..i)
+    double total_weight = 0;
+  };
+  std::vector<Group> groups_;
+  size_t shapes_ = 0;
+};
+
+}  // namespace tideslice::core

@@ -1,0 +1,757 @@
+#include "scheduler/core/placement.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <set>
+#include <sstream>
+
+namespace tideslice::core {
+namespace {
+
+// Normalisers of the FGD baselines (their MaxSpecCpu / MaxSpecGpu): 128 cores, 8 cards.
+constexpr double kMaxSpecCpuMilli = 128000.0;
+constexpr double kMaxSpecCardPermille = 8000.0;
+
+// A slice request resolved against one card's model.
+struct ResolvedSlice {
+  int64_t memory_mib = 0;
+  int compute_permille = 0;
+  bool whole = false;
+  const catalog::PartitionProfile* profile = nullptr;
+  catalog::Partitioning kind = catalog::Partitioning::kNone;
+};
+
+bool ModelAllowed(const CardState& card, const PodRequest& req) {
+  const std::string& name = card.model ? card.model->name : std::string();
+  if (!req.type_include.empty() && !req.type_include.count(name)) return false;
+  if (!req.type_exclude.empty() && req.type_exclude.count(name)) return false;
+  return true;
+}
+
+// Static checks: things no amount of waiting or preemption changes.
+bool CardEligible(const CardState& card, const PodRequest& req, const SliceSpec& s) {
+  if (!card.healthy) return false;
+  if (!ModelAllowed(card, req)) return false;
+  if (!req.uuid_include.empty() && !req.uuid_include.count(card.uuid)) return false;
+  if (!req.uuid_exclude.empty() && req.uuid_exclude.count(card.uuid)) return false;
+  if (s.tflops > 0 && (!card.model || card.model->fp16_tflops < s.tflops)) return false;
+  if (!s.profile.empty() && (!card.model || !card.model->FindProfile(s.profile))) return false;
+  if (s.memory_mib > card.memory_mib) return false;
+  return true;
+}
+
+ResolvedSlice Resolve(const CardState& card, const SliceSpec& s) {
+  ResolvedSlice r;
+  if (s.whole) {
+    r.whole = true;
+    r.memory_mib = card.memory_mib;
+    r.compute_permille = kWholeCardPermille;
+    return r;
+  }
+  if (!s.profile.empty()) {
+    r.profile = card.model->FindProfile(s.profile);
+    r.kind = card.model->partitioning;
+    r.memory_mib = r.profile->memory_mib;
+    int units = r.kind == catalog::Partitioning::kMig ? card.model->mig_compute_slices : card.model->compute_units;
+    r.compute_permille = units > 0 ? static_cast<int>((r.profile->compute * 1000 + units - 1) / units) : 0;
+    return r;
+  }
+  int compute = s.compute_permille;
+  if (s.tflops > 0 && card.model && card.model->fp16_tflops > 0)
+    compute = std::max(compute, static_cast<int>(std::ceil(s.tflops / card.model->fp16_tflops * 1000.0)));
+  r.compute_permille = std::min(compute, kWholeCardPermille);
+  if (s.memory_mib > 0) {
+    r.memory_mib = s.memory_mib;
+  } else if (s.memory_percent > 0) {
+    r.memory_mib = (card.memory_mib * s.memory_percent + 99) / 100;
+  } else if (s.memory_proportional) {
+    r.memory_mib = (card.memory_mib * r.compute_permille + 999) / 1000;
+  }
+  return r;
+}
+
+// First MIG start slot where the profile fits the free memory slices, or -1.
+int FindMigSlot(const CardState& card, const CardUsage& u, const catalog::PartitionProfile& p) {
+  if (u.mig_compute_used + p.compute > card.model->mig_compute_slices) return -1;
+  for (int start : p.start_slots) {
+    uint32_t mask = ((1u << p.slot_size) - 1u) << start;
+    if ((u.mig_slot_mask & mask) == 0) return start;
+  }
+  return -1;
+}
+
+// Can this usage take the slice? Fills the grant's placement details on success.
+bool Fits(const CardState& card, const CardUsage& u, const ResolvedSlice& r, bool exclusive_pod, CardGrant* grant) {
+  if (u.exclusive) return false;
+  if (exclusive_pod && u.pods > 0) return false;
+  if (u.whole_taken) return false;
+  grant->memory_mib = r.memory_mib;
+  grant->compute_permille = r.compute_permille;
+  grant->whole = r.whole;
+  if (r.whole) return u.Idle() && u.hard_instances == 0;
+  if (r.profile) {
+    if (u.soft_slices > 0) return false;  // hard partitions and soft slices never share a card
+    if (card.memory_mib - u.used_memory_mib < r.memory_mib) return false;
+    grant->profile = r.profile->name;
+    if (r.kind == catalog::Partitioning::kMig) {
+      int slot = FindMigSlot(card, u, *r.profile);
+      if (slot < 0) return false;
+      grant->start_slot = slot;
+      grant->mig_compute_slices = r.profile->compute;
+      return true;
+    }
+    // Ascend vNPU template: AI Core, AI CPU and memory budgets.
+    if (u.used_aicore + r.profile->compute > card.model->compute_units) return false;
+    if (card.model->aicpu_units > 0 && u.used_aicpu + r.profile->aicpu > card.model->aicpu_units) return false;
+    grant->aicore = r.profile->compute;
+    grant->aicpu = r.profile->aicpu;
+    return true;
+  }
+  if (u.hard_instances > 0) return false;
+  if (card.memory_mib - u.used_memory_mib < r.memory_mib) return false;
+  if (kWholeCardPermille - u.used_compute_permille < r.compute_permille) return false;
+  return true;
+}
+
+void ApplyGrant(CardUsage& u, const CardGrant& g, int sign) {
+  if (g.reuses_pod_share) return;
+  u.used_memory_mib += sign * g.memory_mib;
+  u.used_compute_permille += sign * g.compute_permille;
+  if (g.whole) {
+    u.whole_taken = sign > 0;
+  } else if (!g.profile.empty()) {
+    u.hard_instances += sign;  // the MIG slot mask is kept by the caller, which knows the model
+    u.mig_compute_used += sign * g.mig_compute_slices;
+    u.used_aicore += sign * g.aicore;
+    u.used_aicpu += sign * g.aicpu;
+  } else {
+    u.soft_slices += sign;
+  }
+}
+
+uint32_t MigMask(const CardState& card, const CardGrant& g) {
+  if (g.start_slot < 0 || !card.model) return 0;
+  const auto* p = card.model->FindProfile(g.profile);
+  if (!p) return 0;
+  return ((1u << p->slot_size) - 1u) << g.start_slot;
+}
+
+// Applies or removes a whole pod placement on a usage vector (pods counted once per card).
+void ApplyPlacement(const NodeState& node, std::vector<CardUsage>& usage, const PodPlacement& plan, int sign) {
+  std::set<int> touched;
+  for (const auto& c : plan.containers) {
+    for (const auto& g : c.cards) {
+      if (g.card_index < 0 || g.card_index >= static_cast<int>(usage.size())) continue;
+      auto& u = usage[g.card_index];
+      ApplyGrant(u, g, sign);
+      if (!g.reuses_pod_share) {
+        uint32_t mask = MigMask(node.cards[g.card_index], g);
+        if (sign > 0)
+          u.mig_slot_mask |= mask;
+        else
+          u.mig_slot_mask &= ~mask;
+      }
+      touched.insert(g.card_index);
+    }
+  }
+  for (int idx : touched) {
+    usage[idx].pods += sign;
+    if (plan.exclusive) usage[idx].exclusive = sign > 0;
+  }
+}
+
+FragView ViewWith(const NodeState& node, const std::vector<CardUsage>& usage, int64_t extra_cpu) {
+  FragView v;
+  v.cpu_tracked = node.cpu_milli_capacity > 0;
+  v.cpu_left = node.cpu_milli_capacity - node.cpu_milli_used - extra_cpu;
+  v.cards = std::min<int>(static_cast<int>(node.cards.size()), kMaxCardsPerNode);
+  v.model_id = node.cards.empty() ? -1 : node.cards.front().model_id;
+  for (int i = 0; i < v.cards; ++i) {
+    const CardState& c = node.cards[i];
+    const CardUsage& u = usage[i];
+    if (!c.healthy || u.whole_taken || u.exclusive || u.hard_instances > 0)
+      v.free_permille[i] = 0;
+    else
+      v.free_permille[i] = std::max(0, kWholeCardPermille - u.used_compute_permille);
+  }
+  return v;
+}
+
+Policy EffectivePolicy(const PodRequest& req, const Context& ctx) {
+  if (req.placement == PlacementPolicy::kBinpack) return Policy::kBinpack;
+  if (req.placement == PlacementPolicy::kSpread) return Policy::kSpread;
+  return ctx.policy;
+}
+
+struct Candidate {
+  int index;
+  CardGrant grant;
+  double rank;  // lower is better
+};
+
+// Chooses `count` distinct cards among candidates: one link domain if possible, else one NUMA
+// node, else the best overall. Candidates must be sorted by rank.
+std::vector<Candidate> ChooseCards(const NodeState& node, const std::vector<Candidate>& cands, int count) {
+  if (count <= 1 || static_cast<int>(cands.size()) < count) {
+    if (static_cast<int>(cands.size()) < count) return {};
+    return {cands.front()};
+  }
+  auto best_group = [&](auto key_of) -> std::vector<Candidate> {
+    std::map<std::string, std::vector<Candidate>> groups;
+    for (const auto& c : cands) {
+      std::string key = key_of(node.cards[c.index]);
+      if (!key.empty()) groups[key].push_back(c);
+    }
+    std::vector<Candidate> best;
+    double best_cost = std::numeric_limits<double>::infinity();
+    for (auto& [key, members] : groups) {
+      if (static_cast<int>(members.size()) < count) continue;
+      double cost = 0;
+      for (int i = 0; i < count; ++i) cost += members[i].rank;
+      if (cost < best_cost) {
+        best_cost = cost;
+        best.assign(members.begin(), members.begin() + count);
+      }
+    }
+    return best;
+  };
+  auto by_link = best_group([](const CardState& c) { return c.link_domain; });
+  if (!by_link.empty()) return by_link;
+  auto by_numa = best_group([](const CardState& c) { return c.numa_node >= 0 ? std::to_string(c.numa_node) : std::string(); });
+  if (!by_numa.empty()) return by_numa;
+  return std::vector<Candidate>(cands.begin(), cands.begin() + count);
+}
+
+// Places one container's slices on the scratch usage. On failure `why` says what is short.
+bool PlaceContainer(const NodeState& node, std::vector<CardUsage>& usage, const PodRequest& req,
+                    const ContainerRequest& c, const Context& ctx, ContainerGrant* out, std::string* why) {
+  const SliceSpec& s = c.slice;
+  const Policy policy = EffectivePolicy(req, ctx);
+  std::vector<Candidate> cands;
+  for (size_t i = 0; i < node.cards.size(); ++i) {
+    const CardState& card = node.cards[i];
+    if (!CardEligible(card, req, s)) continue;
+    ResolvedSlice r = Resolve(card, s);
+    CardGrant g;
+    if (!Fits(card, usage[i], r, req.exclusive, &g)) continue;
+    g.card_index = static_cast<int>(i);
+    g.uuid = card.uuid;
+    const CardUsage& u = usage[i];
+    double free_after = (kWholeCardPermille - u.used_compute_permille - g.compute_permille) +
+                        (card.memory_mib > 0 ? 1000.0 * (card.memory_mib - u.used_memory_mib - g.memory_mib) /
+                                                   static_cast<double>(card.memory_mib)
+                                             : 0.0) * 1e-3;
+    double rank = 0;
+    switch (policy) {
+      case Policy::kSpread: rank = -free_after; break;
+      case Policy::kRandom:
+        rank = (s.whole || s.count > 1 || !ctx.rng) ? i
+                                                     : std::uniform_real_distribution<double>(0, 1)(*ctx.rng);
+        break;
+      default: rank = free_after; break;  // best fit: least room left after
+    }
+    if (s.whole) rank = static_cast<double>(i);  // all free cards are alike; lowest index, as the baselines do
+    cands.push_back({static_cast<int>(i), g, rank});
+  }
+  if (static_cast<int>(cands.size()) < s.count) {
+    std::ostringstream msg;
+    msg << "insufficient " << (s.whole ? "free whole cards" : !s.profile.empty() ? "room for profile " + s.profile : "card share")
+        << " for container " << c.name << " (" << cands.size() << " of " << s.count << " cards available)";
+    *why = msg.str();
+    return false;
+  }
+  // Fragmentation-aware policies pick the single shared card that grows fragmentation least.
+  if ((policy == Policy::kFragAware || policy == Policy::kFgd) && ctx.workload && s.count == 1 && !s.whole &&
+      cands.size() > 1) {
+    for (auto& cand : cands) {
+      std::vector<CardUsage> trial = usage;
+      ApplyGrant(trial[cand.index], cand.grant, +1);
+      double frag = ctx.workload->Fragmentation(ViewWith(node, trial, 0));
+      if (policy == Policy::kFgd) {
+        cand.rank = frag;  // FGD: first card with the lowest fragmentation wins
+      } else {
+        cand.rank = frag + cand.rank * 1e-6;  // ours: then the tightest fit
+      }
+    }
+  }
+  std::stable_sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) { return a.rank < b.rank; });
+  auto chosen = ChooseCards(node, cands, s.count);
+  if (static_cast<int>(chosen.size()) < s.count) {
+    *why = "insufficient cards for container " + c.name;
+    return false;
+  }
+  out->name = c.name;
+  out->init = c.init;
+  for (auto& ch : chosen) {
+    ApplyGrant(usage[ch.index], ch.grant, +1);
+    if (!ch.grant.profile.empty() && ch.grant.start_slot >= 0)
+      usage[ch.index].mig_slot_mask |= MigMask(node.cards[ch.index], ch.grant);
+    out->cards.push_back(ch.grant);
+  }
+  std::sort(out->cards.begin(), out->cards.end(), [](const CardGrant& a, const CardGrant& b) { return a.card_index < b.card_index; });
+  return true;
+}
+
+// An init container runs before the app containers start, so it may reuse what the pod's app
+// containers hold; only when that is not enough does it take more.
+bool PlaceInitContainer(const NodeState& node, std::vector<CardUsage>& usage, const PodRequest& req,
+                        const ContainerRequest& c, const PodPlacement& pod, const Context& ctx, ContainerGrant* out,
+                        std::string* why) {
+  const SliceSpec& s = c.slice;
+  std::map<int, std::pair<int64_t, int>> held;  // card -> (memory, compute) the pod's apps hold
+  std::map<int, std::set<std::string>> held_profiles;
+  std::set<int> held_whole;
+  for (const auto& app : pod.containers) {
+    if (app.init) continue;
+    for (const auto& g : app.cards) {
+      held[g.card_index].first += g.memory_mib;
+      held[g.card_index].second += g.compute_permille;
+      if (g.whole) held_whole.insert(g.card_index);
+      if (!g.profile.empty()) held_profiles[g.card_index].insert(g.profile);
+    }
+  }
+  std::vector<CardGrant> reuse;
+  for (const auto& [idx, amount] : held) {
+    const CardState& card = node.cards[idx];
+    if (!CardEligible(card, req, s)) continue;
+    ResolvedSlice r = Resolve(card, s);
+    bool ok = held_whole.count(idx) ||
+              (r.profile ? held_profiles[idx].count(r.profile->name) > 0
+                         : (!r.whole && amount.first >= r.memory_mib && amount.second >= r.compute_permille));
+    if (!ok) continue;
+    CardGrant g;
+    g.card_index = idx;
+    g.uuid = card.uuid;
+    g.memory_mib = r.memory_mib;
+    g.compute_permille = r.compute_permille;
+    g.whole = r.whole;
+    g.profile = r.profile ? r.profile->name : "";
+    g.reuses_pod_share = true;
+    reuse.push_back(g);
+    if (static_cast<int>(reuse.size()) == s.count) break;
+  }
+  if (static_cast<int>(reuse.size()) == s.count) {
+    out->name = c.name;
+    out->init = true;
+    out->cards = std::move(reuse);
+    return true;
+  }
+  return PlaceContainer(node, usage, req, c, ctx, out, why);
+}
+
+std::vector<CardUsage> UsageOf(const NodeState& node) {
+  std::vector<CardUsage> usage;
+  usage.reserve(node.cards.size());
+  for (const auto& c : node.cards) usage.push_back(c.usage);
+  return usage;
+}
+
+}  // namespace
+
+StatusOr<Policy> ParsePolicy(std::string_view name) {
+  for (Policy p : AllPolicies())
+    if (name == PolicyName(p)) return p;
+  return Status::InvalidArgument("policy", "unknown policy \"" + std::string(name) +
+                                               "\"; use fragaware, binpack, spread, random, bestfit, dotprod, "
+                                               "gpupacking or fgd");
+}
+
+const char* PolicyName(Policy p) {
+  switch (p) {
+    case Policy::kFragAware: return "fragaware";
+    case Policy::kBinpack: return "binpack";
+    case Policy::kSpread: return "spread";
+    case Policy::kRandom: return "random";
+    case Policy::kBestFit: return "bestfit";
+    case Policy::kDotProd: return "dotprod";
+    case Policy::kGpuPacking: return "gpupacking";
+    case Policy::kFgd: return "fgd";
+  }
+  return "fragaware";
+}
+
+std::vector<Policy> AllPolicies() {
+  return {Policy::kFragAware, Policy::kBinpack, Policy::kSpread,    Policy::kRandom,
+          Policy::kBestFit,   Policy::kDotProd, Policy::kGpuPacking, Policy::kFgd};
+}
+
+NodeVerdict Filter(const NodeState& node, const PodRequest& req, const Context& ctx) {
+  NodeVerdict v;
+  if (!node.schedulable) {
+    v.kind = VerdictKind::kNeverFits;
+    v.reason = node.unschedulable_reason.empty() ? "node inventory is stale" : node.unschedulable_reason;
+    return v;
+  }
+  // Static: enough eligible cards for the largest container? No preemption changes that.
+  for (const auto& c : req.containers) {
+    if (c.slice.count == 0) continue;
+    int eligible = 0;
+    for (const auto& card : node.cards) eligible += CardEligible(card, req, c.slice) ? 1 : 0;
+    if (eligible < c.slice.count) {
+      v.kind = VerdictKind::kNeverFits;
+      std::ostringstream msg;
+      msg << "node has " << eligible << " eligible card" << (eligible == 1 ? "" : "s") << " (model, health, uuid, "
+          << (c.slice.profile.empty() ? "memory" : "profile " + c.slice.profile) << "); container " << c.name
+          << " needs " << c.slice.count;
+      v.reason = msg.str();
+      return v;
+    }
+  }
+  if (node.cpu_milli_capacity > 0 && node.cpu_milli_used + req.cpu_milli > node.cpu_milli_capacity) {
+    v.reason = "insufficient cpu";
+    return v;
+  }
+  if (node.memory_mib_capacity > 0 && node.memory_mib_used + req.memory_mib > node.memory_mib_capacity) {
+    v.reason = "insufficient memory";
+    return v;
+  }
+  std::vector<CardUsage> usage = UsageOf(node);
+  PodPlacement& plan = v.plan;
+  plan.pod_key = req.pod_key;
+  plan.pod_uid = req.pod_uid;
+  plan.node = node.name;
+  plan.priority = req.priority;
+  plan.exclusive = req.exclusive;
+  plan.cpu_milli = req.cpu_milli;
+  plan.memory_mib = req.memory_mib;
+  for (const auto& c : req.containers) {
+    if (c.init || c.slice.count == 0) continue;
+    ContainerGrant grant;
+    if (!PlaceContainer(node, usage, req, c, ctx, &grant, &v.reason)) return v;
+    plan.containers.push_back(std::move(grant));
+  }
+  for (const auto& c : req.containers) {
+    if (!c.init || c.slice.count == 0) continue;
+    ContainerGrant grant;
+    if (!PlaceInitContainer(node, usage, req, c, plan, ctx, &grant, &v.reason)) return v;
+    plan.containers.push_back(std::move(grant));
+  }
+  v.kind = VerdictKind::kFits;
+  return v;
+}
+
+NodeScore Score(const NodeState& node, const PodRequest& req, const PodPlacement& plan, const Context& ctx) {
+  NodeScore s;
+  const Policy policy = EffectivePolicy(req, ctx);
+  const int64_t gpu_req = plan.TotalComputePermille();
+  int64_t gpu_left = 0;
+  for (const auto& card : node.cards) gpu_left += SliceableFreePermille(card);
+  const double cpu_left = node.cpu_milli_capacity > 0 ? node.cpu_milli_capacity - node.cpu_milli_used : 0;
+  const double cpu_req = node.cpu_milli_capacity > 0 ? req.cpu_milli : 0;
+  switch (policy) {
+    case Policy::kRandom:
+      return s;  // every feasible node ties; Schedule picks one at random
+    case Policy::kBestFit: {
+      double rest = (cpu_left - cpu_req) / kMaxSpecCpuMilli * 0.5 + (gpu_left - gpu_req) / kMaxSpecCardPermille * 0.5;
+      s.primary = static_cast<double>(static_cast<int64_t>((1.0 - rest) * 100.0));
+      return s;
+    }
+    case Policy::kDotProd: {
+      double dot = (cpu_left / kMaxSpecCpuMilli) * (cpu_req / kMaxSpecCpuMilli) +
+                   (gpu_left / kMaxSpecCardPermille) * (gpu_req / kMaxSpecCardPermille);
+      s.primary = static_cast<double>(static_cast<int64_t>(100.0 * (1.0 - dot / 2.0)));
+      return s;
+    }
+    case Policy::kGpuPacking: {
+      if (gpu_req <= 0) return s;
+      int fully_free = 0;
+      int cards = static_cast<int>(node.cards.size());
+      for (const auto& card : node.cards) fully_free += SliceableFreePermille(card) == kWholeCardPermille ? 1 : 0;
+      if (fully_free == cards) {
+        s.primary = static_cast<double>(std::max<int64_t>(100 / 3 - fully_free, fully_free));
+        return s;
+      }
+      int fully_free_used = 0;
+      int64_t free_ratio_on_used = 0;
+      for (const auto& c : plan.containers)
+        for (const auto& g : c.cards) {
+          if (g.reuses_pod_share) continue;
+          int before = SliceableFreePermille(node.cards[g.card_index]);
+          if (before == kWholeCardPermille) fully_free_used++;
+          free_ratio_on_used += before * 100 / kWholeCardPermille;
+        }
+      if (fully_free_used > 0) {
+        s.primary = static_cast<double>(std::max<int64_t>(100 / 2 - fully_free_used, 100 / 3));
+      } else {
+        s.primary = static_cast<double>(std::max<int64_t>(100 - free_ratio_on_used / 10, 100 / 2));
+      }
+      return s;
+    }
+    case Policy::kFgd:
+    case Policy::kFragAware: {
+      if (!ctx.workload) break;  // no workload model: fall back to packing below
+      std::vector<CardUsage> usage = UsageOf(node);
+      FragView before = ViewWith(node, usage, 0);
+      ApplyPlacement(node, usage, plan, +1);
+      FragView after = ViewWith(node, usage, node.cpu_milli_capacity > 0 ? req.cpu_milli : 0);
+      double delta = ctx.workload->Fragmentation(before) - ctx.workload->Fragmentation(after);
+      if (policy == Policy::kFgd) {
+        s.primary = static_cast<double>(static_cast<int64_t>(100.0 / (1.0 + std::exp(-delta / 1000.0))));
+        return s;
+      }
+      s.primary = delta;
+      // Tie-break like best fit: prefer the node left with the least idle capacity.
+      s.tiebreak = -((gpu_left - gpu_req) / kMaxSpecCardPermille + (cpu_left - cpu_req) / kMaxSpecCpuMilli);
+      return s;
+    }
+    case Policy::kBinpack:
+    case Policy::kSpread:
+      break;
+  }
+  // Binpack / spread on accelerator share (memory and compute), CPU as tie-break.
+  double cap = 0, used = 0;
+  for (const auto& card : node.cards) {
+    if (!card.healthy) continue;
+    cap += 2.0;
+    used += card.usage.used_compute_permille / 1000.0 +
+            (card.memory_mib > 0 ? static_cast<double>(card.usage.used_memory_mib) / card.memory_mib : 0.0);
+  }
+  for (const auto& c : plan.containers)
+    for (const auto& g : c.cards) {
+      if (g.reuses_pod_share) continue;
+      const auto& card = node.cards[g.card_index];
+      used += g.compute_permille / 1000.0 + (card.memory_mib > 0 ? static_cast<double>(g.memory_mib) / card.memory_mib : 0.0);
+    }
+  double util = cap > 0 ? used / cap : 0;
+  double cpu_util = node.cpu_milli_capacity > 0 ? (node.cpu_milli_used + req.cpu_milli) /
+                                                      static_cast<double>(node.cpu_milli_capacity)
+                                                : 0;
+  if (policy == Policy::kSpread) {
+    s.primary = 1.0 - util;
+    s.tiebreak = 1.0 - cpu_util;
+  } else {
+    s.primary = util;
+    s.tiebreak = cpu_util;
+  }
+  return s;
+}
+
+std::vector<int64_t> NormalizeScores(const std::vector<NodeScore>& scores, int64_t max_score) {
+  std::vector<int64_t> out(scores.size(), 0);
+  if (scores.empty()) return out;
+  auto key = [](const NodeScore& s) { return s.primary + s.tiebreak * 1e-9; };
+  double lo = key(scores[0]), hi = key(scores[0]);
+  for (const auto& s : scores) {
+    lo = std::min(lo, key(s));
+    hi = std::max(hi, key(s));
+  }
+  for (size_t i = 0; i < scores.size(); ++i) {
+    out[i] = hi > lo ? static_cast<int64_t>(std::llround((key(scores[i]) - lo) / (hi - lo) * max_score)) : max_score;
+  }
+  return out;
+}
+
+Status Reserve(ClusterState& cluster, const PodPlacement& plan) {
+  NodeState* node = cluster.FindNode(plan.node);
+  if (!node) return Status::NotFound("node " + plan.node + " is not in the cluster state");
+  if (const NodeState* holder = cluster.NodeOfPod(plan.pod_key))
+    return Status::AlreadyExists("pod " + plan.pod_key + " is already placed on " + holder->name);
+  // Re-check every grant against the current usage: the state may have moved since Filter.
+  std::vector<CardUsage> usage = UsageOf(*node);
+  std::set<int> touched;
+  for (const auto& c : plan.containers) {
+    std::set<int> cards_of_container;
+    for (const auto& g : c.cards) {
+      if (g.card_index < 0 || g.card_index >= static_cast<int>(node->cards.size()) ||
+          node->cards[g.card_index].uuid != g.uuid)
+        return Status::FailedPrecondition("plan names card " + g.uuid + " that node " + node->name + " does not have");
+      if (!cards_of_container.insert(g.card_index).second)
+        return Status::FailedPrecondition("plan gives container " + c.name + " two slices of one card");
+      if (g.reuses_pod_share) continue;
+      const CardState& card = node->cards[g.card_index];
+      const CardUsage& u = usage[g.card_index];
+      bool ok = !u.exclusive && !u.whole_taken && !(plan.exclusive && u.pods > 0 && !touched.count(g.card_index));
+      if (g.whole) ok = ok && u.Idle() && u.hard_instances == 0;
+      ok = ok && card.memory_mib - u.used_memory_mib >= g.memory_mib &&
+           kWholeCardPermille - u.used_compute_permille >= g.compute_permille;
+      if (!g.profile.empty() && g.start_slot >= 0) ok = ok && (u.mig_slot_mask & MigMask(card, g)) == 0;
+      if (!ok)
+        return Status::FailedPrecondition("card " + g.uuid + " on " + node->name +
+                                          " no longer has room for the planned slice");
+      CardUsage& mu = usage[g.card_index];
+      ApplyGrant(mu, g, +1);
+      mu.mig_slot_mask |= MigMask(card, g);
+      touched.insert(g.card_index);
+    }
+  }
+  if (node->cpu_milli_capacity > 0 && node->cpu_milli_used + plan.cpu_milli > node->cpu_milli_capacity)
+    return Status::FailedPrecondition("node " + node->name + " no longer has the cpu");
+  if (node->memory_mib_capacity > 0 && node->memory_mib_used + plan.memory_mib > node->memory_mib_capacity)
+    return Status::FailedPrecondition("node " + node->name + " no longer has the memory");
+  // Commit: recompute from the original usage so pod counts are applied exactly once.
+  std::vector<CardUsage> committed = UsageOf(*node);
+  ApplyPlacement(*node, committed, plan, +1);
+  for (size_t i = 0; i < node->cards.size(); ++i) node->cards[i].usage = committed[i];
+  node->cpu_milli_used += plan.cpu_milli;
+  node->memory_mib_used += plan.memory_mib;
+  node->pods[plan.pod_key] = plan;
+  node->version++;
+  cluster.RecordPod(plan.pod_key, plan.node);
+  return Status::Ok();
+}
+
+void Unreserve(ClusterState& cluster, const std::string& pod_key) {
+  const NodeState* holder = cluster.NodeOfPod(pod_key);
+  if (!holder) return;
+  NodeState* node = cluster.FindNode(holder->name);
+  auto it = node->pods.find(pod_key);
+  if (it != node->pods.end()) {
+    std::vector<CardUsage> usage = UsageOf(*node);
+    ApplyPlacement(*node, usage, it->second, -1);
+    for (size_t i = 0; i < node->cards.size(); ++i) node->cards[i].usage = usage[i];
+    node->cpu_milli_used -= it->second.cpu_milli;
+    node->memory_mib_used -= it->second.memory_mib;
+    node->pods.erase(it);
+    node->version++;
+  }
+  cluster.ForgetPod(pod_key);
+}
+
+StatusOr<std::vector<std::string>> SelectVictims(const NodeState& node, const PodRequest& req, const Context& ctx) {
+  NodeVerdict now = Filter(node, req, ctx);
+  if (now.kind == VerdictKind::kFits) return std::vector<std::string>{};
+  if (now.kind == VerdictKind::kNeverFits) return std::vector<std::string>{};
+  std::vector<const PodPlacement*> candidates;
+  for (const auto& [key, p] : node.pods)
+    if (p.priority < req.priority) candidates.push_back(&p);
+  // Lowest priority first; among equals the pod holding most, so fewer pods go.
+  std::sort(candidates.begin(), candidates.end(), [](const PodPlacement* a, const PodPlacement* b) {
+    if (a->priority != b->priority) return a->priority < b->priority;
+    if (a->TotalComputePermille() != b->TotalComputePermille())
+      return a->TotalComputePermille() > b->TotalComputePermille();
+    return a->pod_key < b->pod_key;
+  });
+  NodeState trial = node;
+  auto remove = [&](const PodPlacement& p) {
+    std::vector<CardUsage> usage = UsageOf(trial);
+    ApplyPlacement(trial, usage, p, -1);
+    for (size_t i = 0; i < trial.cards.size(); ++i) trial.cards[i].usage = usage[i];
+    trial.cpu_milli_used -= p.cpu_milli;
+    trial.memory_mib_used -= p.memory_mib;
+  };
+  auto add = [&](const PodPlacement& p) {
+    std::vector<CardUsage> usage = UsageOf(trial);
+    ApplyPlacement(trial, usage, p, +1);
+    for (size_t i = 0; i < trial.cards.size(); ++i) trial.cards[i].usage = usage[i];
+    trial.cpu_milli_used += p.cpu_milli;
+    trial.memory_mib_used += p.memory_mib;
+  };
+  std::vector<const PodPlacement*> removed;
+  bool fits = false;
+  for (const auto* p : candidates) {
+    remove(*p);
+    removed.push_back(p);
+    if (Filter(trial, req, ctx).kind == VerdictKind::kFits) {
+      fits = true;
+      break;
+    }
+  }
+  if (!fits) return std::vector<std::string>{};
+  // Reprieve: give back every victim (most important first) that is not needed after all.
+  std::vector<std::string> victims;
+  for (auto it = removed.rbegin(); it != removed.rend(); ++it) {
+    add(**it);
+    if (Filter(trial, req, ctx).kind == VerdictKind::kFits) continue;  // not needed
+    remove(**it);
+    victims.push_back((*it)->pod_key);
+  }
+  std::sort(victims.begin(), victims.end());
+  return victims;
+}
+
+std::vector<FilterScoreCache::Entry>& FilterScoreCache::ForShape(uint64_t shape_key, size_t nodes) {
+  auto& v = by_shape_[shape_key];
+  if (v.size() != nodes) v.assign(nodes, Entry{});
+  return v;
+}
+
+std::string Decision::Summary() const {
+  std::ostringstream out;
+  int total = feasible_nodes;
+  for (const auto& [r, n] : reasons) total += n;
+  out << feasible_nodes << "/" << total << " nodes fit";
+  for (const auto& [r, n] : reasons) out << "; " << n << " node" << (n == 1 ? "" : "s") << ": " << r;
+  return out.str();
+}
+
+Decision Schedule(const ClusterState& cluster, const PodRequest& req, const Context& ctx, FilterScoreCache* cache,
+                  uint64_t shape_key) {
+  Decision d;
+  const auto& nodes = cluster.nodes();
+  std::vector<FilterScoreCache::Entry>* entries = cache ? &cache->ForShape(shape_key, nodes.size()) : nullptr;
+  int best = -1;
+  NodeScore best_score;
+  PodPlacement best_plan;
+  int ties = 0;
+  bool all_never = true;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const NodeState& node = nodes[i];
+    bool fits;
+    NodeScore score;
+    PodPlacement plan;
+    bool have_plan = false;
+    if (entries && (*entries)[i].version == node.version) {
+      fits = (*entries)[i].fits;
+      score = (*entries)[i].score;
+      if (!fits) {
+        d.reasons["does not fit (cached)"]++;
+        all_never = false;
+      }
+    } else {
+      NodeVerdict v = Filter(node, req, ctx);
+      fits = v.kind == VerdictKind::kFits;
+      if (!fits) {
+        d.reasons[v.reason]++;
+        if (v.kind != VerdictKind::kNeverFits) all_never = false;
+      } else {
+        score = Score(node, req, v.plan, ctx);
+        plan = std::move(v.plan);
+        have_plan = true;
+      }
+      if (entries) (*entries)[i] = {node.version, fits, score};
+    }
+    if (!fits) continue;
+    all_never = false;
+    d.feasible_nodes++;
+    bool better = best < 0 || score.primary > best_score.primary ||
+                  (score.primary == best_score.primary && score.tiebreak > best_score.tiebreak);
+    bool equal = best >= 0 && score.primary == best_score.primary && score.tiebreak == best_score.tiebreak;
+    if (better) {
+      best = static_cast<int>(i);
+      best_score = score;
+      ties = 1;
+      best_plan = have_plan ? std::move(plan) : PodPlacement{};
+    } else if (equal && ctx.rng) {
+      // Reservoir sampling among equal best nodes, as kube-scheduler's selectHost does.
+      ++ties;
+      if (std::uniform_int_distribution<int>(0, ties - 1)(*ctx.rng) == 0) {
+        best = static_cast<int>(i);
+        best_plan = have_plan ? std::move(plan) : PodPlacement{};
+      }
+    }
+  }
+  if (best < 0) {
+    d.never_fits = all_never && !nodes.empty();
+    return d;
+  }
+  if (best_plan.node.empty()) {
+    NodeVerdict v = Filter(nodes[best], req, ctx);
+    best_plan = std::move(v.plan);
+  }
+  d.scheduled = true;
+  d.placement = std::move(best_plan);
+  return d;
+}
+
+double ClusterFragmentationPercent(const ClusterState& cluster, const WorkloadModel& workload) {
+  double frag = 0, capacity = 0;
+  for (const auto& node : cluster.nodes()) {
+    frag += workload.Fragmentation(MakeFragView(node));
+    capacity += 1000.0 * node.cards.size();
+  }
+  return capacity > 0 ? 100.0 * frag / capacity : 0;
+}
+
+}  // namespace tideslice::core

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# README command 2: install dependencies, build, run every test. Usage: scripts/test.sh [preset]
+# preset: release (default) or asan (AddressSanitizer + UBSan).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+preset="${1:-release}"
+bash scripts/install-deps.sh
+bash scripts/build.sh "$preset"
+ctest --preset "$preset"
