@@ -22,24 +22,38 @@ FragView MakeFragView(const NodeState& node) {
   return v;
 }
 
-WorkloadModel WorkloadModel::FromTypicalPods(const std::vector<TypicalPod>& pods) {
+WorkloadModel WorkloadModel::FromTypicalPods(const std::vector<TypicalPod>& pods, double popularity) {
   WorkloadModel model;
-  double total = 0;
-  for (const auto& p : pods) total += std::max(0.0, p.weight);
-  if (total <= 0) return model;
-  using Key = std::tuple<int, int, std::vector<std::string>>;
-  std::map<Key, std::map<int64_t, double>> grouped;  // shape -> cpu -> weight
-  std::map<std::tuple<int64_t, int, int, std::vector<std::string>>, bool> distinct;
+  // Distinct shapes with their summed weights.
+  using Shape = std::tuple<int64_t, int, int, std::vector<std::string>>;  // cpu, per-card, cards, models
+  std::map<Shape, double> shapes;
   for (const auto& p : pods) {
     if (p.weight <= 0) continue;
     auto models = p.allowed_models;
     std::sort(models.begin(), models.end());
     int per_card = p.num_cards > 0 ? p.per_card_permille : 0;
     int num = per_card > 0 ? p.num_cards : 0;
-    grouped[{per_card, num, models}][p.cpu_milli] += p.weight / total;
-    distinct[{p.cpu_milli, per_card, num, models}] = true;
+    shapes[{p.cpu_milli, per_card, num, models}] += p.weight;
   }
-  model.shapes_ = distinct.size();
+  std::vector<std::pair<Shape, double>> ranked(shapes.begin(), shapes.end());
+  // Most frequent first; ties broken by the larger shape first, deterministically.
+  std::stable_sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) {
+    if (a.second != b.second) return a.second > b.second;
+    return a.first > b.first;
+  });
+  double total = 0;
+  for (const auto& r : ranked) total += r.second;
+  if (total <= 0) return model;
+  double kept = 0;
+  size_t keep = 0;
+  while (keep < ranked.size() && kept < popularity * total - 1e-9) kept += ranked[keep++].second;
+  ranked.resize(std::max<size_t>(keep, 1));
+  if (kept <= 0) kept = ranked.front().second;
+  model.shapes_ = ranked.size();
+
+  std::map<std::tuple<int, int, std::vector<std::string>>, std::map<int64_t, double>> grouped;
+  for (const auto& [shape, w] : ranked)
+    grouped[{std::get<1>(shape), std::get<2>(shape), std::get<3>(shape)}][std::get<0>(shape)] += w / kept;
   for (auto& [key, by_cpu] : grouped) {
     Group g;
     g.per_card_permille = std::get<0>(key);

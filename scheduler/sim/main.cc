@@ -1,27 +1,342 @@
+// tideslice-sim: the placement core without a cluster.
+//
+//   tideslice-sim [demo] [--seed N] [--demand 1.3] [--svg OUT] [--json OUT]
+//   tideslice-sim replay --nodes FILE --pods FILE [--policy NAME] [--seed N] [--inflate 1.3]
+//                        [--json OUT] [--svg OUT]
+//   tideslice-sim sweep --trace-dir DIR [--traces a,b] [--policies a,b] [--seeds 42-51]
+//                       [--inflate 1.3] [--threads N] [--published FILE] [--markdown OUT]
 #include <cstdio>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
 #include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "scheduler/sim/replay.h"
+#include "scheduler/sim/scenario.h"
+#include "scheduler/sim/svg.h"
+#include "scheduler/sim/sweep.h"
 
 using namespace tideslice;
 
-int main(int argc, char** argv) {
-  std::string nodes_path, pods_path, policy = "fragaware";
-  uint64_t seed = 42;
-  for (int i = 2; i + 1 < argc; i += 2) {
-    std::string f = argv[i];
-    if (f == "--nodes") nodes_path = argv[i + 1];
-    if (f == "--pods") pods_path = argv[i + 1];
-    if (f == "--policy") policy = argv[i + 1];
-    if (f == "--seed") seed = std::stoull(argv[i + 1]);
+namespace {
+
+constexpr const char* kUsage = R"(tideslice-sim: run TideSlice's placement core on a simulated cluster.
+
+Usage:
+  tideslice-sim [demo] [--seed N] [--demand R] [--svg OUT] [--json OUT]
+      Built-in scenario: a mixed Ascend/NVIDIA cluster (H100, A100, 910B3, 310P3, T4) and a mixed
+      workload of fractional, vNPU/MIG profile, whole-card, multi-card, TFLOPS-based and exclusive
+      pods, arriving until their demand is R x the cluster's cards (default 1.3). Compares the
+      placement policies and prints a report.
+
+  tideslice-sim replay --nodes FILE --pods FILE [--policy NAME] [--seed N] [--inflate R]
+                       [--json OUT] [--svg OUT]
+      Replays an Alibaba openb trace with the FGD (ATC'23) protocol. Default policy: fragaware.
+
+  tideslice-sim sweep --trace-dir DIR [--traces LIST] [--policies LIST] [--seeds A-B|LIST]
+                      [--inflate R] [--threads N] [--published FILE] [--markdown OUT]
+      Many replays at once; medians per trace and policy, next to the published FGD results.
+
+Policies: fragaware (default), binpack, spread, random, bestfit, dotprod, gpupacking, fgd.
+)";
+
+struct Flags {
+  std::string command;
+  std::map<std::string, std::string> values;
+};
+
+StatusOr<Flags> ParseFlags(int argc, char** argv, const std::map<std::string, std::set<std::string>>& allowed) {
+  Flags f;
+  int i = 1;
+  if (i < argc && argv[i][0] != '-') f.command = argv[i++];
+  if (f.command.empty()) f.command = "demo";
+  auto it = allowed.find(f.command);
+  if (it == allowed.end())
+    return Status::InvalidArgument(f.command, "unknown command; use demo, replay or sweep (see --help)");
+  for (; i < argc; ++i) {
+    std::string flag = argv[i];
+    if (flag == "--help" || flag == "-h") {
+      f.command = "help";
+      return f;
+    }
+    if (!it->second.count(flag))
+      return Status::InvalidArgument(flag, "is not a flag of `" + f.command + "`; see tideslice-sim --help");
+    if (i + 1 >= argc) return Status::InvalidArgument(flag, "needs a value");
+    f.values[flag] = argv[++i];
   }
-  auto nodes = sim::LoadNodeCsv(nodes_path);
-  auto pods = sim::LoadPodCsv(pods_path);
-  if (!nodes.ok() || !pods.ok()) { std::fprintf(stderr, "load error %s %s\n", nodes.status().ToString().c_str(), pods.status().ToString().c_str()); return 1; }
+  return f;
+}
+
+StatusOr<uint64_t> ParseU64(const std::string& flag, const std::string& text) {
+  try {
+    size_t used = 0;
+    unsigned long long v = std::stoull(text, &used);
+    if (used != text.size()) throw std::invalid_argument(text);
+    return static_cast<uint64_t>(v);
+  } catch (...) {
+    return Status::InvalidArgument(flag, "must be a whole number, got \"" + text + "\"");
+  }
+}
+
+StatusOr<double> ParseRatio(const std::string& flag, const std::string& text) {
+  try {
+    size_t used = 0;
+    double v = std::stod(text, &used);
+    if (used != text.size() || !(v > 0) || v > 10) throw std::invalid_argument(text);
+    return v;
+  } catch (...) {
+    return Status::InvalidArgument(flag, "must be a number in (0, 10], got \"" + text + "\"");
+  }
+}
+
+std::vector<std::string> SplitComma(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string x;
+  while (std::getline(ss, x, ','))
+    if (!x.empty()) out.push_back(x);
+  return out;
+}
+
+Status WriteFile(const std::string& path, const std::string& content) {
+  std::ofstream out(path, std::ios::binary);
+  if (!out) return Status::Unavailable("cannot write " + path);
+  out << content;
+  return out ? Status::Ok() : Status::Unavailable("failed writing " + path);
+}
+
+int Fail(const Status& s) {
+  std::fprintf(stderr, "tideslice-sim: %s\n", s.ToString().c_str());
+  return 2;
+}
+
+int RunDemo(const Flags& f) {
+  uint64_t seed = 7;
+  double demand = 1.3;
+  if (f.values.count("--seed")) {
+    auto v = ParseU64("--seed", f.values.at("--seed"));
+    if (!v.ok()) return Fail(v.status());
+    seed = *v;
+  }
+  if (f.values.count("--demand")) {
+    auto v = ParseRatio("--demand", f.values.at("--demand"));
+    if (!v.ok()) return Fail(v.status());
+    demand = *v;
+  }
+  const auto& cat = catalog::Catalog::Builtin();
+  core::ClusterState cluster = sim::DefaultCluster(cat);
+  auto pods = sim::DefaultWorkload(cluster, seed, demand);
+  int cards = 0;
+  std::map<std::string, int> models;
+  for (const auto& n : cluster.nodes())
+    for (const auto& c : n.cards) {
+      cards++;
+      models[c.model->name]++;
+    }
+  std::printf("TideSlice simulator: built-in scenario (seed %llu)\n\n", static_cast<unsigned long long>(seed));
+  std::printf("Cluster: %zu nodes, %d cards:", cluster.nodes().size(), cards);
+  for (const auto& [m, n] : models) std::printf(" %d x %s,", n, m.c_str());
+  std::printf("\nWorkload: %zu pods arriving until their demand is %.0f %% of the cards\n\n", pods.size(), demand * 100);
+
+  std::vector<sim::ScenarioResult> results;
+  for (core::Policy p : {core::Policy::kFragAware, core::Policy::kBinpack, core::Policy::kSpread, core::Policy::kBestFit,
+                         core::Policy::kRandom})
+    results.push_back(sim::RunScenario(pods, cluster, cat, p, seed));
+
+  std::printf("%-11s %8s %9s %12s %11s %9s %9s\n", "policy", "placed", "rejected", "allocated %", "frag %", "idle", "stranded");
+  for (const auto& r : results)
+    std::printf("%-11s %5d/%-4d %7d %12.1f %11.1f %9d %9d\n", r.policy.c_str(), r.placed, r.pods,
+                r.rejected_at_prefilter, r.allocated_pct, r.fragmentation_pct, r.idle_cards, r.stranded_cards);
+  std::printf("\nPlaced pods by kind (placed/arrived):\n");
+  for (const auto& r : results) {
+    std::printf("  %-11s", r.policy.c_str());
+    for (const auto& [k, v] : r.by_kind) std::printf("  %s %d/%d", k.c_str(), v.first, v.second);
+    std::printf("\n");
+  }
+  std::printf("\nAllocated share of each card model:\n");
+  for (const auto& r : results) {
+    std::printf("  %-11s", r.policy.c_str());
+    for (const auto& [m, v] : r.allocated_by_model) std::printf("  %s %.0f%%", m.c_str(), v);
+    std::printf("\n");
+  }
+  const auto& best = results.front();
+  if (!best.first_failures.empty()) {
+    std::printf("\nFirst pods %s could not place, and why:\n", best.policy.c_str());
+    for (const auto& s : best.first_failures) std::printf("  %s\n", s.c_str());
+  }
+  std::printf("\nallocated %% = card-equivalents in use (the larger of compute and memory share per card) / cards\n"
+              "frag %%      = idle capacity the expected workload cannot use (FGD measure) / cards\n"
+              "stranded    = partly used cards with less than 10 %% of compute or memory left\n");
+
+  if (f.values.count("--svg")) {
+    std::vector<sim::Series> series;
+    for (const auto& r : results) series.push_back({r.policy, r.curve});
+    sim::ChartOptions o;
+    o.title = "Built-in scenario: allocated share of the cluster as demand arrives";
+    o.x_label = "arrived demand (% of cards)";
+    o.y_label = "allocated (% of cards)";
+    o.x_max = demand * 100;
+    o.x_marks = {{100, "demand = capacity"}};
+    Status st = WriteFile(f.values.at("--svg"), sim::LineChartSvg(o, series));
+    if (!st.ok()) return Fail(st);
+  }
+  if (f.values.count("--json")) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& r : results)
+      j.push_back({{"policy", r.policy}, {"placed", r.placed}, {"pods", r.pods}, {"allocated_pct", r.allocated_pct},
+                   {"fragmentation_pct", r.fragmentation_pct}, {"idle_cards", r.idle_cards},
+                   {"stranded_cards", r.stranded_cards}});
+    Status st = WriteFile(f.values.at("--json"), j.dump(2));
+    if (!st.ok()) return Fail(st);
+  }
+  return 0;
+}
+
+int RunReplay(const Flags& f) {
+  if (!f.values.count("--nodes")) return Fail(Status::InvalidArgument("--nodes", "is required (a node list CSV)"));
+  if (!f.values.count("--pods")) return Fail(Status::InvalidArgument("--pods", "is required (a pod list CSV)"));
   sim::ReplayOptions o;
-  o.policy = *core::ParsePolicy(policy);
-  o.seed = seed;
-  auto r = sim::Replay(*nodes, *pods, pods_path, o);
-  if (!r.ok()) { std::fprintf(stderr, "%s\n", r.status().ToString().c_str()); return 1; }
-  std::printf("unalloc@100=%.2f alloc@130=%.2f failed=%ld elapsed=%.2fs\n", r->unallocated_at_100, r->allocated_at_130, (long)r->pods_failed, r->elapsed_s);
+  if (f.values.count("--policy")) {
+    auto p = core::ParsePolicy(f.values.at("--policy"));
+    if (!p.ok()) return Fail(p.status());
+    o.policy = *p;
+  }
+  if (f.values.count("--seed")) {
+    auto v = ParseU64("--seed", f.values.at("--seed"));
+    if (!v.ok()) return Fail(v.status());
+    o.seed = *v;
+  }
+  if (f.values.count("--inflate")) {
+    auto v = ParseRatio("--inflate", f.values.at("--inflate"));
+    if (!v.ok()) return Fail(v.status());
+    o.inflate = *v;
+  }
+  auto nodes = sim::LoadNodeCsv(f.values.at("--nodes"));
+  if (!nodes.ok()) return Fail(nodes.status());
+  auto pods = sim::LoadPodCsv(f.values.at("--pods"));
+  if (!pods.ok()) return Fail(pods.status());
+  std::string trace = f.values.at("--pods");
+  trace = trace.substr(trace.find_last_of('/') + 1);
+  if (trace.size() > 4 && trace.substr(trace.size() - 4) == ".csv") trace.resize(trace.size() - 4);
+  auto r = sim::Replay(*nodes, *pods, trace, o);
+  if (!r.ok()) return Fail(r.status());
+  std::printf("trace %s, policy %s, seed %llu: %lld pods arrived, %lld failed, %lld GPUs\n", r->trace.c_str(),
+              r->policy.c_str(), static_cast<unsigned long long>(r->seed), static_cast<long long>(r->pods_arrived),
+              static_cast<long long>(r->pods_failed), static_cast<long long>(r->cluster_gpus));
+  std::printf("%8s %12s %12s\n", "arrived%", "allocated%", "frag%");
+  for (const auto& p : r->points)
+    if (p.arrived_pct % 10 == 0 || p.arrived_pct == static_cast<int>(r->points.size()) - 1)
+      std::printf("%8d %12.2f %12.2f\n", p.arrived_pct, p.allocated_pct, p.fragmentation_pct);
+  std::printf("unallocated GPUs at 100%% arrived: %.2f %%; allocated at %d%%: %.2f %%; %.2f s\n", r->unallocated_at_100,
+              r->points.back().arrived_pct, r->allocated_at_130, r->elapsed_s);
+  if (f.values.count("--json")) {
+    Status st = WriteFile(f.values.at("--json"), r->ToJson());
+    if (!st.ok()) return Fail(st);
+  }
+  if (f.values.count("--svg")) {
+    sim::Series alloc{"allocated %", {}}, frag{"fragmentation %", {}}, ideal{"arrived (ideal)", {}};
+    for (const auto& p : r->points) {
+      alloc.points.emplace_back(p.arrived_pct, p.allocated_pct);
+      frag.points.emplace_back(p.arrived_pct, p.fragmentation_pct);
+      ideal.points.emplace_back(p.arrived_pct, std::min(100, p.arrived_pct));
+    }
+    sim::ChartOptions o2;
+    o2.title = r->trace + " / " + r->policy + " / seed " + std::to_string(r->seed);
+    o2.x_label = "arrived GPU request (% of cluster GPUs)";
+    o2.y_label = "% of cluster GPUs";
+    o2.x_max = r->points.back().arrived_pct;
+    o2.x_marks = {{100, "100 %"}};
+    Status st = WriteFile(f.values.at("--svg"), sim::LineChartSvg(o2, {ideal, alloc, frag}));
+    if (!st.ok()) return Fail(st);
+  }
+  return 0;
+}
+
+int RunSweepCommand(const Flags& f) {
+  sim::SweepOptions o;
+  if (!f.values.count("--trace-dir"))
+    return Fail(Status::InvalidArgument("--trace-dir", "is required (e.g. ../shared/traces/alibaba-gpu-v2023)"));
+  o.trace_dir = f.values.at("--trace-dir");
+  o.traces = SplitComma(f.values.count("--traces") ? f.values.at("--traces") : "default");
+  for (const auto& p : SplitComma(f.values.count("--policies") ? f.values.at("--policies") : "fragaware")) {
+    auto pol = core::ParsePolicy(p);
+    if (!pol.ok()) return Fail(pol.status());
+    o.policies.push_back(*pol);
+  }
+  std::string seeds = f.values.count("--seeds") ? f.values.at("--seeds") : "42-51";
+  if (auto dash = seeds.find('-'); dash != std::string::npos) {
+    auto a = ParseU64("--seeds", seeds.substr(0, dash));
+    auto b = ParseU64("--seeds", seeds.substr(dash + 1));
+    if (!a.ok() || !b.ok() || *b < *a || *b - *a > 1000)
+      return Fail(Status::InvalidArgument("--seeds", "must be A-B with A <= B, or a comma list"));
+    for (uint64_t s = *a; s <= *b; ++s) o.seeds.push_back(s);
+  } else {
+    for (const auto& s : SplitComma(seeds)) {
+      auto v = ParseU64("--seeds", s);
+      if (!v.ok()) return Fail(v.status());
+      o.seeds.push_back(*v);
+    }
+  }
+  if (f.values.count("--inflate")) {
+    auto v = ParseRatio("--inflate", f.values.at("--inflate"));
+    if (!v.ok()) return Fail(v.status());
+    o.inflate = *v;
+  }
+  if (f.values.count("--threads")) {
+    auto v = ParseU64("--threads", f.values.at("--threads"));
+    if (!v.ok() || *v == 0 || *v > 256) return Fail(Status::InvalidArgument("--threads", "must be 1..256"));
+    o.threads = static_cast<int>(*v);
+  }
+  auto cells = sim::RunSweep(o);
+  if (!cells.ok()) return Fail(cells.status());
+  std::optional<sim::PublishedResults> published;
+  if (f.values.count("--published")) {
+    auto p = sim::LoadPublished(f.values.at("--published"));
+    if (!p.ok()) return Fail(p.status());
+    published = std::move(*p);
+  }
+  std::string md = sim::SweepMarkdown(*cells, published ? &*published : nullptr);
+  std::printf("%s", md.c_str());
+  double total = 0;
+  for (const auto& c : *cells)
+    for (const auto& r : c.runs) total += r.elapsed_s;
+  std::printf("\n%zu replays, %.1f s of replay time\n", cells->size() * o.seeds.size(), total);
+  if (f.values.count("--markdown")) {
+    Status st = WriteFile(f.values.at("--markdown"), md);
+    if (!st.ok()) return Fail(st);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::map<std::string, std::set<std::string>> allowed = {
+      {"demo", {"--seed", "--demand", "--svg", "--json"}},
+      {"replay", {"--nodes", "--pods", "--policy", "--seed", "--inflate", "--json", "--svg"}},
+      {"sweep", {"--trace-dir", "--traces", "--policies", "--seeds", "--inflate", "--threads", "--published", "--markdown"}},
+      {"help", {}},
+      {"--help", {}},
+      {"-h", {}},
+  };
+  if (argc > 1 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" || std::string(argv[1]) == "help")) {
+    std::printf("%s", kUsage);
+    return 0;
+  }
+  auto flags = ParseFlags(argc, argv, allowed);
+  if (!flags.ok()) {
+    std::fprintf(stderr, "tideslice-sim: %s\n\n%s", flags.status().ToString().c_str(), kUsage);
+    return 2;
+  }
+  if (flags->command == "help") {
+    std::printf("%s", kUsage);
+    return 0;
+  }
+  if (flags->command == "replay") return RunReplay(*flags);
+  if (flags->command == "sweep") return RunSweepCommand(*flags);
+  return RunDemo(*flags);
 }

@@ -23,6 +23,7 @@ struct ReplayOptions {
   uint64_t seed = 42;
   double inflate = 1.3;
   bool record_fragmentation = true;
+  double typical_popularity = 1.0;  // share of pods whose shapes form the workload model (not FGD)
 };
 
 struct ReplayPoint {

@@ -1,0 +1,221 @@
+#include "scheduler/sim/scenario.h"
+
+#include <algorithm>
+#include <random>
+
+#include "scheduler/core/request.h"
+
+namespace tideslice::sim {
+namespace {
+
+void AddNodes(core::ClusterState& cluster, const catalog::Catalog& catalog, const std::string& prefix,
+              const std::string& model_name, int nodes, int cards, int cards_per_link_domain, int64_t cpu_milli,
+              int64_t memory_mib) {
+  const auto* model = catalog.Find(model_name);
+  for (int n = 0; n < nodes; ++n) {
+    core::NodeState node;
+    node.name = prefix + "-" + std::to_string(n);
+    node.cpu_milli_capacity = cpu_milli;
+    node.memory_mib_capacity = memory_mib;
+    node.labels["tideslice.io/card-model"] = model->name;
+    for (int c = 0; c < cards; ++c) {
+      core::CardState card;
+      card.uuid = node.name + "-" + std::to_string(c);
+      card.index = c;
+      card.model = model;
+      card.memory_mib = model->memory_mib;
+      card.numa_node = c < cards / 2 ? 0 : 1;
+      card.link_domain = node.name + "/link" + std::to_string(c / cards_per_link_domain);
+      node.cards.push_back(std::move(card));
+    }
+    cluster.AddNode(std::move(node));
+  }
+}
+
+kube::PodSpec MakePod(const std::string& name, std::map<std::string, std::string> limits,
+                      std::map<std::string, std::string> annotations, const std::string& owner_kind) {
+  kube::PodSpec p;
+  p.name = name;
+  p.namespace_name = "demo";
+  p.uid = "uid-" + name;
+  p.annotations = std::move(annotations);
+  p.owners.push_back({owner_kind, name + "-owner", true});
+  kube::ContainerSpec c;
+  c.name = "main";
+  c.limits = std::move(limits);
+  c.requests["cpu"] = "4";
+  c.requests["memory"] = "16Gi";
+  p.containers.push_back(std::move(c));
+  return p;
+}
+
+}  // namespace
+
+double CardAllocatedFraction(const core::CardState& card) {
+  double compute = card.usage.used_compute_permille / 1000.0;
+  double memory = card.memory_mib > 0 ? static_cast<double>(card.usage.used_memory_mib) / card.memory_mib : 0;
+  if (card.usage.whole_taken) return 1.0;
+  return std::min(1.0, std::max(compute, memory));
+}
+
+core::ClusterState DefaultCluster(const catalog::Catalog& catalog) {
+  core::ClusterState cluster;
+  // NVLink joins all 8 GPUs of an HGX board; Ascend 910 servers have two HCCS rings of 4.
+  AddNodes(cluster, catalog, "h100", "H100-80G", 4, 8, 8, 192000, 2 << 20);
+  AddNodes(cluster, catalog, "a100", "A100-80G", 4, 8, 8, 128000, 1 << 20);
+  AddNodes(cluster, catalog, "ascend910b3", "Ascend910B3", 4, 8, 4, 192000, 1 << 20);
+  AddNodes(cluster, catalog, "ascend310p3", "Ascend310P3", 2, 8, 8, 96000, 512 << 10);
+  AddNodes(cluster, catalog, "t4", "T4", 4, 4, 4, 64000, 256 << 10);
+  return cluster;
+}
+
+std::vector<ScenarioPod> DefaultWorkload(const core::ClusterState& cluster, uint64_t seed, double demand_ratio) {
+  int cards = 0;
+  for (const auto& n : cluster.nodes()) cards += static_cast<int>(n.cards.size());
+  std::mt19937_64 rng(seed);
+  auto pick = [&](auto... options) {
+    std::vector<std::string> v{options...};
+    return v[std::uniform_int_distribution<size_t>(0, v.size() - 1)(rng)];
+  };
+  std::vector<ScenarioPod> pods;
+  double demand = 0;
+  int serial = 0;
+  while (demand < demand_ratio * cards) {
+    std::string name = "pod-" + std::to_string(serial++);
+    int roll = std::uniform_int_distribution<int>(0, 99)(rng);
+    ScenarioPod p;
+    if (roll < 28) {  // fractional inference: memory + cores on any card
+      std::string mem = pick("8Gi", "16Gi", "12288Mi", "20Gi");
+      std::string cores = pick("20", "30", "50");
+      p.spec = MakePod(name, {{"tideslice.io/vnpu", "1"}, {"tideslice.io/vnpu-memory", mem}, {"tideslice.io/vnpu-cores", cores}},
+                       {}, "ReplicaSet");
+      p.kind = "fractional";
+      p.card_equivalents = std::stoi(cores) / 100.0;
+    } else if (roll < 36) {  // Ascend vNPU templates
+      bool b3 = std::uniform_int_distribution<int>(0, 1)(rng);
+      std::string profile = b3 ? pick("vir05_1c_16g", "vir10_3c_32g") : pick("vir02", "vir04", "vir01");
+      p.spec = MakePod(name, {{"tideslice.io/vnpu", "1"}}, {{"tideslice.io/profile", profile}}, "Deployment");
+      p.kind = "profile";
+      p.card_equivalents = b3 ? (profile == "vir05_1c_16g" ? 0.25 : 0.5) : (profile == "vir01" ? 0.125 : profile == "vir02" ? 0.25 : 0.5);
+    } else if (roll < 44) {  // NVIDIA MIG profiles
+      std::string profile = pick("1g.10gb", "2g.20gb", "3g.40gb", "1g.20gb");
+      p.spec = MakePod(name, {{"tideslice.io/vnpu", "1"}}, {{"tideslice.io/profile", profile}}, "Deployment");
+      p.kind = "profile";
+      p.card_equivalents = (profile[0] - '0') / 7.0;
+    } else if (roll < 58) {  // whole cards through vendor-native names
+      if (std::uniform_int_distribution<int>(0, 1)(rng))
+        p.spec = MakePod(name, {{"nvidia.com/gpu", "1"}}, {}, "Job");
+      else
+        p.spec = MakePod(name, {{"huawei.com/Ascend910B3", "1"}}, {}, "Job");
+      p.kind = "whole";
+      p.card_equivalents = 1;
+    } else if (roll < 68) {  // multi-card training
+      std::string n = pick("2", "4", "8");
+      p.spec = MakePod(name, {{"tideslice.io/vnpu", n}}, {{"tideslice.io/card-type", pick("H100-80G,A100-80G", "Ascend910B3")}},
+                       "PyTorchJob");
+      p.kind = "multi-card";
+      p.card_equivalents = std::stoi(n);
+    } else if (roll < 80) {  // normalised compute: any vendor that is fast enough
+      std::string t = pick("30", "60", "120");
+      p.spec = MakePod(name, {{"tideslice.io/vnpu", "1"}, {"tideslice.io/vnpu-tflops", t}}, {}, "Deployment");
+      p.kind = "tflops";
+      p.card_equivalents = std::stoi(t) / 300.0;
+    } else if (roll < 92) {  // small T4 / 310P inference
+      p.spec = MakePod(name, {{"tideslice.io/vnpu", "1"}, {"tideslice.io/vnpu-memory", pick("4Gi", "6Gi")}, {"tideslice.io/vnpu-cores", "25"}},
+                       {{"tideslice.io/card-type", "T4,Ascend310P3"}}, "Deployment");
+      p.kind = "fractional";
+      p.card_equivalents = 0.25;
+    } else {  // sensitive workloads that must not share a card
+      p.spec = MakePod(name, {{"tideslice.io/vnpu", "1"}, {"tideslice.io/vnpu-memory", "16Gi"}},
+                       {{"tideslice.io/exclusive", "true"}}, "Deployment");
+      p.kind = "exclusive";
+      p.card_equivalents = 1;
+    }
+    demand += p.card_equivalents;
+    pods.push_back(std::move(p));
+  }
+  return pods;
+}
+
+ScenarioResult RunScenario(const std::vector<ScenarioPod>& pods, const core::ClusterState& empty_cluster,
+                           const catalog::Catalog& catalog, core::Policy policy, uint64_t seed) {
+  ScenarioResult r;
+  r.policy = core::PolicyName(policy);
+  core::ClusterState cluster = empty_cluster;
+  int cards = 0;
+  for (const auto& n : cluster.nodes()) cards += static_cast<int>(n.cards.size());
+
+  // The fragmentation model learns the workload's shapes as TideSlice does in production:
+  // from the requests it has seen (here: the whole list, by count).
+  std::vector<core::TypicalPod> typical;
+  std::vector<core::PodRequest> requests;
+  std::vector<bool> valid;
+  for (const auto& p : pods) {
+    auto req = core::PreFilter(p.spec, catalog);
+    valid.push_back(req.ok());
+    requests.push_back(req.ok() ? *req : core::PodRequest{});
+    if (!req.ok()) continue;
+    for (const auto& c : req->containers) {
+      if (c.init) continue;
+      core::TypicalPod t;
+      t.cpu_milli = req->cpu_milli;
+      t.num_cards = c.slice.count;
+      t.per_card_permille = c.slice.whole || !c.slice.profile.empty() ? 1000 : std::max(1, c.slice.compute_permille);
+      t.allowed_models.assign(req->type_include.begin(), req->type_include.end());
+      typical.push_back(std::move(t));
+    }
+  }
+  core::WorkloadModel model = core::WorkloadModel::FromTypicalPods(typical);
+  model.Bind(cluster);
+  std::mt19937_64 rng(seed);
+  core::Context ctx;
+  ctx.policy = policy;
+  ctx.workload = &model;
+  ctx.rng = &rng;
+
+  double arrived = 0;
+  for (size_t i = 0; i < pods.size(); ++i) {
+    const auto& p = pods[i];
+    r.pods++;
+    arrived += p.card_equivalents;
+    auto& kind = r.by_kind[p.kind];
+    kind.second++;
+    if (!valid[i]) {
+      r.rejected_at_prefilter++;
+      continue;
+    }
+    core::Decision d = core::Schedule(cluster, requests[i], ctx);
+    if (d.scheduled && core::Reserve(cluster, d.placement).ok()) {
+      r.placed++;
+      kind.first++;
+    } else if (r.first_failures.size() < 3) {
+      r.first_failures.push_back(p.spec.name + " (" + p.kind + "): " + d.Summary());
+    }
+    double allocated = 0;
+    for (const auto& n : cluster.nodes())
+      for (const auto& c : n.cards) allocated += CardAllocatedFraction(c);
+    r.curve.emplace_back(100.0 * arrived / cards, 100.0 * allocated / cards);
+  }
+  std::map<std::string, std::pair<double, int>> by_model;
+  double allocated = 0;
+  for (const auto& n : cluster.nodes()) {
+    for (const auto& c : n.cards) {
+      double f = CardAllocatedFraction(c);
+      allocated += f;
+      by_model[c.model->name].first += f;
+      by_model[c.model->name].second++;
+      if (c.usage.Idle() && c.usage.hard_instances == 0) r.idle_cards++;
+      double free_compute = c.FreeComputePermille() / 1000.0;
+      double free_memory = c.memory_mib > 0 ? static_cast<double>(c.FreeMemoryMiB()) / c.memory_mib : 0;
+      if (!c.usage.Idle() && !c.usage.whole_taken && f < 1.0 && std::min(free_compute, free_memory) < 0.10 &&
+          std::max(free_compute, free_memory) > 0)
+        r.stranded_cards++;
+    }
+  }
+  for (const auto& [m, v] : by_model) r.allocated_by_model[m] = 100.0 * v.first / v.second;
+  r.allocated_pct = 100.0 * allocated / cards;
+  r.fragmentation_pct = core::ClusterFragmentationPercent(cluster, model);
+  return r;
+}
+
+}  // namespace tideslice::sim
