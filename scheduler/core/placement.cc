@@ -57,7 +57,8 @@ ResolvedSlice Resolve(const CardState& card, const SliceSpec& s) {
     r.kind = card.model->partitioning;
     r.memory_mib = r.profile->memory_mib;
     int units = r.kind == catalog::Partitioning::kMig ? card.model->mig_compute_slices : card.model->compute_units;
-    r.compute_permille = units > 0 ? static_cast<int>((r.profile->compute * 1000 + units - 1) / units) : 0;
+    // Floor, so that partitions which exactly fill a card never add up to more than 1000.
+    r.compute_permille = units > 0 ? r.profile->compute * 1000 / units : 0;
     return r;
   }
   int compute = s.compute_permille;
@@ -350,6 +351,30 @@ std::vector<CardUsage> UsageOf(const NodeState& node) {
   return usage;
 }
 
+// Reserve's re-check of one planned grant against the current usage, with Filter's rules: the
+// same Fits(), except that a MIG grant must get exactly its planned slot.
+bool StillFits(const CardState& card, const CardUsage& u, const CardGrant& g, bool exclusive_pod) {
+  ResolvedSlice r;
+  r.memory_mib = g.memory_mib;
+  r.compute_permille = g.compute_permille;
+  r.whole = g.whole;
+  if (!g.profile.empty()) {
+    if (!card.model || !(r.profile = card.model->FindProfile(g.profile))) return false;
+    r.kind = card.model->partitioning;
+  }
+  CardGrant probe;
+  if (!Fits(card, u, r, exclusive_pod, &probe)) {
+    // Fits() looks for the first free MIG slot; a later free slot is just as good.
+    if (r.kind != catalog::Partitioning::kMig || u.whole_taken || u.soft_slices > 0 || u.exclusive) return false;
+  }
+  if (r.kind == catalog::Partitioning::kMig) {
+    if (u.mig_compute_used + r.profile->compute > card.model->mig_compute_slices) return false;
+    if (card.memory_mib - u.used_memory_mib < r.memory_mib) return false;
+    return (u.mig_slot_mask & MigMask(card, g)) == 0;
+  }
+  return true;
+}
+
 }  // namespace
 
 StatusOr<Policy> ParsePolicy(std::string_view name) {
@@ -555,7 +580,6 @@ Status Reserve(ClusterState& cluster, const PodPlacement& plan) {
     return Status::AlreadyExists("pod " + plan.pod_key + " is already placed on " + holder->name);
   // Re-check every grant against the current usage: the state may have moved since Filter.
   std::vector<CardUsage> usage = UsageOf(*node);
-  std::set<int> touched;
   for (const auto& c : plan.containers) {
     std::set<int> cards_of_container;
     for (const auto& g : c.cards) {
@@ -567,18 +591,12 @@ Status Reserve(ClusterState& cluster, const PodPlacement& plan) {
       if (g.reuses_pod_share) continue;
       const CardState& card = node->cards[g.card_index];
       const CardUsage& u = usage[g.card_index];
-      bool ok = !u.exclusive && !u.whole_taken && !(plan.exclusive && u.pods > 0 && !touched.count(g.card_index));
-      if (g.whole) ok = ok && u.Idle() && u.hard_instances == 0;
-      ok = ok && card.memory_mib - u.used_memory_mib >= g.memory_mib &&
-           kWholeCardPermille - u.used_compute_permille >= g.compute_permille;
-      if (!g.profile.empty() && g.start_slot >= 0) ok = ok && (u.mig_slot_mask & MigMask(card, g)) == 0;
-      if (!ok)
+      if (!StillFits(card, u, g, plan.exclusive))
         return Status::FailedPrecondition("card " + g.uuid + " on " + node->name +
                                           " no longer has room for the planned slice");
       CardUsage& mu = usage[g.card_index];
       ApplyGrant(mu, g, +1);
       mu.mig_slot_mask |= MigMask(card, g);
-      touched.insert(g.card_index);
     }
   }
   if (node->cpu_milli_capacity > 0 && node->cpu_milli_used + plan.cpu_milli > node->cpu_milli_capacity)

@@ -1,0 +1,78 @@
+// Runs every fuzz entry point on seed inputs and on deterministic mutations of them, so that
+// each build (gcc included) exercises the parsers' error paths. The coverage-guided runs use
+// the libFuzzer binaries (cmake -DTIDESLICE_FUZZ=ON with clang); see docs/testing.md.
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "tests/fuzz/targets.h"
+
+namespace tideslice::fuzz {
+namespace {
+
+using Target = void (*)(const uint8_t*, size_t);
+
+void Mutate(Target target, const std::vector<std::string>& seeds, int rounds) {
+  std::mt19937 rng(12345);
+  const std::string alphabet = "{}[]\":,0123456789.-eEGiMm \\u\n|abcnulltrue";
+  for (const auto& seed : seeds) {
+    target(reinterpret_cast<const uint8_t*>(seed.data()), seed.size());
+    for (int r = 0; r < rounds; ++r) {
+      std::string s = seed;
+      int edits = 1 + rng() % 4;
+      for (int e = 0; e < edits; ++e) {
+        size_t pos = s.empty() ? 0 : rng() % (s.size() + 1);
+        switch (rng() % 4) {
+          case 0: s.insert(pos, 1, alphabet[rng() % alphabet.size()]); break;
+          case 1: if (pos < s.size()) s.erase(pos, 1 + rng() % 8); break;
+          case 2: if (pos < s.size()) s[pos] = static_cast<char>(rng() % 256); break;
+          case 3: s = s.substr(0, pos); break;
+        }
+      }
+      target(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+    }
+  }
+}
+
+TEST(FuzzSmoke, Quantity) { Mutate(Fuzz_quantity, {"8Gi", "500M", "1.5e3", "100m", "-2Ki"}, 500); }
+
+TEST(FuzzSmoke, PodJson) {
+  Mutate(Fuzz_pod_json,
+         {R"({"metadata":{"name":"p","annotations":{"tideslice.io/profile":"1g.10gb"}},"spec":{"containers":[{"name":"c","resources":{"limits":{"tideslice.io/vnpu":"1"}}}]}})"},
+         2000);
+}
+
+TEST(FuzzSmoke, Annotations) {
+  Mutate(Fuzz_annotations,
+         {R"({"nodeName":"n","cards":[{"uuid":"g","index":0,"model":"T4","memoryMib":"16384"}],"heartbeat":"2026-01-01T00:00:00Z"})",
+          R"({"podUid":"u","nodeName":"n","containers":[{"name":"c","slices":[{"cardUuid":"g","computePermille":300}]}],"phase":"ASSIGNMENT_PHASE_ALLOCATING"})"},
+         2000);
+}
+
+TEST(FuzzSmoke, TraceCsv) {
+  Mutate(Fuzz_trace_csv,
+         {"sn,cpu_milli,memory_mib,gpu,model\nn,64000,262144,2,P100\n",
+          "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec\np,1000,1024,1,500,T4|A10\n"},
+         2000);
+}
+
+TEST(FuzzSmoke, Catalog) {
+  Mutate(Fuzz_catalog,
+         {R"({"models":[{"name":"X","vendor":"v","memory_mib":8,"compute_units":1,"partitioning":"mig","mig_memory_slices":8,"mig_compute_slices":7,
+             "profiles":[{"name":"p","memory_mib":1,"compute_slices":1,"slot_size":2,"start_slots":[0,2],"max_instances":2}]}]})"},
+         2000);
+}
+
+TEST(FuzzSmoke, PreFilter) {
+  Mutate(Fuzz_prefilter,
+         {R"({"metadata":{"name":"p","annotations":{"tideslice.io/card-type":"H100","tideslice.io/exclusive":"true"}},
+             "spec":{"initContainers":[{"name":"i","resources":{"limits":{"tideslice.io/vnpu":"2","tideslice.io/vnpu-memory":"8Gi"}}}],
+                     "containers":[{"name":"c","resources":{"limits":{"tideslice.io/vnpu":"2","tideslice.io/vnpu-cores":"30"}}}]}})",
+          R"({"metadata":{"name":"q","annotations":{"tideslice.io/profile":"3g.40gb"}},"spec":{"containers":[{"resources":{"limits":{"nvidia.com/gpu":"1"}}}]}})"},
+         2000);
+}
+
+}  // namespace
+}  // namespace tideslice::fuzz
