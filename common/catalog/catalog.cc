@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
+#include <cstdlib>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -142,7 +144,7 @@ StatusOr<Catalog> Catalog::FromJson(std::string_view text) {
   json root;
   try {
     root = json::parse(text, /*cb=*/nullptr, /*allow_exceptions=*/true, /*ignore_comments=*/true);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for numbers like 1e999
     return Status::InvalidArgument("catalog", std::string("is not valid JSON: ") + e.what());
   }
   if (!root.is_object()) return Status::InvalidArgument("catalog", "must be a JSON object with \"models\"");

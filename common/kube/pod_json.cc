@@ -1,5 +1,9 @@
 #include "common/kube/pod_json.h"
 
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+
 #include <nlohmann/json.hpp>
 
 namespace tideslice::kube {
@@ -94,7 +98,13 @@ StatusOr<PodSpec> PodSpecFromJson(const json& pod) {
     TS_RETURN_IF_ERROR(ReadString(*spec, "nodeName", out.node_name, "spec"));
     if (const json* p = Child(*spec, "priority")) {
       if (!p->is_number_integer()) return Status::InvalidArgument("spec.priority", "must be an integer");
-      out.priority = p->get<int32_t>();
+      // nlohmann stores non-negative integers as unsigned; clamp before range-checking.
+      int64_t priority = p->is_number_unsigned()
+                             ? static_cast<int64_t>(std::min<uint64_t>(p->get<uint64_t>(), INT64_MAX))
+                             : p->get<int64_t>();
+      if (priority < INT32_MIN || priority > INT32_MAX)
+        return Status::InvalidArgument("spec.priority", "must fit in 32 bits (Kubernetes caps it at 1000000000)");
+      out.priority = static_cast<int32_t>(priority);
     }
   }
   if (const json* status = Child(pod, "status")) {

@@ -166,6 +166,13 @@ TEST(CatalogLoader, RejectsBadValues) {
   EXPECT_THAT(Catalog::FromJson(R"({"version":"v9","models":[]})").status().field(), "catalog.version");
 }
 
+// Found by fuzz_catalog: nlohmann throws out_of_range (not parse_error) for huge numbers.
+TEST(CatalogLoader, HugeNumbersAreAnErrorNotACrash) {
+  auto c = Catalog::FromJson(R"({"models":[{"name":"X","vendor":"v","memory_mib":1e999,"compute_units":1}]})");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.status().message(), HasSubstr("not valid JSON"));
+}
+
 TEST(CatalogLoader, MergeOverridesAndAdds) {
   Catalog c = Catalog::Builtin();
   auto over = Catalog::FromJson(

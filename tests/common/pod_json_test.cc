@@ -60,6 +60,8 @@ TEST(PodJson, MalformedInputNamesTheField) {
   EXPECT_EQ(PodSpecFromJson(R"({"spec":{"containers":[{"resources":{"limits":{"x":true}}}]}})").status().field(),
             "spec.containers[0].resources.limits.x");
   EXPECT_EQ(PodSpecFromJson(R"({"spec":{"priority":"high"}})").status().field(), "spec.priority");
+  EXPECT_EQ(PodSpecFromJson(R"({"spec":{"priority":99999999999}})").status().field(), "spec.priority");
+  EXPECT_EQ(PodSpecFromJson(R"({"spec":{"priority":1e999}})").status().field(), "pod");
 }
 
 }  // namespace

@@ -61,7 +61,8 @@ TEST(FuzzSmoke, TraceCsv) {
 TEST(FuzzSmoke, Catalog) {
   Mutate(Fuzz_catalog,
          {R"({"models":[{"name":"X","vendor":"v","memory_mib":8,"compute_units":1,"partitioning":"mig","mig_memory_slices":8,"mig_compute_slices":7,
-             "profiles":[{"name":"p","memory_mib":1,"compute_slices":1,"slot_size":2,"start_slots":[0,2],"max_instances":2}]}]})"},
+             "profiles":[{"name":"p","memory_mib":1,"compute_slices":1,"slot_size":2,"start_slots":[0,2],"max_instances":2}]}]})",
+          R"({"models":[{"memory_mib":1e999}]})"},  // crashed fuzz_catalog once
          2000);
 }
 
