@@ -18,14 +18,19 @@ FragView MakeFragView(const NodeState& node) {
   v.cpu_left = node.cpu_milli_capacity - node.cpu_milli_used;
   v.cards = std::min<int>(static_cast<int>(node.cards.size()), kMaxCardsPerNode);
   v.model_id = node.cards.empty() ? -1 : node.cards.front().model_id;
-  for (int i = 0; i < v.cards; ++i) v.free_permille[i] = SliceableFreePermille(node.cards[i]);
+  for (int i = 0; i < v.cards; ++i) {
+    const CardState& c = node.cards[i];
+    v.free_permille[i] = SliceableFreePermille(c);
+    v.memory_mib[i] = c.memory_mib;
+    v.free_memory_mib[i] = v.free_permille[i] > 0 ? c.FreeMemoryMiB() : 0;
+  }
   return v;
 }
 
 WorkloadModel WorkloadModel::FromTypicalPods(const std::vector<TypicalPod>& pods, double popularity) {
   WorkloadModel model;
   // Distinct shapes with their summed weights.
-  using Shape = std::tuple<int64_t, int, int, std::vector<std::string>>;  // cpu, per-card, cards, models
+  using Shape = std::tuple<int64_t, int, int, std::vector<std::string>, int64_t>;  // cpu, per-card, cards, models, memory
   std::map<Shape, double> shapes;
   for (const auto& p : pods) {
     if (p.weight <= 0) continue;
@@ -33,7 +38,13 @@ WorkloadModel WorkloadModel::FromTypicalPods(const std::vector<TypicalPod>& pods
     std::sort(models.begin(), models.end());
     int per_card = p.num_cards > 0 ? p.per_card_permille : 0;
     int num = per_card > 0 ? p.num_cards : 0;
-    shapes[{p.cpu_milli, per_card, num, models}] += p.weight;
+    int64_t memory = num > 0 ? std::max<int64_t>(0, p.memory_mib) : 0;
+    if (num == 0 && p.num_cards > 0 && p.memory_mib > 0) {  // memory-only slices still need a card
+      per_card = 1;
+      num = p.num_cards;
+      memory = p.memory_mib;
+    }
+    shapes[{p.cpu_milli, per_card, num, models, memory}] += p.weight;
   }
   std::vector<std::pair<Shape, double>> ranked(shapes.begin(), shapes.end());
   // Most frequent first; ties broken by the larger shape first, deterministically.
@@ -51,14 +62,16 @@ WorkloadModel WorkloadModel::FromTypicalPods(const std::vector<TypicalPod>& pods
   if (kept <= 0) kept = ranked.front().second;
   model.shapes_ = ranked.size();
 
-  std::map<std::tuple<int, int, std::vector<std::string>>, std::map<int64_t, double>> grouped;
+  std::map<std::tuple<int, int, std::vector<std::string>, int64_t>, std::map<int64_t, double>> grouped;
   for (const auto& [shape, w] : ranked)
-    grouped[{std::get<1>(shape), std::get<2>(shape), std::get<3>(shape)}][std::get<0>(shape)] += w / kept;
+    grouped[{std::get<1>(shape), std::get<2>(shape), std::get<3>(shape), std::get<4>(shape)}][std::get<0>(shape)] +=
+        w / kept;
   for (auto& [key, by_cpu] : grouped) {
     Group g;
     g.per_card_permille = std::get<0>(key);
     g.num_cards = std::get<1>(key);
     g.allowed_models = std::get<2>(key);
+    g.memory_mib = std::get<3>(key);
     g.any_model = g.allowed_models.empty();
     g.weight_prefix.push_back(0);
     for (const auto& [cpu, w] : by_cpu) {
@@ -86,13 +99,16 @@ void WorkloadModel::Bind(const ClusterState& cluster) {
 }
 
 double WorkloadModel::Fragmentation(const FragView& v) const {
-  const int64_t total = v.TotalFree();
+  std::array<int, kMaxCardsPerNode> idle{};
+  int64_t total = 0;
+  for (int i = 0; i < v.cards; ++i) {
+    idle[i] = v.IdleShare(i);
+    total += idle[i];
+  }
   if (total == 0) return 0;
-  std::array<int, kMaxCardsPerNode> sorted = v.free_permille;
-  std::sort(sorted.begin(), sorted.begin() + v.cards);
   double frag = 0;
   for (const auto& g : groups_) {
-    if (g.per_card_permille == 0) {  // needs no card: every idle card is a fragment to it
+    if (g.num_cards == 0) {  // needs no card: every idle card is a fragment to it
       frag += g.total_weight * total;
       continue;
     }
@@ -101,16 +117,21 @@ double WorkloadModel::Fragmentation(const FragView& v) const {
       frag += g.total_weight * total;
       continue;
     }
-    // Cards with room for one slice of this shape, and the free share on cards without room.
-    int first_fit = static_cast<int>(std::lower_bound(sorted.begin(), sorted.begin() + v.cards, g.per_card_permille) -
-                                     sorted.begin());
-    int fitting_cards = v.cards - first_fit;
+    // Cards with room for one slice of this shape; the idle share of the others is stranded.
+    int fitting_cards = 0;
+    int64_t stranded = 0;
+    for (int i = 0; i < v.cards; ++i) {
+      bool fits = v.free_permille[i] >= g.per_card_permille && v.free_permille[i] > 0 &&
+                  (g.memory_mib == 0 || v.memory_mib[i] == 0 || v.free_memory_mib[i] >= g.memory_mib);
+      if (fits)
+        ++fitting_cards;
+      else
+        stranded += idle[i];
+    }
     if (fitting_cards < g.num_cards) {
       frag += g.total_weight * total;
       continue;
     }
-    int64_t stranded = 0;
-    for (int i = 0; i < first_fit; ++i) stranded += sorted[i];
     double hostable = g.total_weight;
     if (v.cpu_tracked) {
       size_t le = std::upper_bound(g.cpu_sorted.begin(), g.cpu_sorted.end(), v.cpu_left) - g.cpu_sorted.begin();

@@ -13,6 +13,7 @@
 // O(groups x cards) instead of O(typical pods x cards).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <string>
@@ -26,23 +27,32 @@ inline constexpr int kMaxCardsPerNode = 32;
 
 struct TypicalPod {
   int64_t cpu_milli = 0;
-  int per_card_permille = 0;   // 0 = the pod needs no card
+  int per_card_permille = 0;   // compute share per card; 0 with num_cards 0 = the pod needs no card
   int num_cards = 0;
   std::vector<std::string> allowed_models;  // empty = any model
   double weight = 1;           // relative frequency
+  int64_t memory_mib = 0;      // card memory per card, 0 = none
 };
 
 // The slice of a node that fragmentation looks at.
+// A card's idle share is the smaller of its free compute and free memory (in permille of the
+// card): a card with compute left but no memory is as full as one with no compute.
 struct FragView {
   int64_t cpu_left = 0;
   bool cpu_tracked = false;
   int model_id = -1;
   int cards = 0;
-  std::array<int, kMaxCardsPerNode> free_permille{};  // per card, 0 for cards no slice can use
+  std::array<int, kMaxCardsPerNode> free_permille{};     // free compute, 0 for cards no slice can use
+  std::array<int64_t, kMaxCardsPerNode> free_memory_mib{};
+  std::array<int64_t, kMaxCardsPerNode> memory_mib{};    // 0 = memory not modelled for the card
 
+  int IdleShare(int i) const {
+    if (memory_mib[i] <= 0) return free_permille[i];
+    return static_cast<int>(std::min<int64_t>(free_permille[i], free_memory_mib[i] * 1000 / memory_mib[i]));
+  }
   int64_t TotalFree() const {
     int64_t t = 0;
-    for (int i = 0; i < cards; ++i) t += free_permille[i];
+    for (int i = 0; i < cards; ++i) t += IdleShare(i);
     return t;
   }
 };
@@ -69,6 +79,7 @@ class WorkloadModel {
  private:
   struct Group {
     int per_card_permille = 0;
+    int64_t memory_mib = 0;
     int num_cards = 0;
     std::vector<std::string> allowed_models;
     uint64_t model_mask = ~0ull;  // bit per cluster model id; all ones = any

@@ -174,10 +174,10 @@ FragView ViewWith(const NodeState& node, const std::vector<CardUsage>& usage, in
   for (int i = 0; i < v.cards; ++i) {
     const CardState& c = node.cards[i];
     const CardUsage& u = usage[i];
-    if (!c.healthy || u.whole_taken || u.exclusive || u.hard_instances > 0)
-      v.free_permille[i] = 0;
-    else
-      v.free_permille[i] = std::max(0, kWholeCardPermille - u.used_compute_permille);
+    bool sliceable = c.healthy && !u.whole_taken && !u.exclusive && u.hard_instances == 0;
+    v.free_permille[i] = sliceable ? std::max(0, kWholeCardPermille - u.used_compute_permille) : 0;
+    v.memory_mib[i] = c.memory_mib;
+    v.free_memory_mib[i] = sliceable ? c.memory_mib - u.used_memory_mib : 0;
   }
   return v;
 }

@@ -160,7 +160,10 @@ ScenarioResult RunScenario(const std::vector<ScenarioPod>& pods, const core::Clu
       core::TypicalPod t;
       t.cpu_milli = req->cpu_milli;
       t.num_cards = c.slice.count;
-      t.per_card_permille = c.slice.whole || !c.slice.profile.empty() ? 1000 : std::max(1, c.slice.compute_permille);
+      // Whole cards, hard partitions and exclusive pods all need a card no soft slice is on.
+      bool needs_idle_card = c.slice.whole || !c.slice.profile.empty() || req->exclusive;
+      t.per_card_permille = needs_idle_card ? 1000 : std::max(1, c.slice.compute_permille);
+      t.memory_mib = needs_idle_card ? 0 : c.slice.memory_mib;
       t.allowed_models.assign(req->type_include.begin(), req->type_include.end());
       typical.push_back(std::move(t));
     }

@@ -60,6 +60,19 @@ TEST(Fragmentation, PopularityKeepsTheCommonShapes) {
   EXPECT_DOUBLE_EQ(common.Fragmentation(View({1000, 1000})), 0);  // 8-card shapes dropped
 }
 
+TEST(Fragmentation, MemoryBoundCardsAreAsFullAsComputeBoundOnes) {
+  // Shape: 1 card, 20 % compute, 16 GiB. Card 0 has compute left but only 8 GiB of 80 free.
+  auto m = WorkloadModel::FromTypicalPods({{0, 200, 1, {}, 1, 16384}});
+  FragView v = View({900, 900});
+  v.memory_mib = {81920, 81920};
+  v.free_memory_mib = {8192, 81920};
+  EXPECT_EQ(v.IdleShare(0), 100);  // 8 / 80 GiB is the binding share
+  EXPECT_EQ(v.IdleShare(1), 900);
+  EXPECT_DOUBLE_EQ(m.Fragmentation(v), 100);  // card 0 cannot host the shape: its 10 % is stranded
+  v.free_memory_mib = {81920, 81920};
+  EXPECT_DOUBLE_EQ(m.Fragmentation(v), 0);
+}
+
 TEST(Fragmentation, ClusterPercentAndAllocatedCardsDoNotCount) {
   ClusterState cluster;
   cluster.AddNode(MakeNode("n", "A100-80G", 2));
