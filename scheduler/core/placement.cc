@@ -768,6 +768,26 @@ Decision Schedule(const ClusterState& cluster, const PodRequest& req, const Cont
   return d;
 }
 
+Status ValidateAgainstCluster(const PodRequest& req, const ClusterState& cluster) {
+  for (const auto& c : req.containers) {
+    if (c.slice.count == 0) continue;
+    int best = 0;
+    for (const auto& node : cluster.nodes()) {
+      int allowed = 0;
+      for (const auto& card : node.cards) allowed += ModelAllowed(card, req) ? 1 : 0;
+      best = std::max(best, allowed);
+    }
+    if (c.slice.count > best) {
+      return Status::InvalidArgument(
+          std::string(c.init ? "initContainer \"" : "container \"") + c.name + "\" " + names::kVnpu,
+          "asks for " + std::to_string(c.slice.count) + " slices on distinct cards, but the largest node has " +
+              std::to_string(best) + " card" + (best == 1 ? "" : "s") + " of an allowed type; ask for at most " +
+              std::to_string(best) + " per container");
+    }
+  }
+  return Status::Ok();
+}
+
 double ClusterFragmentationPercent(const ClusterState& cluster, const WorkloadModel& workload) {
   double frag = 0, capacity = 0;
   for (const auto& node : cluster.nodes()) {

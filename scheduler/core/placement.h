@@ -108,6 +108,10 @@ class FilterScoreCache {
 Decision Schedule(const ClusterState& cluster, const PodRequest& request, const Context& ctx,
                   FilterScoreCache* cache = nullptr, uint64_t shape_key = 0);
 
+// Input errors only a look at the whole cluster reveals: more slices in one container than any
+// node has cards (of an allowed model). InvalidArgument naming tideslice.io/vnpu, or Ok.
+Status ValidateAgainstCluster(const PodRequest& request, const ClusterState& cluster);
+
 // Fragmentation of the whole cluster in percent of its total card capacity.
 double ClusterFragmentationPercent(const ClusterState& cluster, const WorkloadModel& workload);
 

@@ -247,6 +247,20 @@ TEST(Placement, VerdictsAndDecisionSummary) {
   EXPECT_TRUE(never.never_fits);
 }
 
+TEST(Placement, MoreSlicesThanAnyNodeHasCardsIsAnInputError) {
+  ClusterState cluster;
+  cluster.AddNode(MakeNode("big", "H100-80G", 8));
+  cluster.AddNode(MakeNode("t4", "T4", 4));
+  EXPECT_TRUE(ValidateAgainstCluster(Req("ok", {{"tideslice.io/vnpu", "8"}}), cluster).ok());
+  Status st = ValidateAgainstCluster(Req("p", {{"tideslice.io/vnpu", "16"}}), cluster);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(st.field(), "container \"main\" tideslice.io/vnpu");
+  EXPECT_THAT(st.message(), HasSubstr("the largest node has 8 cards"));
+  // Counting only allowed models: T4 nodes have 4.
+  Status typed = ValidateAgainstCluster(Req("q", {{"tideslice.io/vnpu", "6"}}, {{"tideslice.io/card-type", "T4"}}), cluster);
+  EXPECT_THAT(typed.message(), HasSubstr("has 4 cards of an allowed type; ask for at most 4"));
+}
+
 TEST(Reserve, AppliesOnceAndUnreserveIsIdempotent) {
   ClusterState cluster;
   cluster.AddNode(MakeNode("n", "H100-80G", 1));
