@@ -351,6 +351,15 @@ std::vector<CardUsage> UsageOf(const NodeState& node) {
   return usage;
 }
 
+// Adds (sign +1) or removes (sign -1) a pod's holdings on a node: card usage and host resources.
+void ApplyToNode(NodeState& node, const PodPlacement& plan, int sign) {
+  std::vector<CardUsage> usage = UsageOf(node);
+  ApplyPlacement(node, usage, plan, sign);
+  for (size_t i = 0; i < node.cards.size(); ++i) node.cards[i].usage = usage[i];
+  node.cpu_milli_used += sign * plan.cpu_milli;
+  node.memory_mib_used += sign * plan.memory_mib;
+}
+
 // Reserve's re-check of one planned grant against the current usage, with Filter's rules: the
 // same Fits(), except that a MIG grant must get exactly its planned slot.
 bool StillFits(const CardState& card, const CardUsage& u, const CardGrant& g, bool exclusive_pod) {
@@ -603,12 +612,8 @@ Status Reserve(ClusterState& cluster, const PodPlacement& plan) {
     return Status::FailedPrecondition("node " + node->name + " no longer has the cpu");
   if (node->memory_mib_capacity > 0 && node->memory_mib_used + plan.memory_mib > node->memory_mib_capacity)
     return Status::FailedPrecondition("node " + node->name + " no longer has the memory");
-  // Commit: recompute from the original usage so pod counts are applied exactly once.
-  std::vector<CardUsage> committed = UsageOf(*node);
-  ApplyPlacement(*node, committed, plan, +1);
-  for (size_t i = 0; i < node->cards.size(); ++i) node->cards[i].usage = committed[i];
-  node->cpu_milli_used += plan.cpu_milli;
-  node->memory_mib_used += plan.memory_mib;
+  // Commit from the original usage so pod counts are applied exactly once.
+  ApplyToNode(*node, plan, +1);
   node->pods[plan.pod_key] = plan;
   node->version++;
   cluster.RecordPod(plan.pod_key, plan.node);
@@ -621,11 +626,7 @@ void Unreserve(ClusterState& cluster, const std::string& pod_key) {
   NodeState* node = cluster.FindNode(holder->name);
   auto it = node->pods.find(pod_key);
   if (it != node->pods.end()) {
-    std::vector<CardUsage> usage = UsageOf(*node);
-    ApplyPlacement(*node, usage, it->second, -1);
-    for (size_t i = 0; i < node->cards.size(); ++i) node->cards[i].usage = usage[i];
-    node->cpu_milli_used -= it->second.cpu_milli;
-    node->memory_mib_used -= it->second.memory_mib;
+    ApplyToNode(*node, it->second, -1);
     node->pods.erase(it);
     node->version++;
   }
@@ -647,20 +648,8 @@ StatusOr<std::vector<std::string>> SelectVictims(const NodeState& node, const Po
     return a->pod_key < b->pod_key;
   });
   NodeState trial = node;
-  auto remove = [&](const PodPlacement& p) {
-    std::vector<CardUsage> usage = UsageOf(trial);
-    ApplyPlacement(trial, usage, p, -1);
-    for (size_t i = 0; i < trial.cards.size(); ++i) trial.cards[i].usage = usage[i];
-    trial.cpu_milli_used -= p.cpu_milli;
-    trial.memory_mib_used -= p.memory_mib;
-  };
-  auto add = [&](const PodPlacement& p) {
-    std::vector<CardUsage> usage = UsageOf(trial);
-    ApplyPlacement(trial, usage, p, +1);
-    for (size_t i = 0; i < trial.cards.size(); ++i) trial.cards[i].usage = usage[i];
-    trial.cpu_milli_used += p.cpu_milli;
-    trial.memory_mib_used += p.memory_mib;
-  };
+  auto remove = [&](const PodPlacement& p) { ApplyToNode(trial, p, -1); };
+  auto add = [&](const PodPlacement& p) { ApplyToNode(trial, p, +1); };
   std::vector<const PodPlacement*> removed;
   bool fits = false;
   for (const auto* p : candidates) {
