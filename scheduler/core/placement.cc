@@ -182,6 +182,20 @@ FragView ViewWith(const NodeState& node, const std::vector<CardUsage>& usage, in
   return v;
 }
 
+// What a grant does to a node's fragmentation view, without touching the node: the same effect
+// ApplyGrant/ApplyPlacement followed by ViewWith would have, on a stack copy.
+void ApplyToView(FragView& v, const CardGrant& g, bool exclusive_pod) {
+  if (g.reuses_pod_share || g.card_index < 0 || g.card_index >= v.cards) return;
+  const int i = g.card_index;
+  if (g.whole || !g.profile.empty() || exclusive_pod) {  // the card can take no more soft slices
+    v.free_permille[i] = 0;
+    v.free_memory_mib[i] = 0;
+    return;
+  }
+  v.free_permille[i] = std::max(0, v.free_permille[i] - g.compute_permille);
+  v.free_memory_mib[i] = std::max<int64_t>(0, v.free_memory_mib[i] - g.memory_mib);
+}
+
 Policy EffectivePolicy(const PodRequest& req, const Context& ctx) {
   if (req.placement == PlacementPolicy::kBinpack) return Policy::kBinpack;
   if (req.placement == PlacementPolicy::kSpread) return Policy::kSpread;
@@ -233,14 +247,14 @@ bool PlaceContainer(const NodeState& node, std::vector<CardUsage>& usage, const 
   const SliceSpec& s = c.slice;
   const Policy policy = EffectivePolicy(req, ctx);
   std::vector<Candidate> cands;
+  cands.reserve(node.cards.size());
   for (size_t i = 0; i < node.cards.size(); ++i) {
     const CardState& card = node.cards[i];
     if (!CardEligible(card, req, s)) continue;
     ResolvedSlice r = Resolve(card, s);
     CardGrant g;
     if (!Fits(card, usage[i], r, req.exclusive, &g)) continue;
-    g.card_index = static_cast<int>(i);
-    g.uuid = card.uuid;
+    g.card_index = static_cast<int>(i);  // the uuid is filled in for the chosen cards only
     const CardUsage& u = usage[i];
     double free_after = (kWholeCardPermille - u.used_compute_permille - g.compute_permille) +
                         (card.memory_mib > 0 ? 1000.0 * (card.memory_mib - u.used_memory_mib - g.memory_mib) /
@@ -268,10 +282,11 @@ bool PlaceContainer(const NodeState& node, std::vector<CardUsage>& usage, const 
   // Fragmentation-aware policies pick the single shared card that grows fragmentation least.
   if ((policy == Policy::kFragAware || policy == Policy::kFgd) && ctx.workload && s.count == 1 && !s.whole &&
       cands.size() > 1) {
+    const FragView base = ViewWith(node, usage, 0);
     for (auto& cand : cands) {
-      std::vector<CardUsage> trial = usage;
-      ApplyGrant(trial[cand.index], cand.grant, +1);
-      double frag = ctx.workload->Fragmentation(ViewWith(node, trial, 0));
+      FragView trial = base;
+      ApplyToView(trial, cand.grant, /*exclusive_pod=*/false);
+      double frag = ctx.workload->Fragmentation(trial);
       if (policy == Policy::kFgd) {
         cand.rank = frag;  // FGD: first card with the lowest fragmentation wins
       } else {
@@ -288,6 +303,7 @@ bool PlaceContainer(const NodeState& node, std::vector<CardUsage>& usage, const 
   out->name = c.name;
   out->init = c.init;
   for (auto& ch : chosen) {
+    ch.grant.uuid = node.cards[ch.index].uuid;
     ApplyGrant(usage[ch.index], ch.grant, +1);
     if (!ch.grant.profile.empty() && ch.grant.start_slot >= 0)
       usage[ch.index].mig_slot_mask |= MigMask(node.cards[ch.index], ch.grant);
@@ -518,10 +534,11 @@ NodeScore Score(const NodeState& node, const PodRequest& req, const PodPlacement
     case Policy::kFgd:
     case Policy::kFragAware: {
       if (!ctx.workload) break;  // no workload model: fall back to packing below
-      std::vector<CardUsage> usage = UsageOf(node);
-      FragView before = ViewWith(node, usage, 0);
-      ApplyPlacement(node, usage, plan, +1);
-      FragView after = ViewWith(node, usage, node.cpu_milli_capacity > 0 ? req.cpu_milli : 0);
+      const FragView before = MakeFragView(node);
+      FragView after = before;
+      for (const auto& c : plan.containers)
+        for (const auto& g : c.cards) ApplyToView(after, g, plan.exclusive);
+      if (after.cpu_tracked) after.cpu_left -= req.cpu_milli;
       double delta = ctx.workload->Fragmentation(before) - ctx.workload->Fragmentation(after);
       if (policy == Policy::kFgd) {
         s.primary = static_cast<double>(static_cast<int64_t>(100.0 / (1.0 + std::exp(-delta / 1000.0))));
