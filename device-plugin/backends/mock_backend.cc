@@ -1,0 +1,102 @@
+#include "device-plugin/backends/mock_backend.h"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+namespace tideslice::deviceplugin {
+
+StatusOr<std::unique_ptr<MockBackend>> MockBackend::FromJson(std::string_view text, const catalog::Catalog& catalog) {
+  using nlohmann::json;
+  json root = json::parse(text, nullptr, /*allow_exceptions=*/false, /*ignore_comments=*/true);
+  if (root.is_discarded() || !root.is_object())
+    return Status::InvalidArgument("mock config", "is not a JSON object with \"cards\"");
+  for (auto it = root.begin(); it != root.end(); ++it)
+    if (it.key() != "cards") return Status::InvalidArgument("mock config." + it.key(), "unknown key; only \"cards\"");
+  auto cards = root.find("cards");
+  if (cards == root.end() || !cards->is_array() || cards->empty())
+    return Status::InvalidArgument("mock config.cards", "must be a non-empty list of cards");
+  std::vector<DeviceInfo> devices;
+  std::set<std::string> uuids;
+  std::set<int> indexes;
+  const std::set<std::string> allowed = {"uuid", "index", "model", "memoryMib", "health", "numaNode", "linkDomain"};
+  for (size_t i = 0; i < cards->size(); ++i) {
+    const json& c = (*cards)[i];
+    const std::string at = "mock config.cards[" + std::to_string(i) + "]";
+    if (!c.is_object()) return Status::InvalidArgument(at, "must be an object");
+    for (auto it = c.begin(); it != c.end(); ++it)
+      if (!allowed.count(it.key())) return Status::InvalidArgument(at + "." + it.key(), "unknown key");
+    DeviceInfo d;
+    auto str = [&](const char* key, std::string& out, bool required) -> Status {
+      auto f = c.find(key);
+      if (f == c.end()) return required ? Status::InvalidArgument(at + "." + key, "is required") : Status::Ok();
+      if (!f->is_string() || f->get<std::string>().empty())
+        return Status::InvalidArgument(at + "." + key, "must be a non-empty string");
+      out = f->get<std::string>();
+      return Status::Ok();
+    };
+    auto num = [&](const char* key, int64_t& out, int64_t lo, int64_t hi) -> Status {
+      auto f = c.find(key);
+      if (f == c.end()) return Status::Ok();
+      if (!f->is_number_integer() || f->get<int64_t>() < lo || f->get<int64_t>() > hi)
+        return Status::InvalidArgument(at + "." + key, "must be a whole number in " + std::to_string(lo) + ".." +
+                                                           std::to_string(hi));
+      out = f->get<int64_t>();
+      return Status::Ok();
+    };
+    TS_RETURN_IF_ERROR(str("uuid", d.uuid, true));
+    std::string model_name, health = "Healthy";
+    TS_RETURN_IF_ERROR(str("model", model_name, true));
+    TS_RETURN_IF_ERROR(str("health", health, false));
+    TS_RETURN_IF_ERROR(str("linkDomain", d.link_domain, false));
+    int64_t index = static_cast<int64_t>(i), numa = -1, memory = 0;
+    TS_RETURN_IF_ERROR(num("index", index, 0, 1023));
+    TS_RETURN_IF_ERROR(num("numaNode", numa, -1, 1023));
+    TS_RETURN_IF_ERROR(num("memoryMib", memory, 1, int64_t{1} << 30));
+    const auto* model = catalog.Find(model_name);
+    if (!model) return Status::InvalidArgument(at + ".model", "unknown card model \"" + model_name + "\"; see docs/catalog.md");
+    if (health != "Healthy" && health != "Unhealthy")
+      return Status::InvalidArgument(at + ".health", "must be \"Healthy\" or \"Unhealthy\"");
+    if (!uuids.insert(d.uuid).second) return Status::InvalidArgument(at + ".uuid", "duplicates " + d.uuid);
+    if (!indexes.insert(static_cast<int>(index)).second)
+      return Status::InvalidArgument(at + ".index", "duplicates index " + std::to_string(index));
+    d.index = static_cast<int>(index);
+    d.numa_node = static_cast<int>(numa);
+    d.model = model->name;
+    d.vendor = model->vendor;
+    d.memory_mib = memory > 0 ? memory : model->memory_mib;
+    d.healthy = health == "Healthy";
+    devices.push_back(std::move(d));
+  }
+  return std::unique_ptr<MockBackend>(new MockBackend(std::move(devices)));
+}
+
+StatusOr<std::unique_ptr<MockBackend>> MockBackend::FromFile(const std::string& path, const catalog::Catalog& catalog) {
+  std::ifstream in(path);
+  if (!in) return Status::NotFound("--mock-config: cannot open " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto b = FromJson(ss.str(), catalog);
+  if (!b.ok()) return b.status().WithContext(path);
+  return b;
+}
+
+StatusOr<std::vector<DeviceInfo>> MockBackend::Discover() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return devices_;
+}
+
+Status MockBackend::SetHealth(const std::string& uuid, bool healthy) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& d : devices_) {
+    if (d.uuid == uuid) {
+      d.healthy = healthy;
+      return Status::Ok();
+    }
+  }
+  return Status::NotFound("no card with uuid " + uuid);
+}
+
+}  // namespace tideslice::deviceplugin

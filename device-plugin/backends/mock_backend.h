@@ -1,0 +1,36 @@
+// A backend that reads its cards from a JSON file, for tests, demos and development machines
+// without accelerators. Health can be flipped at run time (SetHealth), which is how tests drive
+// ListAndWatch updates.
+//
+// File format:
+//   {"cards": [{"uuid": "GPU-0", "index": 0, "model": "H100-80G", "memoryMib": 81920,
+//               "health": "Healthy", "numaNode": 0, "linkDomain": "nvl0"}, ...]}
+// "model" must be a catalog model (or alias); vendor and default memory come from the catalog.
+#pragma once
+
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/catalog/catalog.h"
+#include "device-plugin/backends/device_backend.h"
+
+namespace tideslice::deviceplugin {
+
+class MockBackend : public DeviceBackend {
+ public:
+  static StatusOr<std::unique_ptr<MockBackend>> FromJson(std::string_view json, const catalog::Catalog& catalog);
+  static StatusOr<std::unique_ptr<MockBackend>> FromFile(const std::string& path, const catalog::Catalog& catalog);
+
+  std::string Name() const override { return "mock"; }
+  StatusOr<std::vector<DeviceInfo>> Discover() override;
+  Status SetHealth(const std::string& uuid, bool healthy);
+
+ private:
+  explicit MockBackend(std::vector<DeviceInfo> devices) : devices_(std::move(devices)) {}
+  std::mutex mu_;
+  std::vector<DeviceInfo> devices_;
+};
+
+}  // namespace tideslice::deviceplugin
