@@ -1,0 +1,60 @@
+// The node agent's main loop, without main(): polls the backend for health, keeps the kubelet
+// servers up, and re-registers after a kubelet restart. Owns no Kubernetes code; the
+// AllocationHandler and the inventory publisher plug in from outside.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "device-plugin/backends/device_backend.h"
+#include "device-plugin/plugin/kubelet_watcher.h"
+#include "device-plugin/plugin/plugin_server.h"
+
+namespace tideslice::deviceplugin {
+
+struct AgentOptions {
+  PluginOptions plugin;
+  std::string kubelet_socket_name = "kubelet.sock";
+  std::chrono::milliseconds health_poll{5000};
+  std::chrono::milliseconds register_timeout{10000};
+  std::chrono::milliseconds retry_backoff{1000};
+};
+
+class Agent {
+ public:
+  Agent(AgentOptions options, DeviceBackend* backend, AllocationHandler* handler);
+  ~Agent();
+  // Discovers cards, serves, registers (retrying until the kubelet answers or Stop), then keeps
+  // polling health. Returns once serving and the first registration attempt has been made.
+  Status Start();
+  void Stop();
+  // Re-discover now (tests and health events call this instead of waiting for the poll).
+  void RefreshNow();
+  int registrations() const { return registrations_.load(); }
+  DeviceState& state() { return state_; }
+
+ private:
+  void Run();
+  Status ServeAndRegister();
+  AgentOptions options_;
+  DeviceBackend* backend_;
+  AllocationHandler* handler_;
+  DeviceState state_;
+  std::unique_ptr<PluginServer> server_;
+  std::unique_ptr<KubeletWatcher> watcher_;
+  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  bool restart_requested_ = true;
+  bool refresh_requested_ = false;
+  std::chrono::steady_clock::time_point next_register_{};
+  std::atomic<int> registrations_{0};
+};
+
+}  // namespace tideslice::deviceplugin
