@@ -1,0 +1,32 @@
+// What a container gets for its assigned slices: environment for the vendor runtime and for
+// user-space limiters, device nodes, and annotations. Pure: the hand-off decides which slices,
+// this decides how they look inside the container.
+//
+// NVIDIA: NVIDIA_VISIBLE_DEVICES lists card (or MIG instance) UUIDs for the NVIDIA container
+//   runtime; soft slices add CUDA_DEVICE_MEMORY_LIMIT_<i> (per visible device, "<MiB>m") and
+//   CUDA_DEVICE_SM_LIMIT (percent), the variables HAMi-core style limiters read.
+// Ascend: ASCEND_VISIBLE_DEVICES lists device indexes (or vNPU IDs) for the Ascend docker
+//   runtime, with /dev/davinci<N>, /dev/davinci_manager, /dev/devmm_svm and /dev/hisi_hdc.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "device-plugin/backends/device_backend.h"
+#include "deviceplugin/v1beta1/api.pb.h"
+
+namespace tideslice::deviceplugin {
+
+struct AssignedSlice {
+  DeviceInfo card;
+  int64_t memory_mib = 0;       // 0 with whole = the whole card
+  int compute_permille = 0;     // 0 = best effort
+  bool whole = false;
+  std::string profile;          // MIG profile / Ascend template, empty for soft slices
+  std::string partition_id;     // MIG instance UUID or vNPU ID once created
+};
+
+StatusOr<v1beta1::ContainerAllocateResponse> BuildContainerResponse(const std::vector<AssignedSlice>& slices);
+
+}  // namespace tideslice::deviceplugin
