@@ -19,6 +19,11 @@ struct DeviceInfo {
   bool healthy = true;
   int numa_node = -1;
   std::string link_domain;
+  // Live telemetry, where the backend can read it (negative = unknown).
+  int64_t memory_used_mib = -1;
+  double utilization_ratio = -1;   // 0..1
+  double temperature_celsius = -1;
+  double power_watts = -1;
 
   bool operator==(const DeviceInfo&) const = default;
 };

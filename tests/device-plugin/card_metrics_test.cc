@@ -1,0 +1,99 @@
+// The exporter served by a real prometheus-cpp Exposer on 127.0.0.1 (ephemeral port), read over
+// a real socket, and checked with the real promtool when it is installed (scripts/install-deps.sh
+// installs it).
+#include "device-plugin/exporter/card_metrics.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <prometheus/exposer.h>
+
+namespace tideslice::deviceplugin {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+std::string HttpGet(int port, const std::string& path) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return "";
+  }
+  std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  (void)!write(fd, req.data(), req.size());
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  close(fd);
+  auto body = out.find("\r\n\r\n");
+  return body == std::string::npos ? out : out.substr(body + 4);
+}
+
+DeviceInfo Card(int index, const std::string& uuid, bool healthy) {
+  DeviceInfo d;
+  d.index = index;
+  d.uuid = uuid;
+  d.vendor = "nvidia";
+  d.model = "H100-80G";
+  d.memory_mib = 81920;
+  d.healthy = healthy;
+  return d;
+}
+
+TEST(CardMetrics, ServedOverHttpWithBoundedLabelsAndPromtoolClean) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  CardMetrics metrics(registry, "gpu-node-1");
+  DeviceInfo a = Card(0, "GPU-a", true);
+  a.memory_used_mib = 1024;
+  a.utilization_ratio = 0.42;
+  a.temperature_celsius = 61;
+  a.power_watts = 350.5;
+  metrics.Update({a, Card(1, "GPU-b", false)});
+
+  prometheus::Exposer exposer("127.0.0.1:0");
+  exposer.RegisterCollectable(registry);
+  ASSERT_FALSE(exposer.GetListeningPorts().empty());
+  std::string text = HttpGet(exposer.GetListeningPorts()[0], "/metrics");
+  EXPECT_THAT(text, HasSubstr(R"(tideslice_card_memory_total_bytes{card="0",model="H100-80G",node="gpu-node-1",uuid="GPU-a",vendor="nvidia"} 85899345920)"));
+  EXPECT_THAT(text, HasSubstr(R"(tideslice_card_healthy{card="1",model="H100-80G",node="gpu-node-1",uuid="GPU-b",vendor="nvidia"} 0)"));
+  EXPECT_THAT(text, HasSubstr(R"(tideslice_card_utilization_ratio{card="0")"));
+  EXPECT_THAT(text, HasSubstr(R"(tideslice_card_power_watts{card="0")"));
+  EXPECT_THAT(text, Not(HasSubstr(R"(tideslice_card_temperature_celsius{card="1")")));  // unknown: not exported
+
+  // A card that goes away disappears from the output.
+  metrics.Update({a});
+  text = HttpGet(exposer.GetListeningPorts()[0], "/metrics");
+  EXPECT_THAT(text, Not(HasSubstr("GPU-b")));
+
+  if (std::system("command -v promtool >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "promtool not installed (scripts/install-deps.sh installs Debian's prometheus package)";
+  auto file = std::filesystem::temp_directory_path() / ("tsmetrics-" + std::to_string(getpid()) + ".txt");
+  std::ofstream(file) << text;
+  std::string cmd = "promtool check metrics < " + file.string() + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[512];
+  while (fgets(buf, sizeof buf, p)) out += buf;
+  int rc = pclose(p);
+  std::filesystem::remove(file);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(out, "") << "promtool lint findings:\n" << out;
+}
+
+}  // namespace
+}  // namespace tideslice::deviceplugin
