@@ -13,6 +13,7 @@ Agent::~Agent() { Stop(); }
 Status Agent::Start() {
   auto cards = backend_->Discover();
   if (!cards.ok()) return cards.status().WithContext("discovering cards with the " + backend_->Name() + " backend");
+  if (options_.on_devices) options_.on_devices(*cards);
   state_.Set(std::move(*cards));
   watcher_ = std::make_unique<KubeletWatcher>(options_.plugin.socket_dir,
                                               std::vector<std::string>{options_.plugin.socket_name}, [this] {
@@ -33,6 +34,10 @@ void Agent::Stop() {
     stop_ = true;
   }
   cv_.notify_all();
+  {
+    std::lock_guard<std::mutex> lock(server_mu_);
+    if (server_) server_->CancelRegister();
+  }
   if (watcher_) watcher_->Stop();
   if (thread_.joinable()) thread_.join();
   if (server_) server_->Stop();
@@ -50,13 +55,18 @@ Status Agent::ServeAndRegister() {
   // Stopping a server whose socket still exists would delete that socket ourselves, which the
   // watcher would take for another kubelet restart.
   std::error_code ec;
-  if (!server_ || !std::filesystem::exists(server_->socket_path(), ec)) {
-    if (server_) server_->Stop();
-    server_ = std::make_unique<PluginServer>(options_.plugin, &state_, handler_);
-    TS_RETURN_IF_ERROR(server_->Start());
+  PluginServer* server;
+  {
+    std::lock_guard<std::mutex> lock(server_mu_);
+    if (!server_ || !std::filesystem::exists(server_->socket_path(), ec)) {
+      if (server_) server_->Stop();
+      server_ = std::make_unique<PluginServer>(options_.plugin, &state_, handler_);
+      TS_RETURN_IF_ERROR(server_->Start());
+    }
+    server = server_.get();  // only this thread replaces server_, so it stays valid below
   }
   const std::string kubelet = options_.plugin.socket_dir + "/" + options_.kubelet_socket_name;
-  TS_RETURN_IF_ERROR(server_->Register(kubelet, options_.register_timeout));
+  TS_RETURN_IF_ERROR(server->Register(kubelet, options_.register_timeout));
   registrations_++;
   return Status::Ok();
 }
@@ -80,8 +90,10 @@ void Agent::Run() {
       refresh_requested_ = false;
       lock.unlock();
       auto cards = backend_->Discover();
-      if (cards.ok())
+      if (cards.ok()) {
+        if (options_.on_devices) options_.on_devices(*cards);
         state_.Set(std::move(*cards));
+      }
       else
         std::fprintf(stderr, "tideslice-device-plugin: %s\n", cards.status().ToString().c_str());
       lock.lock();

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -23,6 +24,8 @@ struct AgentOptions {
   std::chrono::milliseconds health_poll{5000};
   std::chrono::milliseconds register_timeout{10000};
   std::chrono::milliseconds retry_backoff{1000};
+  // Called on the agent's thread after every successful discovery (metrics, inventory).
+  std::function<void(const std::vector<DeviceInfo>&)> on_devices;
 };
 
 class Agent {
@@ -45,6 +48,7 @@ class Agent {
   DeviceBackend* backend_;
   AllocationHandler* handler_;
   DeviceState state_;
+  std::mutex server_mu_;  // guards swapping server_ against Stop() cancelling its Register
   std::unique_ptr<PluginServer> server_;
   std::unique_ptr<KubeletWatcher> watcher_;
   std::thread thread_;

@@ -214,11 +214,26 @@ Status PluginServer::Register(const std::string& kubelet_socket, std::chrono::mi
   req.set_resource_name(options_.resource_name);
   req.mutable_options()->set_get_preferred_allocation_available(true);
   v1beta1::Empty resp;
+  {
+    std::lock_guard<std::mutex> lock(register_mu_);
+    if (register_cancelled_) return Status::Unavailable("registration cancelled: shutting down");
+    register_ctx_ = &ctx;
+  }
   grpc::Status st = stub->Register(&ctx, req, &resp);
+  {
+    std::lock_guard<std::mutex> lock(register_mu_);
+    register_ctx_ = nullptr;
+  }
   if (!st.ok())
     return Status::Unavailable("registering " + options_.resource_name + " with the kubelet at " + kubelet_socket +
                                " failed: " + st.error_message());
   return Status::Ok();
+}
+
+void PluginServer::CancelRegister() {
+  std::lock_guard<std::mutex> lock(register_mu_);
+  register_cancelled_ = true;
+  if (register_ctx_) register_ctx_->TryCancel();
 }
 
 void PluginServer::Stop() {

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,8 @@ class PluginServer {
   Status Start();
   // Registers with the kubelet at `kubelet_socket` (absolute path).
   Status Register(const std::string& kubelet_socket, std::chrono::milliseconds timeout);
+  // Makes a Register call in progress on another thread return at once (for shutdown).
+  void CancelRegister();
   void Stop();
   std::string socket_path() const;
 
@@ -67,6 +70,9 @@ class PluginServer {
   DeviceState* state_;
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::mutex register_mu_;
+  grpc::ClientContext* register_ctx_ = nullptr;  // the Register call in flight, if any
+  bool register_cancelled_ = false;
 };
 
 grpc::Status ToGrpc(const Status& status);

@@ -1,0 +1,179 @@
+// tideslice-device-plugin: the node agent. Flags are resolved and validated here, once; nothing
+// else reads the environment or the command line.
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+
+#include <prometheus/exposer.h>
+#include <prometheus/registry.h>
+#include <unistd.h>
+
+#include "common/catalog/catalog.h"
+#include "device-plugin/backends/mock_backend.h"
+#include "device-plugin/backends/nvml_backend.h"
+#include "device-plugin/exporter/card_metrics.h"
+#include "device-plugin/plugin/agent.h"
+
+using namespace tideslice;
+using namespace tideslice::deviceplugin;
+
+namespace {
+
+constexpr const char* kUsage = R"(tideslice-device-plugin: TideSlice's node agent (kubelet device plugin API v1beta1).
+
+Flags:
+  --backend nvml|mock            where cards come from (default nvml). nvml loads libnvidia-ml.so.1
+                                 at run time; mock reads --mock-config. (dcmi: not available yet)
+  --mock-config FILE             JSON list of fake cards, e.g. deploy/examples/mock-cards.json
+  --device-plugin-dir DIR        kubelet's device plugin directory (default /var/lib/kubelet/device-plugins)
+  --resource-name NAME           extended resource to advertise (default tideslice.io/vnpu)
+  --replicas-per-card N          how many pods may share one card (default 10, 1..100)
+  --node-name NAME               this node's name (default: $NODE_NAME, else the host name)
+  --metrics-address HOST:PORT    where /metrics is served (default 0.0.0.0:9400; "off" disables)
+  --health-poll-seconds N        how often cards are re-read (default 5)
+  --help
+
+Allocation hand-off: containers get slices only as the TideSlice scheduler assigned them. That
+hand-off (PodAssignment annotations through the Kubernetes API) is not part of this build yet, so
+Allocate answers FAILED_PRECONDITION rather than guess which pod a device belongs to.
+)";
+
+std::atomic<bool> g_stop{false};
+void OnSignal(int) { g_stop = true; }
+
+// Refuses every Allocate with a reason, until the scheduler hand-off is built: handing out a
+// slice without knowing whose it is would be the exact bug TideSlice exists to avoid.
+class NoHandoffHandler : public AllocationHandler {
+ public:
+  StatusOr<v1beta1::ContainerAllocateResponse> AllocateContainer(const std::vector<std::string>& ids,
+                                                                const std::vector<DeviceInfo>&) override {
+    return Status::FailedPrecondition("cannot tell which pod devices " + (ids.empty() ? std::string() : ids.front()) +
+                                      "... belong to: this agent was built without the scheduler hand-off");
+  }
+};
+
+int Fail(const std::string& msg) {
+  std::fprintf(stderr, "tideslice-device-plugin: %s\n(see --help)\n", msg.c_str());
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::set<std::string> known = {"--backend", "--mock-config", "--device-plugin-dir", "--resource-name",
+                                       "--replicas-per-card", "--node-name", "--metrics-address", "--health-poll-seconds"};
+  std::map<std::string, std::string> flags;
+  for (int i = 1; i < argc; ++i) {
+    std::string f = argv[i];
+    if (f == "--help" || f == "-h") {
+      std::printf("%s", kUsage);
+      return 0;
+    }
+    if (auto eq = f.find('='); eq != std::string::npos) {
+      flags[f.substr(0, eq)] = f.substr(eq + 1);
+      f = f.substr(0, eq);
+    } else {
+      if (i + 1 >= argc) return Fail(f + " needs a value");
+      flags[f] = argv[++i];
+    }
+    if (!known.count(f)) return Fail("unknown flag " + f);
+  }
+  auto get = [&](const char* k, const std::string& def) { return flags.count(k) ? flags[k] : def; };
+  auto get_int = [&](const char* k, int def, int lo, int hi, int* out) -> bool {
+    std::string v = get(k, std::to_string(def));
+    try {
+      size_t used = 0;
+      int x = std::stoi(v, &used);
+      if (used != v.size() || x < lo || x > hi) return false;
+      *out = x;
+      return true;
+    } catch (...) {
+      return false;
+    }
+  };
+
+  AgentOptions options;
+  options.plugin.socket_dir = get("--device-plugin-dir", "/var/lib/kubelet/device-plugins");
+  options.plugin.resource_name = get("--resource-name", "tideslice.io/vnpu");
+  if (options.plugin.resource_name.find('/') == std::string::npos ||
+      options.plugin.resource_name.find("kubernetes.io/") != std::string::npos)
+    return Fail("--resource-name must be an extended resource name such as tideslice.io/vnpu");
+  std::string sock = options.plugin.resource_name;
+  for (char& c : sock)
+    if (c == '/' || c == '.') c = '-';
+  options.plugin.socket_name = sock + ".sock";
+  if (!get_int("--replicas-per-card", 10, 1, 100, &options.plugin.replicas_per_card))
+    return Fail("--replicas-per-card must be a whole number 1..100");
+  int poll_s = 5;
+  if (!get_int("--health-poll-seconds", 5, 1, 3600, &poll_s)) return Fail("--health-poll-seconds must be 1..3600");
+  options.health_poll = std::chrono::seconds(poll_s);
+  std::error_code ec;
+  if (!std::filesystem::is_directory(options.plugin.socket_dir, ec))
+    return Fail("--device-plugin-dir " + options.plugin.socket_dir + " is not a directory");
+
+  std::string node = get("--node-name", getenv("NODE_NAME") ? getenv("NODE_NAME") : "");
+  if (node.empty()) {
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    node = host;
+  }
+
+  const auto& catalog = catalog::Catalog::Builtin();
+  std::unique_ptr<DeviceBackend> backend;
+  std::string backend_name = get("--backend", "nvml");
+  if (backend_name == "mock") {
+    if (!flags.count("--mock-config")) return Fail("--backend mock needs --mock-config FILE");
+    auto b = MockBackend::FromFile(flags["--mock-config"], catalog);
+    if (!b.ok()) return Fail(b.status().ToString());
+    backend = std::move(*b);
+  } else if (backend_name == "nvml") {
+    auto api = LoadNvml();
+    if (!api.ok()) return Fail(api.status().message());
+    auto b = NvmlBackend::Create(*api, catalog);
+    if (!b.ok()) return Fail(b.status().message());
+    backend = std::move(*b);
+  } else if (backend_name == "dcmi") {
+    return Fail("--backend dcmi is not available in this build yet; use nvml or mock");
+  } else {
+    return Fail("--backend must be nvml or mock, got \"" + backend_name + "\"");
+  }
+
+  auto registry = std::make_shared<prometheus::Registry>();
+  CardMetrics metrics(registry, node);
+  std::mutex metrics_mu;
+  options.on_devices = [&](const std::vector<DeviceInfo>& cards) {
+    std::lock_guard<std::mutex> lock(metrics_mu);
+    metrics.Update(cards);
+  };
+  std::unique_ptr<prometheus::Exposer> exposer;
+  std::string metrics_address = get("--metrics-address", "0.0.0.0:9400");
+  if (metrics_address != "off") {
+    try {
+      exposer = std::make_unique<prometheus::Exposer>(metrics_address);
+    } catch (const std::exception& e) {
+      return Fail("--metrics-address " + metrics_address + ": " + e.what());
+    }
+    exposer->RegisterCollectable(registry);
+  }
+
+  NoHandoffHandler handler;
+  Agent agent(options, backend.get(), &handler);
+  Status st = agent.Start();
+  if (!st.ok()) return Fail(st.ToString());
+  std::fprintf(stderr, "tideslice-device-plugin: node %s, backend %s, %s on %s/%s, metrics %s\n", node.c_str(),
+               backend->Name().c_str(), options.plugin.resource_name.c_str(), options.plugin.socket_dir.c_str(),
+               options.plugin.socket_name.c_str(),
+               exposer ? ("http://" + metrics_address + "/metrics (port " + std::to_string(exposer->GetListeningPorts()[0]) + ")").c_str()
+                       : "off");
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  agent.Stop();
+  return 0;
+}
