@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/catalog/catalog.h"
+#include "device-plugin/backends/dcmi_backend.h"
 #include "device-plugin/backends/mock_backend.h"
 #include "device-plugin/backends/nvml_backend.h"
 #include "device-plugin/exporter/card_metrics.h"
@@ -28,8 +29,8 @@ namespace {
 constexpr const char* kUsage = R"(tideslice-device-plugin: TideSlice's node agent (kubelet device plugin API v1beta1).
 
 Flags:
-  --backend nvml|mock            where cards come from (default nvml). nvml loads libnvidia-ml.so.1
-                                 at run time; mock reads --mock-config. (dcmi: not available yet)
+  --backend nvml|dcmi|mock       where cards come from (default nvml). nvml loads libnvidia-ml.so.1
+                                 and dcmi loads libdcmi.so at run time; mock reads --mock-config
   --mock-config FILE             JSON list of fake cards, e.g. deploy/examples/mock-cards.json
   --device-plugin-dir DIR        kubelet's device plugin directory (default /var/lib/kubelet/device-plugins)
   --resource-name NAME           extended resource to advertise (default tideslice.io/vnpu)
@@ -139,9 +140,13 @@ int main(int argc, char** argv) {
     if (!b.ok()) return Fail(b.status().message());
     backend = std::move(*b);
   } else if (backend_name == "dcmi") {
-    return Fail("--backend dcmi is not available in this build yet; use nvml or mock");
+    auto api = LoadDcmi();
+    if (!api.ok()) return Fail(api.status().message());
+    auto b = DcmiBackend::Create(*api, catalog);
+    if (!b.ok()) return Fail(b.status().message());
+    backend = std::move(*b);
   } else {
-    return Fail("--backend must be nvml or mock, got \"" + backend_name + "\"");
+    return Fail("--backend must be nvml, dcmi or mock, got \"" + backend_name + "\"");
   }
 
   auto registry = std::make_shared<prometheus::Registry>();

@@ -11,7 +11,9 @@ trap 'kill -9 ${pid:-} 2>/dev/null; rm -rf "$dir"' EXIT
 out=$("$BIN" --frobnicate 1 2>&1); rc=$?
 [ $rc -eq 2 ] && [[ "$out" == *"unknown flag --frobnicate"* ]] || fail "unknown flag: rc=$rc $out"
 out=$("$BIN" --backend bogus --device-plugin-dir "$dir" 2>&1); rc=$?
-[ $rc -eq 2 ] && [[ "$out" == *"--backend must be nvml or mock"* ]] || fail "bad backend: rc=$rc $out"
+[ $rc -eq 2 ] && [[ "$out" == *"--backend must be nvml, dcmi or mock"* ]] || fail "bad backend: rc=$rc $out"
+out=$("$BIN" --backend dcmi --device-plugin-dir "$dir" 2>&1); rc=$?
+[ $rc -eq 2 ] && [[ "$out" == *"no Ascend driver found"* ]] || fail "dcmi without driver: rc=$rc $out"
 out=$("$BIN" --backend mock --device-plugin-dir "$dir" 2>&1); rc=$?
 [ $rc -eq 2 ] && [[ "$out" == *"needs --mock-config"* ]] || fail "mock without config: rc=$rc $out"
 out=$("$BIN" --backend mock --mock-config "$CARDS" --device-plugin-dir "$dir" --replicas-per-card 0 2>&1); rc=$?
