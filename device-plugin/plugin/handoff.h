@@ -1,0 +1,70 @@
+// The Allocate hand-off, decided purely from data: which pod and container a kubelet Allocate
+// call is for, and which slices that container gets. Kubelet's Allocate carries device IDs but no
+// pod identity, so correctness rests on the scheduler's invariant that at most one pod per node
+// is in phase ALLOCATING (docs/architecture.md). The matcher never guesses: no pending pod, more
+// than one, or no container of the right size is an error that says so.
+//
+// The kubelet calls Allocate once per container and resource, init containers first, then app
+// containers, in spec order; the first container not yet acknowledged whose slice count equals
+// the number of device IDs is the one. The slices are those the scheduler assigned (the device
+// IDs only say how many; GetPreferredAllocation steers the kubelet to the assigned cards).
+#pragma once
+
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "device-plugin/plugin/container_response.h"
+#include "device-plugin/plugin/plugin_server.h"
+#include "tideslice/v1/tideslice.pb.h"
+
+namespace tideslice::deviceplugin {
+
+struct PendingPod {
+  std::string pod_key;                        // namespace/name
+  v1::PodAssignment assignment;               // phase must be ALLOCATING
+};
+
+struct HandoffMatch {
+  std::string pod_key;
+  std::string container;
+  bool init_container = false;
+  std::vector<AssignedSlice> slices;
+};
+
+StatusOr<HandoffMatch> MatchAllocate(const std::vector<PendingPod>& pending_on_node,
+                                     const std::vector<std::string>& device_ids, const std::vector<DeviceInfo>& cards);
+
+}  // namespace tideslice::deviceplugin
+
+namespace tideslice::deviceplugin {
+
+// Where the agent reads pending assignments and writes acknowledgements. Production: the pods
+// of this node through the Kubernetes API (PodAssignment annotation); tests: in memory.
+class AssignmentStore {
+ public:
+  virtual ~AssignmentStore() = default;
+  virtual StatusOr<std::vector<PendingPod>> PendingOnNode() = 0;
+  // Records the device IDs kubelet gave this container; the store moves the pod to ALLOCATED
+  // once every container that asked for cards is acknowledged.
+  virtual Status Acknowledge(const std::string& pod_key, const std::string& container,
+                             const std::vector<std::string>& device_ids) = 0;
+};
+
+// The production AllocationHandler: match, build the container response, acknowledge. A failed
+// acknowledgement fails the Allocate, so the kubelet retries rather than starting a container
+// whose slice the scheduler does not know was handed out.
+class HandoffHandler : public AllocationHandler {
+ public:
+  explicit HandoffHandler(AssignmentStore* store) : store_(store) {}
+  StatusOr<v1beta1::ContainerAllocateResponse> AllocateContainer(const std::vector<std::string>& device_ids,
+                                                                const std::vector<DeviceInfo>& cards) override;
+
+ private:
+  AssignmentStore* store_;
+  std::mutex mu_;  // one Allocate at a time: match and acknowledge must not interleave
+};
+
+}  // namespace tideslice::deviceplugin

@@ -1,0 +1,89 @@
+#include "device-plugin/plugin/handoff.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace tideslice::deviceplugin {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::vector<DeviceInfo> Cards() {
+  std::vector<DeviceInfo> out;
+  for (int i = 0; i < 4; ++i) {
+    DeviceInfo d;
+    d.uuid = "GPU-" + std::to_string(i);
+    d.index = i;
+    d.vendor = "nvidia";
+    d.model = "H100-80G";
+    d.memory_mib = 81920;
+    out.push_back(d);
+  }
+  return out;
+}
+
+v1::ContainerAssignment Container(const std::string& name, std::vector<std::string> cards, bool init = false) {
+  v1::ContainerAssignment c;
+  c.set_name(name);
+  c.set_init_container(init);
+  for (const auto& u : cards) {
+    auto* s = c.add_slices();
+    s->set_card_uuid(u);
+    s->set_memory_mib(8192);
+    s->set_compute_permille(300);
+  }
+  return c;
+}
+
+PendingPod Pod(const std::string& key, std::vector<v1::ContainerAssignment> containers,
+               v1::AssignmentPhase phase = v1::ASSIGNMENT_PHASE_ALLOCATING) {
+  PendingPod p;
+  p.pod_key = key;
+  p.assignment.set_node_name("n");
+  p.assignment.set_phase(phase);
+  for (auto& c : containers) *p.assignment.add_containers() = c;
+  return p;
+}
+
+TEST(Handoff, MatchesContainersInKubeletOrderAndSkipsAcknowledgedOnes) {
+  PendingPod pod = Pod("ml/p", {Container("app", {"GPU-1", "GPU-2"}), Container("warm", {"GPU-3"}, true),
+                                Container("sidecar", {})});
+  auto first = MatchAllocate({pod}, {"GPU-0::0"}, Cards());  // init containers come first
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(first->container, "warm");
+  EXPECT_TRUE(first->init_container);
+  EXPECT_EQ(first->slices.at(0).card.uuid, "GPU-3");  // the assigned card, whatever ID kubelet used
+  pod.assignment.mutable_containers(1)->add_device_ids("GPU-0::0");  // acknowledged
+  auto second = MatchAllocate({pod}, {"GPU-1::4", "GPU-2::0"}, Cards());
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(second->container, "app");
+  ASSERT_EQ(second->slices.size(), 2u);
+  EXPECT_EQ(second->slices[1].card.uuid, "GPU-2");
+  EXPECT_EQ(second->slices[1].memory_mib, 8192);
+  EXPECT_EQ(second->slices[1].compute_permille, 300);
+}
+
+TEST(Handoff, NeverGuesses) {
+  EXPECT_THAT(MatchAllocate({}, {"GPU-0::0"}, Cards()).status().message(), HasSubstr("no pod on this node"));
+  auto done = Pod("ml/done", {Container("c", {"GPU-0"})}, v1::ASSIGNMENT_PHASE_ALLOCATED);
+  EXPECT_THAT(MatchAllocate({done}, {"GPU-0::0"}, Cards()).status().message(), HasSubstr("no pod on this node"));
+  auto a = Pod("ml/a", {Container("c", {"GPU-0"})});
+  auto b = Pod("ml/b", {Container("c", {"GPU-1"})});
+  auto two = MatchAllocate({a, b}, {"GPU-0::0"}, Cards());
+  EXPECT_EQ(two.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(two.status().message(), HasSubstr("refusing to guess: 2 pods"));
+  auto wrong_size = MatchAllocate({a}, {"GPU-0::0", "GPU-1::0"}, Cards());
+  EXPECT_THAT(wrong_size.status().message(), HasSubstr("no unacknowledged container with 2 slice(s) (c: 1)"));
+}
+
+TEST(Handoff, AssignedCardsMustExistAndBeHealthy) {
+  auto pod = Pod("ml/p", {Container("c", {"GPU-9"})});
+  EXPECT_THAT(MatchAllocate({pod}, {"GPU-0::0"}, Cards()).status().message(), HasSubstr("does not have"));
+  auto cards = Cards();
+  cards[0].healthy = false;
+  auto sick = Pod("ml/q", {Container("c", {"GPU-0"})});
+  EXPECT_THAT(MatchAllocate({sick}, {"GPU-0::0"}, cards).status().message(), HasSubstr("unhealthy now"));
+}
+
+}  // namespace
+}  // namespace tideslice::deviceplugin
