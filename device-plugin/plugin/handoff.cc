@@ -5,8 +5,16 @@
 
 namespace tideslice::deviceplugin {
 
-StatusOr<HandoffMatch> MatchAllocate(const std::vector<PendingPod>& pending_on_node,
-                                     const std::vector<std::string>& device_ids, const std::vector<DeviceInfo>& cards) {
+namespace {
+
+struct NextContainer {
+  const PendingPod* pod = nullptr;
+  const v1::ContainerAssignment* container = nullptr;
+};
+
+// The one allocating pod's first unacknowledged container asking for `want` cards, in the order
+// the kubelet calls Allocate; or why there is none.
+StatusOr<NextContainer> FindNextContainer(const std::vector<PendingPod>& pending_on_node, int want) {
   std::vector<const PendingPod*> allocating;
   for (const auto& p : pending_on_node)
     if (p.assignment.phase() == v1::ASSIGNMENT_PHASE_ALLOCATING) allocating.push_back(&p);
@@ -21,25 +29,26 @@ StatusOr<HandoffMatch> MatchAllocate(const std::vector<PendingPod>& pending_on_n
                                       "); the scheduler keeps at most one");
   }
   const PendingPod& pod = *allocating.front();
-  const int want = static_cast<int>(device_ids.size());
-  // Kubelet order: init containers first, then app containers, each in the assignment's order.
-  std::vector<const v1::ContainerAssignment*> order;
-  for (bool init : {true, false})
-    for (const auto& c : pod.assignment.containers())
-      if (c.init_container() == init) order.push_back(&c);
-  const v1::ContainerAssignment* chosen = nullptr;
   std::string sizes;
-  for (const auto* c : order) {
-    if (c->device_ids_size() > 0 || c->slices_size() == 0) continue;  // acknowledged, or asks for no card
-    sizes += (sizes.empty() ? "" : ", ") + c->name() + ": " + std::to_string(c->slices_size());
-    if (c->slices_size() == want) {
-      chosen = c;
-      break;
+  for (bool init : {true, false}) {
+    for (const auto& c : pod.assignment.containers()) {
+      if (c.init_container() != init || c.device_ids_size() > 0 || c.slices_size() == 0) continue;
+      sizes += (sizes.empty() ? "" : ", ") + c.name() + ": " + std::to_string(c.slices_size());
+      if (c.slices_size() == want) return NextContainer{&pod, &c};
     }
   }
-  if (!chosen)
-    return Status::FailedPrecondition("pod " + pod.pod_key + " has no unacknowledged container with " +
-                                      std::to_string(want) + " slice(s) (" + (sizes.empty() ? "none left" : sizes) + ")");
+  return Status::FailedPrecondition("pod " + pod.pod_key + " has no unacknowledged container with " +
+                                    std::to_string(want) + " slice(s) (" + (sizes.empty() ? "none left" : sizes) + ")");
+}
+
+}  // namespace
+
+StatusOr<HandoffMatch> MatchAllocate(const std::vector<PendingPod>& pending_on_node,
+                                     const std::vector<std::string>& device_ids, const std::vector<DeviceInfo>& cards) {
+  auto next = FindNextContainer(pending_on_node, static_cast<int>(device_ids.size()));
+  if (!next.ok()) return next.status();
+  const PendingPod& pod = *next->pod;
+  const v1::ContainerAssignment* chosen = next->container;
   std::map<std::string, const DeviceInfo*> by_uuid;
   for (const auto& c : cards) by_uuid[c.uuid] = &c;
   HandoffMatch m;
@@ -68,6 +77,17 @@ StatusOr<HandoffMatch> MatchAllocate(const std::vector<PendingPod>& pending_on_n
 }  // namespace tideslice::deviceplugin
 
 namespace tideslice::deviceplugin {
+
+std::vector<std::string> HandoffHandler::PreferredCards(int count) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto pending = store_->PendingOnNode();
+  if (!pending.ok()) return {};
+  auto next = FindNextContainer(*pending, count);
+  if (!next.ok()) return {};
+  std::vector<std::string> out;
+  for (const auto& s : next->container->slices()) out.push_back(s.card_uuid());
+  return out;
+}
 
 StatusOr<v1beta1::ContainerAllocateResponse> HandoffHandler::AllocateContainer(
     const std::vector<std::string>& device_ids, const std::vector<DeviceInfo>& cards) {

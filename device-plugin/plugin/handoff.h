@@ -61,6 +61,7 @@ class HandoffHandler : public AllocationHandler {
   explicit HandoffHandler(AssignmentStore* store) : store_(store) {}
   StatusOr<v1beta1::ContainerAllocateResponse> AllocateContainer(const std::vector<std::string>& device_ids,
                                                                 const std::vector<DeviceInfo>& cards) override;
+  std::vector<std::string> PreferredCards(int count) override;
 
  private:
   AssignmentStore* store_;

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <tuple>
 
 namespace tideslice::deviceplugin {
 
@@ -113,12 +114,18 @@ class PluginServer::Service final : public v1beta1::DevicePlugin::Service {
         ParseDeviceId(id, &uuid, &r);
         used_cards.insert(uuid);
       }
-      std::vector<std::pair<std::pair<int, int>, std::string>> ordered;  // (card index, replica) -> id
+      // The scheduler's cards for this container come first, when the handler knows them.
+      std::vector<std::string> preferred = handler_->PreferredCards(cr.allocation_size());
+      auto rank_of = [&](const std::string& uuid) {
+        auto it = std::find(preferred.begin(), preferred.end(), uuid);
+        return it == preferred.end() ? static_cast<int>(preferred.size()) : static_cast<int>(it - preferred.begin());
+      };
+      std::vector<std::pair<std::tuple<int, int, int>, std::string>> ordered;  // (preference, card, replica) -> id
       for (const auto& id : available) {
         std::string uuid;
         int r;
         ParseDeviceId(id, &uuid, &r);
-        ordered.push_back({{card_index[uuid], r}, id});
+        ordered.push_back({{rank_of(uuid), card_index[uuid], r}, id});
       }
       std::sort(ordered.begin(), ordered.end());
       for (int pass = 0; pass < 2 && static_cast<int>(chosen.size()) < cr.allocation_size(); ++pass) {

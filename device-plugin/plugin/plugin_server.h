@@ -40,6 +40,12 @@ class AllocationHandler {
   virtual ~AllocationHandler() = default;
   virtual StatusOr<v1beta1::ContainerAllocateResponse> AllocateContainer(const std::vector<std::string>& device_ids,
                                                                         const std::vector<DeviceInfo>& cards) = 0;
+  // Cards (uuids) the scheduler chose for the next container asking for `count` devices, when
+  // that is knowable; GetPreferredAllocation steers the kubelet to them. Empty = no opinion.
+  virtual std::vector<std::string> PreferredCards(int count) {
+    (void)count;
+    return {};
+  }
 };
 
 // "GPU-0::3" -> ("GPU-0", 3); false for malformed IDs.

@@ -87,3 +87,35 @@ TEST(Handoff, AssignedCardsMustExistAndBeHealthy) {
 
 }  // namespace
 }  // namespace tideslice::deviceplugin
+
+namespace tideslice::deviceplugin {
+namespace {
+
+class OnePodStore : public AssignmentStore {
+ public:
+  std::vector<PendingPod> pods;
+  StatusOr<std::vector<PendingPod>> PendingOnNode() override { return pods; }
+  Status Acknowledge(const std::string&, const std::string& container, const std::vector<std::string>& ids) override {
+    for (auto& c : *pods[0].assignment.mutable_containers())
+      if (c.name() == container)
+        for (const auto& id : ids) c.add_device_ids(id);
+    return Status::Ok();
+  }
+};
+
+TEST(Handoff, PreferredCardsAreTheNextContainersAssignedCards) {
+  OnePodStore store;
+  store.pods.push_back(Pod("ml/p", {Container("app", {"GPU-3", "GPU-1"}), Container("warm", {"GPU-2"}, true)}));
+  HandoffHandler handler(&store);
+  EXPECT_EQ(handler.PreferredCards(1), std::vector<std::string>{"GPU-2"});  // the init container is next
+  EXPECT_TRUE(handler.PreferredCards(3).empty());                          // no container of that size
+  auto r = handler.AllocateContainer({"GPU-2::0"}, Cards());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->annotations().at("tideslice.io/container"), "warm");
+  EXPECT_EQ(handler.PreferredCards(2), (std::vector<std::string>{"GPU-3", "GPU-1"}));
+  store.pods.clear();
+  EXPECT_TRUE(handler.PreferredCards(1).empty());
+}
+
+}  // namespace
+}  // namespace tideslice::deviceplugin

@@ -74,6 +74,8 @@ class FakeKubelet final : public v1beta1::Registration::Service {
 // Gives each container the cards behind its device IDs, NVIDIA style.
 class FakeHandler : public AllocationHandler {
  public:
+  std::vector<std::string> preferred;
+  std::vector<std::string> PreferredCards(int) override { return preferred; }
   StatusOr<v1beta1::ContainerAllocateResponse> AllocateContainer(const std::vector<std::string>& ids,
                                                                 const std::vector<DeviceInfo>&) override {
     if (fail) return Status::FailedPrecondition("no pod on this node is waiting for these devices");
@@ -189,6 +191,18 @@ TEST_F(PluginServerTest, PreferredAllocationPutsSlicesOnDistinctCards) {
   EXPECT_THAT(std::vector<std::string>(resp.container_responses(0).deviceids().begin(),
                                        resp.container_responses(0).deviceids().end()),
               ::testing::ElementsAre("GPU-0::2", "GPU-1::0"));
+}
+
+TEST_F(PluginServerTest, PreferredAllocationFollowsTheSchedulersCards) {
+  handler_.preferred = {"GPU-1"};
+  grpc::ClientContext ctx;
+  v1beta1::PreferredAllocationRequest req;
+  auto* c = req.add_container_requests();
+  for (const char* id : {"GPU-0::0", "GPU-0::1", "GPU-1::0", "GPU-1::1"}) c->add_available_deviceids(id);
+  c->set_allocation_size(1);
+  v1beta1::PreferredAllocationResponse resp;
+  ASSERT_TRUE(stub_->GetPreferredAllocation(&ctx, req, &resp).ok());
+  EXPECT_EQ(resp.container_responses(0).deviceids(0), "GPU-1::0");
 }
 
 TEST_F(PluginServerTest, PreferredAllocationRejectsBadRequests) {
