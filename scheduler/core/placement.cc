@@ -650,13 +650,14 @@ void Unreserve(ClusterState& cluster, const std::string& pod_key) {
   cluster.ForgetPod(pod_key);
 }
 
-StatusOr<std::vector<std::string>> SelectVictims(const NodeState& node, const PodRequest& req, const Context& ctx) {
+StatusOr<std::vector<std::string>> SelectVictims(const NodeState& node, const PodRequest& req, const Context& ctx,
+                                                 const std::set<std::string>* allowed_uids) {
   NodeVerdict now = Filter(node, req, ctx);
   if (now.kind == VerdictKind::kFits) return std::vector<std::string>{};
   if (now.kind == VerdictKind::kNeverFits) return std::vector<std::string>{};
   std::vector<const PodPlacement*> candidates;
   for (const auto& [key, p] : node.pods)
-    if (p.priority < req.priority) candidates.push_back(&p);
+    if (p.priority < req.priority && (!allowed_uids || allowed_uids->count(p.pod_uid))) candidates.push_back(&p);
   // Lowest priority first; among equals the pod holding most, so fewer pods go.
   std::sort(candidates.begin(), candidates.end(), [](const PodPlacement* a, const PodPlacement* b) {
     if (a->priority != b->priority) return a->priority < b->priority;

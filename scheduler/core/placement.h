@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <random>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -76,8 +77,11 @@ void Unreserve(ClusterState& cluster, const std::string& pod_key);
 // Preempt: the fewest lowest-priority pods on this node whose removal lets the request fit.
 // Only pods with priority strictly below the request's are candidates. Empty result with
 // ok() = the node cannot be made to fit.
+// `allowed_uids`, when given, limits candidates to those pods (the extender may only pick among
+// the victims kube-scheduler proposed).
 StatusOr<std::vector<std::string>> SelectVictims(const NodeState& node, const PodRequest& request,
-                                                 const Context& ctx);
+                                                 const Context& ctx,
+                                                 const std::set<std::string>* allowed_uids = nullptr);
 
 // The whole cycle over a cluster, used by the simulator and the benchmarks (the extender runs
 // the same stages one HTTP verb at a time).

@@ -75,5 +75,14 @@ TEST(FuzzSmoke, PreFilter) {
          2000);
 }
 
+TEST(FuzzSmoke, Extender) {
+  Mutate(Fuzz_extender,
+         {R"({"Pod":{"metadata":{"name":"p","uid":"u"},"spec":{"containers":[{"name":"c","resources":{"limits":{"tideslice.io/vnpu":"1","tideslice.io/vnpu-memory":"8Gi"}}}]}},"Nodes":null,"NodeNames":["n1","n2"]})",
+          R"({"Pod":{"metadata":{"name":"p"}},"Nodes":{"metadata":{},"items":[{"metadata":{"name":"n1"}}]},"NodeNames":null})",
+          R"({"PodName":"p","PodNamespace":"d","PodUID":"u","Node":"n1"})",
+          R"({"Pod":{"metadata":{"name":"p"},"spec":{"priority":9}},"NodeNameToMetaVictims":{"n1":{"Pods":[{"UID":"x"}],"NumPDBViolations":0}}})"},
+         2000);
+}
+
 }  // namespace
 }  // namespace tideslice::fuzz

@@ -9,6 +9,8 @@
 #include "common/quantity.h"
 #include "scheduler/core/placement.h"
 #include "scheduler/core/request.h"
+#include "scheduler/extender/verbs.h"
+#include "scheduler/extender/wire.h"
 #include "scheduler/sim/trace.h"
 
 namespace tideslice::fuzz {
@@ -66,6 +68,35 @@ void Fuzz_prefilter(const uint8_t* data, size_t size) {
   }();
   core::Context ctx;
   (void)core::Filter(node, *req, ctx);
+}
+
+// Every extender request body, decoded and answered, as kube-scheduler would send it.
+void Fuzz_extender(const uint8_t* data, size_t size) {
+  auto body = View(data, size);
+  static const core::ClusterState cluster = [] {
+    core::ClusterState c;
+    core::NodeState n;
+    n.name = "n1";
+    const auto* m = catalog::Catalog::Builtin().Find("A100-80G");
+    core::CardState card;
+    card.uuid = "g0";
+    card.model = m;
+    card.memory_mib = m->memory_mib;
+    n.cards.push_back(card);
+    c.AddNode(n);
+    return c;
+  }();
+  extender::Verbs verbs(catalog::Catalog::Builtin(), core::Context{});
+  if (auto args = extender::ParseExtenderArgs(body); args.ok()) {
+    auto r = verbs.Filter(*args, cluster);
+    (void)extender::EncodeFilterResult(r, *args);
+    (void)extender::EncodeHostPriorityList(verbs.Prioritize(*args, cluster));
+  }
+  (void)extender::ParseBindingArgs(body);
+  if (auto p = extender::ParsePreemptionArgs(body); p.ok()) {
+    auto v = verbs.Preempt(*p, cluster);
+    if (v.ok()) (void)extender::EncodePreemptionResult(*v);
+  }
 }
 
 }  // namespace tideslice::fuzz

@@ -13,5 +13,6 @@ void Fuzz_annotations(const uint8_t* data, size_t size);
 void Fuzz_trace_csv(const uint8_t* data, size_t size);
 void Fuzz_catalog(const uint8_t* data, size_t size);
 void Fuzz_prefilter(const uint8_t* data, size_t size);
+void Fuzz_extender(const uint8_t* data, size_t size);
 
 }  // namespace tideslice::fuzz
