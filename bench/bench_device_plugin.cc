@@ -8,6 +8,7 @@
 
 #include "device-plugin/plugin/container_response.h"
 #include "device-plugin/plugin/plugin_server.h"
+#include "tests/support/test_support.h"
 
 using namespace tideslice;
 using namespace tideslice::deviceplugin;
@@ -31,8 +32,8 @@ class CardsHandler : public AllocationHandler {
 };
 
 void BM_AllocateOverUnixSocket(benchmark::State& state) {
-  std::string tmpl = (std::filesystem::temp_directory_path() / "tsbench-XXXXXX").string();
-  std::string dir = mkdtemp(tmpl.data());
+  testsupport::TempDir tmp("tsbench");
+  const std::string& dir = tmp.path();
   DeviceState devices;
   std::vector<DeviceInfo> cards;
   for (int i = 0; i < 8; ++i) {
@@ -67,7 +68,6 @@ void BM_AllocateOverUnixSocket(benchmark::State& state) {
   }
   server.Stop();
   devices.Shutdown();
-  std::filesystem::remove_all(dir);
 }
 BENCHMARK(BM_AllocateOverUnixSocket)->Arg(1)->Arg(8)->Unit(benchmark::kMicrosecond);
 

@@ -15,6 +15,7 @@
 #include "common/catalog/catalog.h"
 #include "scheduler/extender/http_server.h"
 #include "scheduler/extender/service.h"
+#include "tests/support/test_support.h"
 
 using namespace tideslice;
 
@@ -105,26 +106,13 @@ class KeepAliveClient {
   bool ok_ = false;
 };
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  int port = ntohs(a.sin_port);
-  close(fd);
-  return port;
-}
-
 void BM_ExtenderVerb(benchmark::State& state) {
   const int nodes = static_cast<int>(state.range(0));
   const bool prioritize = state.range(1) == 1;
   auto cluster = LoadedCluster(nodes);
   std::shared_ptr<const core::ClusterState> snapshot = cluster;
   extender::Verbs verbs(catalog::Catalog::Builtin(), core::Context{core::Policy::kBinpack, nullptr, nullptr});
-  int port = FreePort();
+  int port = testsupport::FreeLoopbackPort();
   auto server = extender::HttpServer::Start("http://127.0.0.1:" + std::to_string(port) + "/sched",
                                             [&](const std::string& verb, const std::string& body) {
                                               return extender::ServeVerb(verbs, [&] { return snapshot; }, verb, body);

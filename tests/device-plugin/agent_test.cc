@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "device-plugin/backends/mock_backend.h"
+#include "tests/support/test_support.h"
 
 namespace tideslice::deviceplugin {
 namespace {
@@ -70,8 +71,7 @@ bool WaitFor(std::function<bool()> cond, std::chrono::milliseconds limit = 5000m
 class AgentTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "tsagent-XXXXXX").string();
-    dir_ = mkdtemp(tmpl.data());
+    dir_ = tmp_.path();
     auto b = MockBackend::FromJson(R"({"cards":[{"uuid":"NPU-0","model":"Ascend910B3"}]})", catalog::Catalog::Builtin());
     ASSERT_TRUE(b.ok());
     backend_ = std::move(*b);
@@ -84,8 +84,8 @@ class AgentTest : public ::testing::Test {
   }
   void TearDown() override {
     agent_->Stop();
-    std::filesystem::remove_all(dir_);
   }
+  testsupport::TempDir tmp_{"tsagent"};
   std::string dir_;
   std::unique_ptr<MockBackend> backend_;
   NoHandler handler_;

@@ -3,9 +3,6 @@
 // installs it).
 #include "device-plugin/exporter/card_metrics.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -17,32 +14,13 @@
 #include <gtest/gtest.h>
 #include <prometheus/exposer.h>
 
+#include "tests/support/test_support.h"
+
 namespace tideslice::deviceplugin {
 namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-std::string HttpGet(int port, const std::string& path) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return "";
-  }
-  std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-  (void)!write(fd, req.data(), req.size());
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
-  close(fd);
-  auto body = out.find("\r\n\r\n");
-  return body == std::string::npos ? out : out.substr(body + 4);
-}
 
 DeviceInfo Card(int index, const std::string& uuid, bool healthy) {
   DeviceInfo d;
@@ -68,7 +46,7 @@ TEST(CardMetrics, ServedOverHttpWithBoundedLabelsAndPromtoolClean) {
   prometheus::Exposer exposer("127.0.0.1:0");
   exposer.RegisterCollectable(registry);
   ASSERT_FALSE(exposer.GetListeningPorts().empty());
-  std::string text = HttpGet(exposer.GetListeningPorts()[0], "/metrics");
+  std::string text = testsupport::HttpRequest(exposer.GetListeningPorts()[0], "GET", "/metrics").second;
   EXPECT_THAT(text, HasSubstr(R"(tideslice_card_memory_total_bytes{card="0",model="H100-80G",node="gpu-node-1",uuid="GPU-a",vendor="nvidia"} 85899345920)"));
   EXPECT_THAT(text, HasSubstr(R"(tideslice_card_healthy{card="1",model="H100-80G",node="gpu-node-1",uuid="GPU-b",vendor="nvidia"} 0)"));
   EXPECT_THAT(text, HasSubstr(R"(tideslice_card_utilization_ratio{card="0")"));
@@ -77,7 +55,7 @@ TEST(CardMetrics, ServedOverHttpWithBoundedLabelsAndPromtoolClean) {
 
   // A card that goes away disappears from the output.
   metrics.Update({a});
-  text = HttpGet(exposer.GetListeningPorts()[0], "/metrics");
+  text = testsupport::HttpRequest(exposer.GetListeningPorts()[0], "GET", "/metrics").second;
   EXPECT_THAT(text, Not(HasSubstr("GPU-b")));
 
   if (std::system("command -v promtool >/dev/null 2>&1") != 0)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "device-plugin/plugin/handoff.h"
+#include "tests/support/test_support.h"
 
 namespace tideslice::deviceplugin {
 namespace {
@@ -80,8 +81,8 @@ class FakeScheduler : public AssignmentStore {
 };
 
 TEST(HandoffConcurrency, EveryContainerGetsExactlyItsAssignedCards) {
-  std::string tmpl = (std::filesystem::temp_directory_path() / "tshandoff-XXXXXX").string();
-  std::string dir = mkdtemp(tmpl.data());
+  testsupport::TempDir tmp("tshandoff");
+  const std::string& dir = tmp.path();
   DeviceState devices;
   std::vector<DeviceInfo> cards;
   for (int i = 0; i < 8; ++i) {
@@ -206,7 +207,6 @@ TEST(HandoffConcurrency, EveryContainerGetsExactlyItsAssignedCards) {
   EXPECT_EQ(got.size(), expected.size());
   server.Stop();
   devices.Shutdown();
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

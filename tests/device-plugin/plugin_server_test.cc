@@ -13,27 +13,12 @@
 #include <unistd.h>
 
 #include "device-plugin/backends/mock_backend.h"
+#include "tests/support/test_support.h"
 
 namespace tideslice::deviceplugin {
 namespace {
 
 using ::testing::HasSubstr;
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "tsdp-XXXXXX").string();
-    path_ = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 class FakeKubelet final : public v1beta1::Registration::Service {
  public:
@@ -116,7 +101,7 @@ class PluginServerTest : public ::testing::Test {
   }
   void Refresh() { state_.Set(*backend_->Discover()); }
 
-  TempDir dir_;
+  testsupport::TempDir dir_{"tsdp"};
   std::unique_ptr<MockBackend> backend_;
   DeviceState state_;
   FakeHandler handler_;

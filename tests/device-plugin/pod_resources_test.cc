@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "podresources/v1/api.grpc.pb.h"
+#include "tests/support/test_support.h"
 
 namespace tideslice::deviceplugin {
 namespace {
@@ -40,8 +41,8 @@ class FakePodResources final : public ::v1::PodResourcesLister::Service {
 };
 
 TEST(PodResources, ListsOurDevicesPerContainerAndFindsGonePods) {
-  std::string tmpl = (std::filesystem::temp_directory_path() / "tspr-XXXXXX").string();
-  std::string dir = mkdtemp(tmpl.data());
+  testsupport::TempDir tmp("tspr");
+  const std::string& dir = tmp.path();
   FakePodResources service;
   grpc::ServerBuilder b;
   b.AddListeningPort("unix://" + dir + "/kubelet.sock", grpc::InsecureServerCredentials());
@@ -56,7 +57,6 @@ TEST(PodResources, ListsOurDevicesPerContainerAndFindsGonePods) {
   EXPECT_EQ((*live)[0].device_ids, (std::vector<std::string>{"GPU-0::1", "GPU-1::1"}));
   EXPECT_EQ(PodsGone({"ml/train", "ml/finished", "a/b"}, *live), (std::vector<std::string>{"a/b", "ml/finished"}));
   server->Shutdown();
-  std::filesystem::remove_all(dir);
   auto down = client.List("tideslice.io/vnpu", std::chrono::milliseconds(200));
   EXPECT_EQ(down.status().code(), StatusCode::kUnavailable);
   EXPECT_THAT(down.status().message(), HasSubstr("--pod-resources-socket"));

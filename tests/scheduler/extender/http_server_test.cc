@@ -2,10 +2,6 @@
 // them (KUBE-WIRE.md §3.1b).
 #include "scheduler/extender/http_server.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <thread>
@@ -16,47 +12,12 @@
 
 #include "scheduler/extender/service.h"
 #include "tests/scheduler/core/test_cluster.h"
+#include "tests/support/test_support.h"
 
 namespace tideslice::extender {
 namespace {
 
 using ::testing::HasSubstr;
-
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  int port = ntohs(a.sin_port);
-  close(fd);
-  return port;
-}
-
-std::pair<int, std::string> Http(int port, const std::string& method, const std::string& path, const std::string& body) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    close(fd);
-    return {0, ""};
-  }
-  std::string req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" +
-                    "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
-  (void)!write(fd, req.data(), req.size());
-  std::string out;
-  char buf[8192];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
-  close(fd);
-  int status = out.size() > 12 ? std::stoi(out.substr(9, 3)) : 0;
-  auto split = out.find("\r\n\r\n");
-  return {status, split == std::string::npos ? "" : out.substr(split + 4)};
-}
 
 class ExtenderHttp : public ::testing::Test {
  protected:
@@ -65,7 +26,7 @@ class ExtenderHttp : public ::testing::Test {
     cluster->AddNode(core::testing::MakeNode("n1", "H100-80G", 2));
     cluster->AddNode(core::testing::MakeNode("n2", "T4", 1));
     snapshot_ = cluster;
-    port_ = FreePort();
+    port_ = testsupport::FreeLoopbackPort();
     auto s = HttpServer::Start("http://127.0.0.1:" + std::to_string(port_) + "/sched",
                                [this](const std::string& verb, const std::string& body) {
                                  return ServeVerb(verbs_, [this] { return snapshot_; }, verb, body);
@@ -87,14 +48,14 @@ const char* kFilterBody =
     R"("status":{"phase":"Pending"}},"Nodes":null,"NodeNames":["n1","n2"]})";
 
 TEST_F(ExtenderHttp, FilterAndPrioritizeAnswerAsKubeSchedulerExpects) {
-  auto [status, body] = Http(port_, "POST", "/sched/filter", kFilterBody);
+  auto [status, body] = testsupport::HttpRequest(port_, "POST", "/sched/filter", kFilterBody);
   ASSERT_EQ(status, 200) << body;
   auto j = nlohmann::json::parse(body);
   EXPECT_TRUE(j["Nodes"].is_null());
   EXPECT_EQ(j["NodeNames"], nlohmann::json::array({"n1"}));
   EXPECT_THAT(j["FailedAndUnresolvableNodes"]["n2"].get<std::string>(), HasSubstr("eligible"));
   EXPECT_EQ(j["Error"], "");
-  auto [pstatus, pbody] = Http(port_, "POST", "/sched/prioritize", kFilterBody);
+  auto [pstatus, pbody] = testsupport::HttpRequest(port_, "POST", "/sched/prioritize", kFilterBody);
   ASSERT_EQ(pstatus, 200);
   auto p = nlohmann::json::parse(pbody);
   ASSERT_TRUE(p.is_array());
@@ -106,15 +67,15 @@ TEST_F(ExtenderHttp, FilterAndPrioritizeAnswerAsKubeSchedulerExpects) {
 }
 
 TEST_F(ExtenderHttp, ErrorsAreTwoHundredWithErrorOrClearStatusCodes) {
-  auto [s1, b1] = Http(port_, "POST", "/sched/filter", "{not json");
+  auto [s1, b1] = testsupport::HttpRequest(port_, "POST", "/sched/filter", "{not json");
   EXPECT_EQ(s1, 200);
   EXPECT_THAT(nlohmann::json::parse(b1)["Error"].get<std::string>(), HasSubstr("not a JSON object"));
-  auto [s2, b2] = Http(port_, "POST", "/sched/bind", R"({"PodName":"p","PodNamespace":"default","PodUID":"u-1","Node":"n1"})");
+  auto [s2, b2] = testsupport::HttpRequest(port_, "POST", "/sched/bind", R"({"PodName":"p","PodNamespace":"default","PodUID":"u-1","Node":"n1"})");
   EXPECT_EQ(s2, 200);
   EXPECT_THAT(nlohmann::json::parse(b2)["Error"].get<std::string>(), HasSubstr("bind is not available"));
-  EXPECT_EQ(Http(port_, "GET", "/sched/filter", "").first, 405);
-  EXPECT_EQ(Http(port_, "POST", "/sched/frobnicate", "{}").first, 404);
-  auto [s3, b3] = Http(port_, "POST", "/sched/preempt", R"({"Pod":{"metadata":{"name":"p"}},"NodeNameToMetaVictims":{}})");
+  EXPECT_EQ(testsupport::HttpRequest(port_, "GET", "/sched/filter", "").first, 405);
+  EXPECT_EQ(testsupport::HttpRequest(port_, "POST", "/sched/frobnicate", "{}").first, 404);
+  auto [s3, b3] = testsupport::HttpRequest(port_, "POST", "/sched/preempt", R"({"Pod":{"metadata":{"name":"p"}},"NodeNameToMetaVictims":{}})");
   EXPECT_EQ(s3, 200);
   EXPECT_EQ(b3, R"({"NodeNameToMetaVictims":{}})");
 }
@@ -125,7 +86,7 @@ TEST_F(ExtenderHttp, ConcurrentRequestsAllSucceed) {
   for (int t = 0; t < 8; ++t)
     threads.emplace_back([&] {
       for (int i = 0; i < 25; ++i)
-        if (Http(port_, "POST", "/sched/filter", kFilterBody).first == 200) ok++;
+        if (testsupport::HttpRequest(port_, "POST", "/sched/filter", kFilterBody).first == 200) ok++;
     });
   for (auto& t : threads) t.join();
   EXPECT_EQ(ok.load(), 200);
