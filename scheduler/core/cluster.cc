@@ -20,7 +20,6 @@ NodeState& ClusterState::AddNode(NodeState node) {
   for (auto& card : node.cards) {
     if (card.model) card.model_id = ModelId(card.model->name);
   }
-  max_cards_per_node_ = std::max<int>(max_cards_per_node_, static_cast<int>(node.cards.size()));
   auto it = index_.find(node.name);
   if (it != index_.end()) {
     nodes_[it->second] = std::move(node);

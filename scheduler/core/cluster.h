@@ -117,7 +117,6 @@ class ClusterState {
   const std::vector<std::string>& model_names() const { return model_names_; }
   // Where a pod is placed, if anywhere.
   const NodeState* NodeOfPod(const std::string& pod_key) const;
-  int MaxCardsPerNode() const { return max_cards_per_node_; }
   // Bookkeeping of which node holds which pod; kept by Reserve/Unreserve.
   void RecordPod(const std::string& pod_key, const std::string& node) { pod_to_node_[pod_key] = node; }
   void ForgetPod(const std::string& pod_key) { pod_to_node_.erase(pod_key); }
@@ -128,7 +127,6 @@ class ClusterState {
   std::vector<std::string> model_names_;
   std::map<std::string, int> model_index_;
   std::map<std::string, std::string> pod_to_node_;
-  int max_cards_per_node_ = 0;
 };
 
 }  // namespace tideslice::core

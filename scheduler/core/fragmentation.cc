@@ -12,17 +12,19 @@ int SliceableFreePermille(const CardState& card) {
   return std::max(0, card.FreeComputePermille());
 }
 
-FragView MakeFragView(const NodeState& node) {
+FragView MakeFragView(const NodeState& node, const CardUsage* usage, int64_t extra_cpu) {
   FragView v;
   v.cpu_tracked = node.cpu_milli_capacity > 0;
-  v.cpu_left = node.cpu_milli_capacity - node.cpu_milli_used;
+  v.cpu_left = node.cpu_milli_capacity - node.cpu_milli_used - extra_cpu;
   v.cards = std::min<int>(static_cast<int>(node.cards.size()), kMaxCardsPerNode);
   v.model_id = node.cards.empty() ? -1 : node.cards.front().model_id;
   for (int i = 0; i < v.cards; ++i) {
     const CardState& c = node.cards[i];
-    v.free_permille[i] = SliceableFreePermille(c);
+    const CardUsage& u = usage ? usage[i] : c.usage;
+    bool sliceable = c.healthy && !u.whole_taken && !u.exclusive && u.hard_instances == 0;
+    v.free_permille[i] = sliceable ? std::max(0, kWholeCardPermille - u.used_compute_permille) : 0;
     v.memory_mib[i] = c.memory_mib;
-    v.free_memory_mib[i] = v.free_permille[i] > 0 ? c.FreeMemoryMiB() : 0;
+    v.free_memory_mib[i] = sliceable ? c.memory_mib - u.used_memory_mib : 0;
   }
   return v;
 }

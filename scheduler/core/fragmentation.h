@@ -50,14 +50,12 @@ struct FragView {
     if (memory_mib[i] <= 0) return free_permille[i];
     return static_cast<int>(std::min<int64_t>(free_permille[i], free_memory_mib[i] * 1000 / memory_mib[i]));
   }
-  int64_t TotalFree() const {
-    int64_t t = 0;
-    for (int i = 0; i < cards; ++i) t += IdleShare(i);
-    return t;
-  }
 };
 
-FragView MakeFragView(const NodeState& node);
+// The view of `node`, with each card's usage taken from `usage` (one entry per card, e.g. a
+// scratch copy during Filter) or, when null, from the node itself; `extra_cpu` is CPU a plan
+// would take on top of what the node already uses.
+FragView MakeFragView(const NodeState& node, const CardUsage* usage = nullptr, int64_t extra_cpu = 0);
 // Free share of one card for fragmentation purposes: what a new soft slice could still get.
 int SliceableFreePermille(const CardState& card);
 

@@ -165,25 +165,8 @@ void ApplyPlacement(const NodeState& node, std::vector<CardUsage>& usage, const 
   }
 }
 
-FragView ViewWith(const NodeState& node, const std::vector<CardUsage>& usage, int64_t extra_cpu) {
-  FragView v;
-  v.cpu_tracked = node.cpu_milli_capacity > 0;
-  v.cpu_left = node.cpu_milli_capacity - node.cpu_milli_used - extra_cpu;
-  v.cards = std::min<int>(static_cast<int>(node.cards.size()), kMaxCardsPerNode);
-  v.model_id = node.cards.empty() ? -1 : node.cards.front().model_id;
-  for (int i = 0; i < v.cards; ++i) {
-    const CardState& c = node.cards[i];
-    const CardUsage& u = usage[i];
-    bool sliceable = c.healthy && !u.whole_taken && !u.exclusive && u.hard_instances == 0;
-    v.free_permille[i] = sliceable ? std::max(0, kWholeCardPermille - u.used_compute_permille) : 0;
-    v.memory_mib[i] = c.memory_mib;
-    v.free_memory_mib[i] = sliceable ? c.memory_mib - u.used_memory_mib : 0;
-  }
-  return v;
-}
-
 // What a grant does to a node's fragmentation view, without touching the node: the same effect
-// ApplyGrant/ApplyPlacement followed by ViewWith would have, on a stack copy.
+// ApplyGrant/ApplyPlacement followed by MakeFragView would have, on a stack copy.
 void ApplyToView(FragView& v, const CardGrant& g, bool exclusive_pod) {
   if (g.reuses_pod_share || g.card_index < 0 || g.card_index >= v.cards) return;
   const int i = g.card_index;
@@ -282,7 +265,7 @@ bool PlaceContainer(const NodeState& node, std::vector<CardUsage>& usage, const 
   // Fragmentation-aware policies pick the single shared card that grows fragmentation least.
   if ((policy == Policy::kFragAware || policy == Policy::kFgd) && ctx.workload && s.count == 1 && !s.whole &&
       cands.size() > 1) {
-    const FragView base = ViewWith(node, usage, 0);
+    const FragView base = MakeFragView(node, usage.data());
     for (auto& cand : cands) {
       FragView trial = base;
       ApplyToView(trial, cand.grant, /*exclusive_pod=*/false);
