@@ -8,6 +8,7 @@
 
 #include "device-plugin/plugin/container_response.h"
 #include "device-plugin/plugin/plugin_server.h"
+#include "tests/support/fake_cards.h"
 #include "tests/support/test_support.h"
 
 using namespace tideslice;
@@ -35,16 +36,7 @@ void BM_AllocateOverUnixSocket(benchmark::State& state) {
   testsupport::TempDir tmp("tsbench");
   const std::string& dir = tmp.path();
   DeviceState devices;
-  std::vector<DeviceInfo> cards;
-  for (int i = 0; i < 8; ++i) {
-    DeviceInfo d;
-    d.uuid = "GPU-" + std::to_string(i);
-    d.index = i;
-    d.vendor = "nvidia";
-    d.model = "H100-80G";
-    d.memory_mib = 81920;
-    cards.push_back(d);
-  }
+  std::vector<DeviceInfo> cards = testsupport::FakeH100s(8);
   devices.Set(cards);
   CardsHandler handler;
   PluginOptions o;

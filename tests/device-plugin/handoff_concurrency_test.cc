@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "device-plugin/plugin/handoff.h"
+#include "tests/support/fake_cards.h"
 #include "tests/support/test_support.h"
 
 namespace tideslice::deviceplugin {
@@ -84,16 +85,7 @@ TEST(HandoffConcurrency, EveryContainerGetsExactlyItsAssignedCards) {
   testsupport::TempDir tmp("tshandoff");
   const std::string& dir = tmp.path();
   DeviceState devices;
-  std::vector<DeviceInfo> cards;
-  for (int i = 0; i < 8; ++i) {
-    DeviceInfo d;
-    d.uuid = "GPU-" + std::to_string(i);
-    d.index = i;
-    d.vendor = "nvidia";
-    d.model = "H100-80G";
-    d.memory_mib = 81920;
-    cards.push_back(d);
-  }
+  std::vector<DeviceInfo> cards = testsupport::FakeH100s(8);
   devices.Set(cards);
   FakeScheduler scheduler;
   HandoffHandler handler(&scheduler);

@@ -3,24 +3,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/support/fake_cards.h"
+
 namespace tideslice::deviceplugin {
 namespace {
 
 using ::testing::HasSubstr;
 
-std::vector<DeviceInfo> Cards() {
-  std::vector<DeviceInfo> out;
-  for (int i = 0; i < 4; ++i) {
-    DeviceInfo d;
-    d.uuid = "GPU-" + std::to_string(i);
-    d.index = i;
-    d.vendor = "nvidia";
-    d.model = "H100-80G";
-    d.memory_mib = 81920;
-    out.push_back(d);
-  }
-  return out;
-}
+std::vector<DeviceInfo> Cards() { return testsupport::FakeH100s(4); }
 
 v1::ContainerAssignment Container(const std::string& name, std::vector<std::string> cards, bool init = false) {
   v1::ContainerAssignment c;
