@@ -12,6 +12,9 @@ const char* StatusCodeName(StatusCode code) {
     case StatusCode::kResourceExhausted: return "resource exhausted";
     case StatusCode::kUnavailable: return "unavailable";
     case StatusCode::kInternal: return "internal";
+    case StatusCode::kAborted: return "conflict";
+    case StatusCode::kExpired: return "expired";
+    case StatusCode::kPermissionDenied: return "permission denied";
   }
   return "unknown";
 }

@@ -18,6 +18,9 @@ enum class StatusCode {
   kResourceExhausted,
   kUnavailable,
   kInternal,
+  kAborted,             // lost a race (HTTP 409 conflict): re-read and retry
+  kExpired,             // a resource version is too old (HTTP 410): re-list
+  kPermissionDenied,    // HTTP 401/403: credentials or RBAC
 };
 
 const char* StatusCodeName(StatusCode code);
@@ -38,6 +41,14 @@ class [[nodiscard]] Status {
   }
   static Status Unavailable(std::string message) { return Status(StatusCode::kUnavailable, std::move(message)); }
   static Status Internal(std::string message) { return Status(StatusCode::kInternal, std::move(message)); }
+  static Status Aborted(std::string message) { return Status(StatusCode::kAborted, std::move(message)); }
+  static Status Expired(std::string message) { return Status(StatusCode::kExpired, std::move(message)); }
+  static Status PermissionDenied(std::string message) {
+    return Status(StatusCode::kPermissionDenied, std::move(message));
+  }
+  static Status ResourceExhausted(std::string message) {
+    return Status(StatusCode::kResourceExhausted, std::move(message));
+  }
 
   Status(StatusCode code, std::string message, std::string field = {})
       : code_(code), message_(std::move(message)), field_(std::move(field)) {}

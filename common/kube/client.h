@@ -1,0 +1,88 @@
+// A Kubernetes API client over HttpTransport: JSON in and out (nlohmann), errors carrying the
+// API's own Status message, 409 retries for read-modify-write, 429/5xx back-off for reads, and
+// the typed calls TideSlice needs (Binding, Eviction, Lease, Events). Shared by the scheduler
+// and the node agent.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "common/kube/transport.h"
+#include "common/status.h"
+
+namespace tideslice::kube {
+
+using nlohmann::json;
+
+struct ListResult {
+  std::vector<json> items;
+  std::string resource_version;   // the list's, to start a watch from
+};
+
+enum class WatchEventType { kAdded, kModified, kDeleted, kBookmark };
+
+struct WatchEvent {
+  WatchEventType type;
+  json object;
+};
+
+// "pods" path helpers: PodPath("ns", "name") = /api/v1/namespaces/ns/pods/name.
+std::string PodPath(const std::string& ns, const std::string& name);
+std::string NodePath(const std::string& name);
+std::string LeasePath(const std::string& ns, const std::string& name);
+// Percent-encodes a query value (selectors contain '=' and ',').
+std::string QueryEscape(const std::string& value);
+
+class KubeClient {
+ public:
+  explicit KubeClient(std::shared_ptr<HttpTransport> transport) : transport_(std::move(transport)) {}
+
+  StatusOr<json> Get(const std::string& path);
+  // All pages (limit/continue) of a list; `query` like "fieldSelector=spec.nodeName%3Dn1".
+  StatusOr<ListResult> List(const std::string& path, const std::string& query = "", int page_size = 500);
+  // Watches from `resource_version` with bookmarks until the server closes the stream
+  // (timeout_s), `cancel` fires, or on_event returns false. An expired resource version (410,
+  // as an HTTP status or an ERROR event) is Status kExpired: the caller must re-list.
+  Status Watch(const std::string& path, const std::string& query, const std::string& resource_version, int timeout_s,
+               const std::function<bool(const WatchEvent&)>& on_event, CancelFlag* cancel);
+
+  StatusOr<json> Create(const std::string& collection_path, const json& object);
+  StatusOr<json> Replace(const std::string& path, const json& object);          // PUT
+  StatusOr<json> MergePatch(const std::string& path, const json& patch);        // JSON merge patch
+  Status Delete(const std::string& path);
+
+  // Read, mutate, write back with the read's resourceVersion as precondition; on 409 re-read and
+  // mutate again (up to `attempts`). `mutate` may return an error to give up, or set *changed =
+  // false to skip the write.
+  StatusOr<json> ReadModifyWrite(const std::string& path, const std::function<Status(json&, bool* changed)>& mutate,
+                                 int attempts = 8);
+
+  // POST pods/{name}/binding: binds and merges `annotations` into the pod in one call.
+  Status Bind(const std::string& ns, const std::string& name, const std::string& uid, const std::string& node,
+              const std::map<std::string, std::string>& annotations);
+  // POST pods/{name}/eviction (policy/v1). A PodDisruptionBudget refusal (429) is
+  // kResourceExhausted with the API's message; the caller decides when to try again.
+  Status Evict(const std::string& ns, const std::string& name, const std::string& uid);
+  // A core/v1 Event about an object (involvedObject from its kind/namespace/name/uid).
+  Status RecordEvent(const json& involved, const std::string& type, const std::string& reason,
+                     const std::string& message, const std::string& component);
+
+  // Maps an HTTP reply to a Status with the API's message ("pods \"x\" not found").
+  static Status ReplyToStatus(const ApiReply& reply, const std::string& what);
+
+ private:
+  StatusOr<json> Call(const ApiRequest& request, const std::string& what, bool retry_throttled);
+
+  std::shared_ptr<HttpTransport> transport_;
+};
+
+// RFC 3339 with microseconds, as metav1.MicroTime serializes ("2026-11-24T10:00:00.123456Z").
+std::string MicroTimeNow();
+std::string MicroTimeFrom(std::chrono::system_clock::time_point t);
+// Parses RFC 3339 (fractional seconds optional, Z or offset); error names `field`.
+StatusOr<std::chrono::system_clock::time_point> ParseRfc3339(const std::string& field, const std::string& text);
+
+}  // namespace tideslice::kube

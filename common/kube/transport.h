@@ -1,0 +1,91 @@
+// The small HTTP interface the Kubernetes client speaks through. cpprestsdk implements it in
+// cpprest_transport.cc (the only file in common/ that includes cpprest, whose macro U breaks
+// other headers); tests may substitute their own.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/kube/access.h"
+#include "common/status.h"
+
+namespace tideslice::kube {
+
+struct ApiRequest {
+  std::string method = "GET";
+  std::string path;                         // path and query, e.g. "/api/v1/pods?limit=500"
+  std::string body;
+  std::string content_type = "application/json";
+};
+
+struct ApiReply {
+  int status = 0;
+  std::string body;
+  int retry_after_seconds = 0;              // from a Retry-After header, 0 if none
+};
+
+// Cancels blocking calls (a watch stream) from another thread. Callbacks registered while not
+// yet cancelled run on Cancel(); registered after, they run at once.
+class CancelFlag {
+ public:
+  void Cancel() {
+    std::vector<std::function<void()>> run;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (cancelled_) return;
+      cancelled_ = true;
+      run.swap(callbacks_);
+    }
+    for (auto& f : run) f();
+  }
+  bool cancelled() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return cancelled_;
+  }
+  // Returns an id for Unregister.
+  int Register(std::function<void()> f) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (cancelled_) {
+      lock.unlock();
+      f();
+      return -1;
+    }
+    callbacks_.push_back(std::move(f));
+    return static_cast<int>(callbacks_.size()) - 1;
+  }
+  void Unregister(int id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (id >= 0 && id < static_cast<int>(callbacks_.size())) callbacks_[static_cast<size_t>(id)] = [] {};
+  }
+  // Sleeps up to `ms`, waking early on Cancel(); returns false if cancelled.
+  bool SleepFor(int ms);
+
+ private:
+  mutable std::mutex mu_;
+  bool cancelled_ = false;
+  std::vector<std::function<void()>> callbacks_;
+};
+
+class HttpTransport {
+ public:
+  virtual ~HttpTransport() = default;
+  // One request; transport failures (refused, TLS, timeout) are Unavailable, HTTP errors are a
+  // reply with their status for the caller to map.
+  virtual StatusOr<ApiReply> Send(const ApiRequest& request) = 0;
+  // A long response read line by line as it arrives (a watch). For a 200 answer each line goes
+  // to on_line until the server ends the stream, on_line returns false, or `cancel` fires; the
+  // reply then has status 200 and an empty body. Any other status comes back with its body.
+  virtual StatusOr<ApiReply> Stream(const ApiRequest& request, const std::function<bool(std::string_view)>& on_line,
+                                    CancelFlag* cancel) = 0;
+};
+
+// cpprestsdk over http:// or https:// (CA bundle, client certificate, rotating token file).
+// `stream_idle_timeout_s` bounds silence on a stream (watches carry bookmarks well inside it).
+StatusOr<std::shared_ptr<HttpTransport>> NewCppRestTransport(const KubeAccess& access, int request_timeout_s = 30,
+                                                             int stream_idle_timeout_s = 300);
+
+}  // namespace tideslice::kube
