@@ -18,8 +18,15 @@
 #include "device-plugin/backends/dcmi_backend.h"
 #include "device-plugin/backends/mock_backend.h"
 #include "device-plugin/backends/nvml_backend.h"
+#include "common/kube/access.h"
+#include "common/kube/client.h"
 #include "device-plugin/exporter/card_metrics.h"
+#include "device-plugin/kube/inventory_publisher.h"
+#include "device-plugin/kube/kube_assignment_store.h"
 #include "device-plugin/plugin/agent.h"
+#include "device-plugin/plugin/handoff.h"
+
+#include <yaml-cpp/yaml.h>
 
 using namespace tideslice;
 using namespace tideslice::deviceplugin;
@@ -38,26 +45,56 @@ Flags:
   --node-name NAME               this node's name (default: $NODE_NAME, else the host name)
   --metrics-address HOST:PORT    where /metrics is served (default 0.0.0.0:9400; "off" disables)
   --health-poll-seconds N        how often cards are re-read (default 5)
+  --heartbeat-seconds N          the inventory annotation is re-published at least this often
+                                 (default 30; the scheduler drops nodes whose heartbeat is stale)
+  --kubeconfig FILE              Kubernetes access from a kubeconfig (default: in-cluster service account)
+  --standalone                   run without Kubernetes: no inventory, and Allocate is refused
+                                 (for trying the kubelet side and the metrics on a laptop)
+  --config FILE                  YAML/JSON map of these flags without the dashes
+                                 (e.g. "backend: mock"); command-line flags win
   --help
 
-Allocation hand-off: containers get slices only as the TideSlice scheduler assigned them. That
-hand-off (PodAssignment annotations through the Kubernetes API) is not part of this build yet, so
-Allocate answers FAILED_PRECONDITION rather than guess which pod a device belongs to.
+Allocation hand-off: a container gets exactly the slices the TideSlice scheduler assigned in the
+pod's tideslice.io/assignment annotation (phase ALLOCATING); the agent acknowledges them (phase
+ALLOCATED) through the Kubernetes API. Allocate fails with a reason, and never guesses, when no
+pod or more than one pod on the node is waiting for devices.
 )";
 
 std::atomic<bool> g_stop{false};
 void OnSignal(int) { g_stop = true; }
 
-// Refuses every Allocate with a reason, until the scheduler hand-off is built: handing out a
-// slice without knowing whose it is would be the exact bug TideSlice exists to avoid.
-class NoHandoffHandler : public AllocationHandler {
+// --standalone: no Kubernetes, so no way to tell whose slice a device is. Refuse with a reason:
+// handing out a slice without knowing whose it is would be the exact bug TideSlice exists to avoid.
+class StandaloneHandler : public AllocationHandler {
  public:
   StatusOr<v1beta1::ContainerAllocateResponse> AllocateContainer(const std::vector<std::string>& ids,
                                                                 const std::vector<DeviceInfo>&) override {
     return Status::FailedPrecondition("cannot tell which pod devices " + (ids.empty() ? std::string() : ids.front()) +
-                                      "... belong to: this agent was built without the scheduler hand-off");
+                                      "... belong to: the agent runs with --standalone (no Kubernetes access)");
   }
 };
+
+// --config FILE: a map of flag names (without dashes) to values; flags given on the command
+// line win. Unknown keys are errors, like unknown flags.
+Status MergeConfigFile(const std::string& path, const std::set<std::string>& known,
+                       std::map<std::string, std::string>& flags) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const std::exception& e) {
+    return Status::InvalidArgument("--config", path + ": " + e.what());
+  }
+  if (!root.IsMap()) return Status::InvalidArgument("--config", path + " must be a map of flag names to values");
+  for (const auto& kv : root) {
+    std::string key = "--" + kv.first.as<std::string>();
+    if (!known.count(key) || key == "--config")
+      return Status::InvalidArgument("--config", path + ": unknown key \"" + kv.first.as<std::string>() + "\"");
+    if (!kv.second.IsScalar())
+      return Status::InvalidArgument("--config", path + ": \"" + kv.first.as<std::string>() + "\" must be a single value");
+    if (!flags.count(key)) flags[key] = kv.second.as<std::string>();
+  }
+  return Status::Ok();
+}
 
 int Fail(const std::string& msg) {
   std::fprintf(stderr, "tideslice-device-plugin: %s\n(see --help)\n", msg.c_str());
@@ -67,14 +104,20 @@ int Fail(const std::string& msg) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::set<std::string> known = {"--backend", "--mock-config", "--device-plugin-dir", "--resource-name",
-                                       "--replicas-per-card", "--node-name", "--metrics-address", "--health-poll-seconds"};
+  const std::set<std::string> known = {"--backend",          "--mock-config",       "--device-plugin-dir",
+                                       "--resource-name",    "--replicas-per-card", "--node-name",
+                                       "--metrics-address",  "--health-poll-seconds", "--heartbeat-seconds",
+                                       "--kubeconfig",       "--standalone",        "--config"};
   std::map<std::string, std::string> flags;
   for (int i = 1; i < argc; ++i) {
     std::string f = argv[i];
     if (f == "--help" || f == "-h") {
       std::printf("%s", kUsage);
       return 0;
+    }
+    if (f == "--standalone") {
+      flags[f] = "true";
+      continue;
     }
     if (auto eq = f.find('='); eq != std::string::npos) {
       flags[f.substr(0, eq)] = f.substr(eq + 1);
@@ -84,6 +127,10 @@ int main(int argc, char** argv) {
       flags[f] = argv[++i];
     }
     if (!known.count(f)) return Fail("unknown flag " + f);
+  }
+  if (flags.count("--config")) {
+    Status st = MergeConfigFile(flags["--config"], known, flags);
+    if (!st.ok()) return Fail(st.ToString());
   }
   auto get = [&](const char* k, const std::string& def) { return flags.count(k) ? flags[k] : def; };
   auto get_int = [&](const char* k, int def, int lo, int hi, int* out) -> bool {
@@ -114,6 +161,10 @@ int main(int argc, char** argv) {
   int poll_s = 5;
   if (!get_int("--health-poll-seconds", 5, 1, 3600, &poll_s)) return Fail("--health-poll-seconds must be 1..3600");
   options.health_poll = std::chrono::seconds(poll_s);
+  int heartbeat_s = 30;
+  if (!get_int("--heartbeat-seconds", 30, 1, 3600, &heartbeat_s)) return Fail("--heartbeat-seconds must be 1..3600");
+  const std::string standalone = get("--standalone", "false");
+  if (standalone != "true" && standalone != "false") return Fail("--standalone takes no value (or true/false in --config)");
   std::error_code ec;
   if (!std::filesystem::is_directory(options.plugin.socket_dir, ec))
     return Fail("--device-plugin-dir " + options.plugin.socket_dir + " is not a directory");
@@ -149,12 +200,38 @@ int main(int argc, char** argv) {
     return Fail("--backend must be nvml, dcmi or mock, got \"" + backend_name + "\"");
   }
 
+  // Kubernetes: the assignment store for Allocate and the inventory publisher.
+  std::unique_ptr<kube::KubeClient> client;
+  std::unique_ptr<KubeAssignmentStore> store;
+  std::unique_ptr<InventoryPublisher> publisher;
+  std::unique_ptr<AllocationHandler> handler;
+  if (standalone == "true") {
+    handler = std::make_unique<StandaloneHandler>();
+  } else {
+    auto access = kube::ResolveAccess(get("--kubeconfig", ""));
+    if (!access.ok()) return Fail("Kubernetes access: " + access.status().ToString() + " (or pass --standalone)");
+    auto transport = kube::NewCppRestTransport(*access);
+    if (!transport.ok()) return Fail(transport.status().ToString());
+    client = std::make_unique<kube::KubeClient>(*transport);
+    store = std::make_unique<KubeAssignmentStore>(client.get(), node);
+    handler = std::make_unique<HandoffHandler>(store.get());
+    publisher = std::make_unique<InventoryPublisher>(client.get(), node, backend->Name(), catalog,
+                                                     std::chrono::seconds(heartbeat_s));
+  }
+
   auto registry = std::make_shared<prometheus::Registry>();
   CardMetrics metrics(registry, node);
   std::mutex metrics_mu;
+  std::string last_publish_error;
   options.on_devices = [&](const std::vector<DeviceInfo>& cards) {
     std::lock_guard<std::mutex> lock(metrics_mu);
     metrics.Update(cards);
+    if (!publisher) return;
+    Status st = publisher->Update(cards);
+    std::string err = st.ok() ? "" : st.ToString();
+    if (err != last_publish_error)  // say it once per change, not every poll
+      std::fprintf(stderr, "tideslice-device-plugin: %s\n", err.empty() ? "inventory published" : err.c_str());
+    last_publish_error = err;
   };
   std::unique_ptr<prometheus::Exposer> exposer;
   std::string metrics_address = get("--metrics-address", "0.0.0.0:9400");
@@ -167,13 +244,12 @@ int main(int argc, char** argv) {
     exposer->RegisterCollectable(registry);
   }
 
-  NoHandoffHandler handler;
-  Agent agent(options, backend.get(), &handler);
+  Agent agent(options, backend.get(), handler.get());
   Status st = agent.Start();
   if (!st.ok()) return Fail(st.ToString());
-  std::fprintf(stderr, "tideslice-device-plugin: node %s, backend %s, %s on %s/%s, metrics %s\n", node.c_str(),
+  std::fprintf(stderr, "tideslice-device-plugin: node %s, backend %s, %s on %s/%s, kubernetes %s, metrics %s\n", node.c_str(),
                backend->Name().c_str(), options.plugin.resource_name.c_str(), options.plugin.socket_dir.c_str(),
-               options.plugin.socket_name.c_str(),
+               options.plugin.socket_name.c_str(), client ? "on" : "off (--standalone)",
                exposer ? ("http://" + metrics_address + "/metrics (port " + std::to_string(exposer->GetListeningPorts()[0]) + ")").c_str()
                        : "off");
   std::signal(SIGINT, OnSignal);

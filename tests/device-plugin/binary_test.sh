@@ -18,12 +18,17 @@ out=$("$BIN" --backend mock --device-plugin-dir "$dir" 2>&1); rc=$?
 [ $rc -eq 2 ] && [[ "$out" == *"needs --mock-config"* ]] || fail "mock without config: rc=$rc $out"
 out=$("$BIN" --backend mock --mock-config "$CARDS" --device-plugin-dir "$dir" --replicas-per-card 0 2>&1); rc=$?
 [ $rc -eq 2 ] && [[ "$out" == *"--replicas-per-card"* ]] || fail "replicas: rc=$rc $out"
+out=$(env -u KUBERNETES_SERVICE_HOST "$BIN" --backend mock --mock-config "$CARDS" --device-plugin-dir "$dir" 2>&1); rc=$?
+[ $rc -eq 2 ] && [[ "$out" == *"Kubernetes access"* ]] && [[ "$out" == *"--standalone"* ]] || fail "no cluster: rc=$rc $out"
+printf 'backend: mock\nfrobnicate: 1\n' > "$dir/config.yaml"
+out=$("$BIN" --config "$dir/config.yaml" 2>&1); rc=$?
+[ $rc -eq 2 ] && [[ "$out" == *'unknown key "frobnicate"'* ]] || fail "config key: rc=$rc $out"
 if ! ldconfig -p 2>/dev/null | grep -q libnvidia-ml.so.1; then
   out=$("$BIN" --backend nvml --device-plugin-dir "$dir" 2>&1); rc=$?
   [ $rc -eq 2 ] && [[ "$out" == *"no NVIDIA driver found"* ]] || fail "nvml without driver: rc=$rc $out"
 fi
 
-"$BIN" --backend mock --mock-config "$CARDS" --device-plugin-dir "$dir" --metrics-address 127.0.0.1:0 \
+"$BIN" --backend mock --mock-config "$CARDS" --device-plugin-dir "$dir" --metrics-address 127.0.0.1:0 --standalone \
   --node-name ci-node 2> "$dir/log" &
 pid=$!
 port=""
