@@ -25,6 +25,8 @@
 #include "device-plugin/kube/kube_assignment_store.h"
 #include "device-plugin/plugin/agent.h"
 #include "device-plugin/plugin/handoff.h"
+#include "device-plugin/plugin/partitions.h"
+#include "device-plugin/plugin/pod_resources.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -47,6 +49,8 @@ Flags:
   --health-poll-seconds N        how often cards are re-read (default 5)
   --heartbeat-seconds N          the inventory annotation is re-published at least this often
                                  (default 30; the scheduler drops nodes whose heartbeat is stale)
+  --pod-resources-socket PATH    kubelet PodResources API, used to release partitions of pods that
+                                 are gone (default /var/lib/kubelet/pod-resources/kubelet.sock)
   --kubeconfig FILE              Kubernetes access from a kubeconfig (default: in-cluster service account)
   --standalone                   run without Kubernetes: no inventory, and Allocate is refused
                                  (for trying the kubelet side and the metrics on a laptop)
@@ -107,7 +111,8 @@ int main(int argc, char** argv) {
   const std::set<std::string> known = {"--backend",          "--mock-config",       "--device-plugin-dir",
                                        "--resource-name",    "--replicas-per-card", "--node-name",
                                        "--metrics-address",  "--health-poll-seconds", "--heartbeat-seconds",
-                                       "--kubeconfig",       "--standalone",        "--config"};
+                                       "--kubeconfig",       "--standalone",        "--config",
+                                       "--pod-resources-socket"};
   std::map<std::string, std::string> flags;
   for (int i = 1; i < argc; ++i) {
     std::string f = argv[i];
@@ -205,6 +210,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<KubeAssignmentStore> store;
   std::unique_ptr<InventoryPublisher> publisher;
   std::unique_ptr<AllocationHandler> handler;
+  std::unique_ptr<PartitionLedger> ledger;
   if (standalone == "true") {
     handler = std::make_unique<StandaloneHandler>();
   } else {
@@ -214,7 +220,10 @@ int main(int argc, char** argv) {
     if (!transport.ok()) return Fail(transport.status().ToString());
     client = std::make_unique<kube::KubeClient>(*transport);
     store = std::make_unique<KubeAssignmentStore>(client.get(), node);
-    handler = std::make_unique<HandoffHandler>(store.get());
+    auto opened = PartitionLedger::Open(options.plugin.socket_dir + "/tideslice-partitions.json");
+    if (!opened.ok()) return Fail(opened.status().ToString());
+    ledger = std::move(*opened);
+    handler = std::make_unique<HandoffHandler>(store.get(), backend.get(), ledger.get());
     publisher = std::make_unique<InventoryPublisher>(client.get(), node, backend->Name(), catalog,
                                                      std::chrono::seconds(heartbeat_s));
   }
@@ -254,7 +263,27 @@ int main(int argc, char** argv) {
                        : "off");
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
-  while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // Reconcile every 30 s: partitions of pods the kubelet no longer reports are destroyed.
+  const std::string pod_resources = get("--pod-resources-socket", "/var/lib/kubelet/pod-resources/kubelet.sock");
+  auto next_reconcile = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!g_stop) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    if (!ledger || std::chrono::steady_clock::now() < next_reconcile) continue;
+    next_reconcile = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    if (ledger->All().empty() || !std::filesystem::exists(pod_resources)) continue;
+    auto live = PodResourcesClient(pod_resources).List(options.plugin.resource_name, std::chrono::seconds(5));
+    auto cards = backend->Discover();
+    if (!live.ok() || !cards.ok()) {
+      std::fprintf(stderr, "tideslice-device-plugin: reconcile skipped: %s\n",
+                   (!live.ok() ? live.status() : cards.status()).ToString().c_str());
+      continue;
+    }
+    auto report = ReleaseGonePartitions(*ledger, *backend, *cards, *live, std::chrono::system_clock::now(),
+                                        std::chrono::seconds(60));
+    if (report.released > 0)
+      std::fprintf(stderr, "tideslice-device-plugin: released %d partition(s) of pods that are gone\n", report.released);
+    for (const auto& e : report.errors) std::fprintf(stderr, "tideslice-device-plugin: reconcile: %s\n", e.c_str());
+  }
   agent.Stop();
   return 0;
 }

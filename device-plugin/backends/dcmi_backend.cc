@@ -163,4 +163,22 @@ Status DcmiBackend::DestroyVnpu(int logic_id, unsigned int vnpu_id) {
   return Status::Ok();
 }
 
+StatusOr<std::string> DcmiBackend::CreatePartition(const DeviceInfo& card, const std::string& profile, int) {
+  auto id = CreateVnpu(card.index, profile);
+  if (!id.ok()) return id.status();
+  return std::to_string(*id);
+}
+
+Status DcmiBackend::DestroyPartition(const DeviceInfo& card, const std::string& partition_id) {
+  unsigned long id = 0;
+  try {
+    size_t used = 0;
+    id = std::stoul(partition_id, &used);
+    if (used != partition_id.size()) throw std::invalid_argument("trailing");
+  } catch (const std::exception&) {
+    return Status::InvalidArgument("partition", "\"" + partition_id + "\" is not a vNPU ID");
+  }
+  return DestroyVnpu(card.index, static_cast<unsigned int>(id));
+}
+
 }  // namespace tideslice::deviceplugin

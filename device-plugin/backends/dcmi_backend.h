@@ -65,6 +65,9 @@ class DcmiBackend : public DeviceBackend {
   // its vNPU ID (what ASCEND_VISIBLE_DEVICES and /dev/davinci<ID> use).
   StatusOr<unsigned int> CreateVnpu(int logic_id, const std::string& template_name);
   Status DestroyVnpu(int logic_id, unsigned int vnpu_id);
+  // DeviceBackend partitions are vNPUs; the card's index is its logic ID.
+  StatusOr<std::string> CreatePartition(const DeviceInfo& card, const std::string& profile, int start_slot) override;
+  Status DestroyPartition(const DeviceInfo& card, const std::string& partition_id) override;
 
  private:
   DcmiBackend(DcmiApi api, const catalog::Catalog& catalog) : api_(api), catalog_(catalog) {}

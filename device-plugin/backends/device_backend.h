@@ -34,6 +34,21 @@ class DeviceBackend {
   virtual std::string Name() const = 0;
   // The cards on this node now, health included. Errors mean "could not ask", not "no cards".
   virtual StatusOr<std::vector<DeviceInfo>> Discover() = 0;
+
+  // Hard partitions made for one container at Allocate time: an NVIDIA MIG instance or an Ascend
+  // vNPU. `profile` is the catalog's profile/template name; `start_slot` the MIG placement the
+  // scheduler chose (-1 = driver's choice). Returns the partition's ID as the container runtime
+  // wants it: a MIG device UUID for NVIDIA_VISIBLE_DEVICES, a vNPU ID for ASCEND_VISIBLE_DEVICES.
+  // Backends that cannot partition say so rather than hand out a whole card.
+  virtual StatusOr<std::string> CreatePartition(const DeviceInfo& card, const std::string& profile, int start_slot) {
+    (void)start_slot;
+    return Status::FailedPrecondition("the " + Name() + " backend cannot create " + profile + " partitions on " +
+                                      card.uuid);
+  }
+  virtual Status DestroyPartition(const DeviceInfo& card, const std::string& partition_id) {
+    return Status::FailedPrecondition("the " + Name() + " backend cannot destroy partition " + partition_id + " on " +
+                                      card.uuid);
+  }
 };
 
 }  // namespace tideslice::deviceplugin

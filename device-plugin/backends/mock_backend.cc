@@ -70,7 +70,7 @@ StatusOr<std::unique_ptr<MockBackend>> MockBackend::FromJson(std::string_view te
     d.healthy = health == "Healthy";
     devices.push_back(std::move(d));
   }
-  return std::unique_ptr<MockBackend>(new MockBackend(std::move(devices)));
+  return std::unique_ptr<MockBackend>(new MockBackend(std::move(devices), catalog));
 }
 
 StatusOr<std::unique_ptr<MockBackend>> MockBackend::FromFile(const std::string& path, const catalog::Catalog& catalog) {
@@ -97,6 +97,40 @@ Status MockBackend::SetHealth(const std::string& uuid, bool healthy) {
     }
   }
   return Status::NotFound("no card with uuid " + uuid);
+}
+
+StatusOr<std::string> MockBackend::CreatePartition(const DeviceInfo& card, const std::string& profile, int start_slot) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!fail_next_.empty()) {
+    std::string why = fail_next_;
+    fail_next_.clear();
+    return Status::ResourceExhausted("creating " + profile + " on " + card.uuid + " failed: " + why);
+  }
+  const auto* model = catalog_.Find(card.model);
+  if (!model || !model->FindProfile(profile))
+    return Status::InvalidArgument("profile", "card " + card.uuid + " (" + card.model + ") has no profile \"" + profile + "\"");
+  int n = next_partition_++;
+  std::string id = card.vendor == "huawei" ? std::to_string(100 + n)
+                                           : "MIG-" + card.uuid + "-" + std::to_string(start_slot) + "-" + std::to_string(n);
+  partitions_.insert(card.uuid + "/" + id);
+  return id;
+}
+
+Status MockBackend::DestroyPartition(const DeviceInfo& card, const std::string& partition_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!partitions_.erase(card.uuid + "/" + partition_id))
+    return Status::NotFound("card " + card.uuid + " has no partition " + partition_id);
+  return Status::Ok();
+}
+
+std::vector<std::string> MockBackend::Partitions() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return {partitions_.begin(), partitions_.end()};
+}
+
+void MockBackend::FailNextPartition(const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  fail_next_ = reason;
 }
 
 }  // namespace tideslice::deviceplugin

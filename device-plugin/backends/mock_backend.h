@@ -9,6 +9,7 @@
 #pragma once
 
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,10 +28,22 @@ class MockBackend : public DeviceBackend {
   StatusOr<std::vector<DeviceInfo>> Discover() override;
   Status SetHealth(const std::string& uuid, bool healthy);
 
+  // Partitions are remembered, not made: MIG-style UUIDs for NVIDIA cards, vNPU IDs from 100 for
+  // Ascend. A profile the card's catalog model does not have is refused, as a driver would.
+  StatusOr<std::string> CreatePartition(const DeviceInfo& card, const std::string& profile, int start_slot) override;
+  Status DestroyPartition(const DeviceInfo& card, const std::string& partition_id) override;
+  std::vector<std::string> Partitions();  // "card/id", sorted
+  void FailNextPartition(const std::string& reason);
+
  private:
-  explicit MockBackend(std::vector<DeviceInfo> devices) : devices_(std::move(devices)) {}
+  MockBackend(std::vector<DeviceInfo> devices, const catalog::Catalog& catalog)
+      : devices_(std::move(devices)), catalog_(catalog) {}
   std::mutex mu_;
   std::vector<DeviceInfo> devices_;
+  const catalog::Catalog& catalog_;
+  std::set<std::string> partitions_;
+  int next_partition_ = 0;
+  std::string fail_next_;
 };
 
 }  // namespace tideslice::deviceplugin

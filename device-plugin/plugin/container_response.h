@@ -25,6 +25,7 @@ struct AssignedSlice {
   bool whole = false;
   std::string profile;          // MIG profile / Ascend template, empty for soft slices
   std::string partition_id;     // MIG instance UUID or vNPU ID once created
+  int start_slot = -1;          // MIG placement the scheduler chose, -1 = any
 };
 
 StatusOr<v1beta1::ContainerAllocateResponse> BuildContainerResponse(const std::vector<AssignedSlice>& slices);

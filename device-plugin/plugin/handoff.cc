@@ -1,6 +1,7 @@
 #include "device-plugin/plugin/handoff.h"
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 
 namespace tideslice::deviceplugin {
@@ -69,6 +70,7 @@ StatusOr<HandoffMatch> MatchAllocate(const std::vector<PendingPod>& pending_on_n
     a.compute_permille = s.compute_permille();
     a.whole = s.whole_card();
     a.profile = s.profile();
+    a.start_slot = s.profile().empty() ? -1 : s.start_slot();
     m.slices.push_back(std::move(a));
   }
   return m;
@@ -96,12 +98,55 @@ StatusOr<v1beta1::ContainerAllocateResponse> HandoffHandler::AllocateContainer(
   if (!pending.ok()) return pending.status().WithContext("reading pending assignments");
   auto match = MatchAllocate(*pending, device_ids, cards);
   if (!match.ok()) return match.status();
+  // Hard partitions first; any failure below undoes the ones made here, so an Allocate either
+  // succeeds completely or leaves nothing behind.
+  std::vector<PartitionRecord> made;
+  auto undo = [&]() {
+    for (const auto& r : made) {
+      for (const auto& s : match->slices)
+        if (s.card.uuid == r.card_uuid) {
+          (void)partitioner_->DestroyPartition(s.card, r.partition_id);
+          break;
+        }
+      (void)ledger_->Remove(r);
+    }
+  };
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch()).count();
+  for (auto& slice : match->slices) {
+    if (slice.profile.empty()) continue;
+    if (!partitioner_ || !ledger_) {
+      undo();
+      return Status::FailedPrecondition("pod " + match->pod_key + " needs a " + slice.profile +
+                                        " partition, but this agent does not manage partitions");
+    }
+    auto id = partitioner_->CreatePartition(slice.card, slice.profile, slice.start_slot);
+    if (!id.ok()) {
+      undo();
+      return id.status().WithContext("creating " + slice.profile + " for " + match->pod_key + "/" + match->container);
+    }
+    PartitionRecord rec{match->pod_key, match->container, slice.card.uuid, *id, now};
+    Status recorded = ledger_->Add(rec);
+    if (!recorded.ok()) {
+      (void)partitioner_->DestroyPartition(slice.card, *id);
+      undo();
+      return recorded;
+    }
+    made.push_back(rec);
+    slice.partition_id = *id;
+  }
   auto response = BuildContainerResponse(match->slices);
-  if (!response.ok()) return response.status();
+  if (!response.ok()) {
+    undo();
+    return response.status();
+  }
   (*response->mutable_annotations())["tideslice.io/pod"] = match->pod_key;
   (*response->mutable_annotations())["tideslice.io/container"] = match->container;
-  TS_RETURN_IF_ERROR(store_->Acknowledge(match->pod_key, match->container, device_ids)
-                         .WithContext("acknowledging " + match->pod_key + "/" + match->container));
+  Status acked = store_->Acknowledge(match->pod_key, match->container, device_ids);
+  if (!acked.ok()) {
+    undo();
+    return acked.WithContext("acknowledging " + match->pod_key + "/" + match->container);
+  }
   return response;
 }
 

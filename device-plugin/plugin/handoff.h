@@ -17,6 +17,7 @@
 
 #include "common/status.h"
 #include "device-plugin/plugin/container_response.h"
+#include "device-plugin/plugin/partitions.h"
 #include "device-plugin/plugin/plugin_server.h"
 #include "tideslice/v1/tideslice.pb.h"
 
@@ -59,12 +60,18 @@ class AssignmentStore {
 class HandoffHandler : public AllocationHandler {
  public:
   explicit HandoffHandler(AssignmentStore* store) : store_(store) {}
+  // Slices with a profile (MIG, vNPU) get a partition from `partitioner`, recorded in `ledger`.
+  // Without these, such slices are refused with a reason.
+  HandoffHandler(AssignmentStore* store, DeviceBackend* partitioner, PartitionLedger* ledger)
+      : store_(store), partitioner_(partitioner), ledger_(ledger) {}
   StatusOr<v1beta1::ContainerAllocateResponse> AllocateContainer(const std::vector<std::string>& device_ids,
                                                                 const std::vector<DeviceInfo>& cards) override;
   std::vector<std::string> PreferredCards(int count) override;
 
  private:
   AssignmentStore* store_;
+  DeviceBackend* partitioner_ = nullptr;
+  PartitionLedger* ledger_ = nullptr;
   std::mutex mu_;  // one Allocate at a time: match and acknowledge must not interleave
 };
 

@@ -144,6 +144,18 @@ TEST_F(DcmiBackendTest, CreatesAndDestroysVnpusFromTemplates) {
   EXPECT_EQ((*b)->CreateVnpu(0, "").status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST_F(DcmiBackendTest, PartitionsAreVnpusAddressedByLogicId) {
+  auto b = DcmiBackend::Create(FakeApi(), catalog::Catalog::Builtin());
+  ASSERT_TRUE(b.ok());
+  auto cards = (*b)->Discover();
+  ASSERT_TRUE(cards.ok());
+  const DeviceInfo& card = cards->at(1);
+  auto id = (*b)->CreatePartition(card, "vir10_3c_32g", -1);
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  EXPECT_TRUE((*b)->DestroyPartition(card, *id).ok());
+  EXPECT_EQ((*b)->DestroyPartition(card, "12abc").code(), StatusCode::kInvalidArgument);
+}
+
 TEST_F(DcmiBackendTest, ErrorsAreClear) {
   g.init_rc = -8005;
   EXPECT_THAT(DcmiBackend::Create(FakeApi(), catalog::Catalog::Builtin()).status().message(), HasSubstr("dcmi_init failed"));
