@@ -20,6 +20,9 @@
 #include "device-plugin/backends/nvml_backend.h"
 #include "common/kube/access.h"
 #include "common/kube/client.h"
+#include "common/kube/objects.h"
+#include "common/kube/reflector.h"
+#include "device-plugin/exporter/allocation_metrics.h"
 #include "device-plugin/exporter/card_metrics.h"
 #include "device-plugin/kube/inventory_publisher.h"
 #include "device-plugin/kube/kube_assignment_store.h"
@@ -230,11 +233,16 @@ int main(int argc, char** argv) {
 
   auto registry = std::make_shared<prometheus::Registry>();
   CardMetrics metrics(registry, node);
+  AllocationMetrics allocation_metrics(registry, node);
   std::mutex metrics_mu;
+  std::vector<DeviceInfo> last_cards;
+  std::vector<ContainerAllocation> last_allocations;
   std::string last_publish_error;
   options.on_devices = [&](const std::vector<DeviceInfo>& cards) {
     std::lock_guard<std::mutex> lock(metrics_mu);
     metrics.Update(cards);
+    last_cards = cards;
+    allocation_metrics.Update(last_cards, last_allocations);
     if (!publisher) return;
     Status st = publisher->Update(cards);
     std::string err = st.ok() ? "" : st.ToString();
@@ -263,6 +271,38 @@ int main(int argc, char** argv) {
                        : "off");
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
+
+  // The pods of this node, watched, feed the allocation metrics (allocated versus used).
+  kube::CancelFlag stop_watch;
+  std::thread pod_watch;
+  std::unique_ptr<kube::Reflector> pods;
+  if (client) {
+    std::map<std::string, kube::json> on_node;  // only touched on the reflector's thread
+    auto refresh = [&]() {
+      std::vector<kube::json> list;
+      for (const auto& [k, v] : on_node) list.push_back(v);
+      std::lock_guard<std::mutex> lock(metrics_mu);
+      last_allocations = AllocationsFromPods(list);
+      allocation_metrics.Update(last_cards, last_allocations);
+    };
+    kube::ReflectorOptions ro;
+    ro.query = "fieldSelector=" + kube::QueryEscape("spec.nodeName=" + node);
+    pods = std::make_unique<kube::Reflector>(
+        client.get(), "/api/v1/pods",
+        kube::Reflector::Handler{[&](std::vector<kube::json> items) {
+                                   on_node.clear();
+                                   for (auto& p : items) on_node[kube::PodKey(p)] = std::move(p);
+                                   refresh();
+                                 },
+                                 [&](kube::WatchEventType type, const kube::json& p) {
+                                   if (type == kube::WatchEventType::kDeleted) on_node.erase(kube::PodKey(p));
+                                   else on_node[kube::PodKey(p)] = p;
+                                   refresh();
+                                 }},
+        ro);
+    pod_watch = std::thread([&] { pods->Run(&stop_watch); });
+  }
+
   // Reconcile every 30 s: partitions of pods the kubelet no longer reports are destroyed.
   const std::string pod_resources = get("--pod-resources-socket", "/var/lib/kubelet/pod-resources/kubelet.sock");
   auto next_reconcile = std::chrono::steady_clock::now() + std::chrono::seconds(30);
@@ -284,6 +324,8 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "tideslice-device-plugin: released %d partition(s) of pods that are gone\n", report.released);
     for (const auto& e : report.errors) std::fprintf(stderr, "tideslice-device-plugin: reconcile: %s\n", e.c_str());
   }
+  stop_watch.Cancel();
+  if (pod_watch.joinable()) pod_watch.join();
   agent.Stop();
   return 0;
 }

@@ -76,4 +76,22 @@ Status KubeAssignmentStore::Acknowledge(const std::string& pod_key, const std::s
   return written.status();
 }
 
+std::vector<ContainerAllocation> AllocationsFromPods(const std::vector<kube::json>& pods) {
+  std::vector<ContainerAllocation> out;
+  for (const auto& pod : pods) {
+    if (kube::PodIsFinished(pod)) continue;
+    auto a = AssignmentOf(pod);
+    if (!a.ok() || !a->has_value()) continue;
+    auto phase = (*a)->phase();
+    if (phase != v1::ASSIGNMENT_PHASE_ALLOCATING && phase != v1::ASSIGNMENT_PHASE_ALLOCATED) continue;
+    std::string key = PodKey(pod);
+    auto slash = key.find('/');
+    for (const auto& c : (*a)->containers())
+      for (const auto& s : c.slices())
+        out.push_back({key.substr(0, slash), key.substr(slash + 1), c.name(), s.card_uuid(), s.memory_mib(),
+                       s.compute_permille(), s.whole_card()});
+  }
+  return out;
+}
+
 }  // namespace tideslice::deviceplugin

@@ -13,6 +13,7 @@
 
 #include "common/kube/client.h"
 #include "common/kube/objects.h"
+#include "device-plugin/exporter/allocation_metrics.h"
 #include "device-plugin/plugin/handoff.h"
 
 namespace tideslice::deviceplugin {
@@ -33,5 +34,9 @@ class KubeAssignmentStore : public AssignmentStore {
   kube::KubeClient* client_;
   std::string node_;
 };
+
+// The slices held on this node according to the pods' assignments (phase ALLOCATING or
+// ALLOCATED, pod not finished), one entry per container and card, for the allocation metrics.
+std::vector<ContainerAllocation> AllocationsFromPods(const std::vector<kube::json>& pods);
 
 }  // namespace tideslice::deviceplugin

@@ -2,6 +2,7 @@
 // a real socket, and checked with the real promtool when it is installed (scripts/install-deps.sh
 // installs it).
 #include "device-plugin/exporter/card_metrics.h"
+#include "device-plugin/exporter/allocation_metrics.h"
 
 #include <unistd.h>
 
@@ -42,6 +43,11 @@ TEST(CardMetrics, ServedOverHttpWithBoundedLabelsAndPromtoolClean) {
   a.temperature_celsius = 61;
   a.power_watts = 350.5;
   metrics.Update({a, Card(1, "GPU-b", false)});
+  AllocationMetrics allocations(registry, "gpu-node-1");
+  allocations.Update({a, Card(1, "GPU-b", false)},
+                     {{"ml", "infer-0", "server", "GPU-a", 20480, 250, false},
+                      {"ml", "infer-1", "server", "GPU-a", 10240, 500, false},
+                      {"ml", "train-0", "trainer", "GPU-b", 0, 0, true}});
 
   prometheus::Exposer exposer("127.0.0.1:0");
   exposer.RegisterCollectable(registry);
@@ -53,8 +59,22 @@ TEST(CardMetrics, ServedOverHttpWithBoundedLabelsAndPromtoolClean) {
   EXPECT_THAT(text, HasSubstr(R"(tideslice_card_power_watts{card="0")"));
   EXPECT_THAT(text, Not(HasSubstr(R"(tideslice_card_temperature_celsius{card="1")")));  // unknown: not exported
 
+  // Allocated versus total: 30 GiB and 75 % of GPU-a; GPU-b is held whole.
+  EXPECT_THAT(text, HasSubstr(R"(tideslice_card_memory_allocated_bytes{card="0",model="H100-80G",node="gpu-node-1",uuid="GPU-a",vendor="nvidia"} 32212254720)"));
+  EXPECT_THAT(text, HasSubstr(R"(tideslice_card_compute_allocated_ratio{card="0",model="H100-80G",node="gpu-node-1",uuid="GPU-a",vendor="nvidia"} 0.75)"));
+  EXPECT_THAT(text, HasSubstr(R"(tideslice_card_slices_in_use{card="0",model="H100-80G",node="gpu-node-1",uuid="GPU-a",vendor="nvidia"} 2)"));
+  EXPECT_THAT(text, HasSubstr(R"(tideslice_card_compute_allocated_ratio{card="1",model="H100-80G",node="gpu-node-1",uuid="GPU-b",vendor="nvidia"} 1)"));
+  EXPECT_THAT(text, HasSubstr(R"(tideslice_container_memory_allocated_bytes{card="0",container="server",namespace="ml",node="gpu-node-1",pod="infer-1",uuid="GPU-a"} 10737418240)"));
+  EXPECT_THAT(text, HasSubstr(R"(tideslice_container_compute_allocated_ratio{card="1",container="trainer",namespace="ml",node="gpu-node-1",pod="train-0",uuid="GPU-b"} 1)"));
+  // A finished pod's series go away with the next update.
+  allocations.Update({a, Card(1, "GPU-b", false)}, {{"ml", "infer-0", "server", "GPU-a", 20480, 250, false}});
+  text = testsupport::HttpRequest(exposer.GetListeningPorts()[0], "GET", "/metrics").second;
+  EXPECT_THAT(text, Not(HasSubstr("infer-1")));
+  EXPECT_THAT(text, HasSubstr(R"(tideslice_card_slices_in_use{card="1",model="H100-80G",node="gpu-node-1",uuid="GPU-b",vendor="nvidia"} 0)"));
+
   // A card that goes away disappears from the output.
   metrics.Update({a});
+  allocations.Update({a}, {{"ml", "infer-0", "server", "GPU-a", 20480, 250, false}});
   text = testsupport::HttpRequest(exposer.GetListeningPorts()[0], "GET", "/metrics").second;
   EXPECT_THAT(text, Not(HasSubstr("GPU-b")));
 

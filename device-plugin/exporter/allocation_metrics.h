@@ -1,0 +1,45 @@
+// What the scheduler handed out on this node, as metrics: per card the allocated memory, the
+// allocated share of compute and the number of slices in use; per container its allocated
+// memory and compute on each card. Read next to the per-card telemetry (CardMetrics), this is
+// "allocated versus really used". Labels stay bounded: card labels as in CardMetrics, and for
+// containers the pods that run on this node.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include "device-plugin/backends/device_backend.h"
+
+namespace tideslice::deviceplugin {
+
+struct ContainerAllocation {
+  std::string pod_namespace, pod, container;
+  std::string card_uuid;
+  int64_t memory_mib = 0;      // ignored when whole
+  int compute_permille = 0;    // ignored when whole
+  bool whole = false;
+};
+
+class AllocationMetrics {
+ public:
+  AllocationMetrics(std::shared_ptr<prometheus::Registry> registry, std::string node_name);
+  // Replaces every allocation series with the given state.
+  void Update(const std::vector<DeviceInfo>& cards, const std::vector<ContainerAllocation>& allocations);
+
+ private:
+  std::string node_;
+  prometheus::Family<prometheus::Gauge>& card_memory_;
+  prometheus::Family<prometheus::Gauge>& card_compute_;
+  prometheus::Family<prometheus::Gauge>& card_slices_;
+  prometheus::Family<prometheus::Gauge>& container_memory_;
+  prometheus::Family<prometheus::Gauge>& container_compute_;
+  std::vector<std::pair<prometheus::Family<prometheus::Gauge>*, prometheus::Gauge*>> series_;
+};
+
+}  // namespace tideslice::deviceplugin
