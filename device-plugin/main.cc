@@ -186,6 +186,7 @@ int main(int argc, char** argv) {
 
   const auto& catalog = catalog::Catalog::Builtin();
   std::unique_ptr<DeviceBackend> backend;
+  NvmlBackend* nvml_backend = nullptr;  // for XID events, when --backend nvml
   std::string backend_name = get("--backend", "nvml");
   if (backend_name == "mock") {
     if (!flags.count("--mock-config")) return Fail("--backend mock needs --mock-config FILE");
@@ -197,6 +198,7 @@ int main(int argc, char** argv) {
     if (!api.ok()) return Fail(api.status().message());
     auto b = NvmlBackend::Create(*api, catalog);
     if (!b.ok()) return Fail(b.status().message());
+    nvml_backend = b->get();
     backend = std::move(*b);
   } else if (backend_name == "dcmi") {
     auto api = LoadDcmi();
@@ -264,6 +266,10 @@ int main(int argc, char** argv) {
   Agent agent(options, backend.get(), handler.get());
   Status st = agent.Start();
   if (!st.ok()) return Fail(st.ToString());
+  if (nvml_backend) {
+    Status events = nvml_backend->StartHealthEvents([&agent] { agent.RefreshNow(); });
+    if (!events.ok()) std::fprintf(stderr, "tideslice-device-plugin: %s\n", events.message().c_str());
+  }
   std::fprintf(stderr, "tideslice-device-plugin: node %s, backend %s, %s on %s/%s, kubernetes %s, metrics %s\n", node.c_str(),
                backend->Name().c_str(), options.plugin.resource_name.c_str(), options.plugin.socket_dir.c_str(),
                options.plugin.socket_name.c_str(), client ? "on" : "off (--standalone)",

@@ -19,6 +19,7 @@ struct DeviceInfo {
   bool healthy = true;
   int numa_node = -1;
   std::string link_domain;
+  bool mig_enabled = false;   // NVIDIA MIG mode is on: the card is handed out as MIG instances
   // Live telemetry, where the backend can read it (negative = unknown).
   int64_t memory_used_mib = -1;
   double utilization_ratio = -1;   // 0..1

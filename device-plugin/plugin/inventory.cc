@@ -27,7 +27,7 @@ v1::NodeInventory BuildInventory(const std::string& node_name, const std::string
     if (const auto* model = catalog.Find(c.model)) {
       card->set_compute_units(model->compute_units);
       for (const auto& p : model->profiles) card->add_profiles(p.name);
-      card->set_mig_enabled(false);  // MIG mode is read from the driver once MIG instances are managed
+      card->set_mig_enabled(c.mig_enabled);
     }
   }
   return inv;
