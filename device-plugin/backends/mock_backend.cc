@@ -1,5 +1,7 @@
 #include "device-plugin/backends/mock_backend.h"
 
+#include <sys/stat.h>
+
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -80,11 +82,35 @@ StatusOr<std::unique_ptr<MockBackend>> MockBackend::FromFile(const std::string& 
   ss << in.rdbuf();
   auto b = FromJson(ss.str(), catalog);
   if (!b.ok()) return b.status().WithContext(path);
+  (*b)->path_ = path;
+  (*b)->file_stamp_ = FileStamp(path);
   return b;
+}
+
+std::string MockBackend::FileStamp(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return "";
+  return std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + "/" + std::to_string(st.st_size);
 }
 
 StatusOr<std::vector<DeviceInfo>> MockBackend::Discover() {
   std::lock_guard<std::mutex> lock(mu_);
+  // Editing the file flips health at run time (for demos): only "health" is taken from the new
+  // version; a file that no longer parses is ignored and the last good state kept.
+  if (!path_.empty()) {
+    std::string stamp = FileStamp(path_);
+    if (!stamp.empty() && stamp != file_stamp_) {
+      file_stamp_ = stamp;
+      std::ifstream in(path_);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      auto fresh = FromJson(ss.str(), catalog_);
+      if (fresh.ok())
+        for (const auto& f : (*fresh)->devices_)
+          for (auto& d : devices_)
+            if (d.uuid == f.uuid) d.healthy = f.healthy;
+    }
+  }
   return devices_;
 }
 

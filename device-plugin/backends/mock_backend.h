@@ -1,6 +1,6 @@
 // A backend that reads its cards from a JSON file, for tests, demos and development machines
 // without accelerators. Health can be flipped at run time (SetHealth), which is how tests drive
-// ListAndWatch updates.
+// ListAndWatch updates; a backend made from a file also picks up "health" edits to that file.
 //
 // File format:
 //   {"cards": [{"uuid": "GPU-0", "index": 0, "model": "H100-80G", "memoryMib": 81920,
@@ -41,6 +41,9 @@ class MockBackend : public DeviceBackend {
   std::mutex mu_;
   std::vector<DeviceInfo> devices_;
   const catalog::Catalog& catalog_;
+  static std::string FileStamp(const std::string& path);
+  std::string path_;        // FromFile: re-read for health changes when it changes
+  std::string file_stamp_;
   std::set<std::string> partitions_;
   int next_partition_ = 0;
   std::string fail_next_;

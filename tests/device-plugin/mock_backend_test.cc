@@ -1,5 +1,9 @@
 #include "device-plugin/backends/mock_backend.h"
 
+#include <fstream>
+
+#include "tests/support/test_support.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -58,6 +62,31 @@ TEST(MockBackend, RejectsBadConfigNamingTheField) {
     EXPECT_EQ(b.status().field(), c.field) << c.json << ": " << b.status().ToString();
   }
   EXPECT_THAT(MockBackend::FromFile("/nonexistent.json", Cat()).status().message(), HasSubstr("--mock-config"));
+}
+
+}  // namespace
+}  // namespace tideslice::deviceplugin
+
+namespace tideslice::deviceplugin {
+namespace {
+
+TEST(MockBackend, EditingTheFileFlipsHealthAtRunTime) {
+  testsupport::TempDir dir;
+  const std::string path = dir.path() + "/cards.json";
+  auto write = [&](const char* health) {
+    std::ofstream(path) << R"({"cards":[{"uuid":"g0","model":"T4"},{"uuid":"g1","model":"T4","health":")" << health
+                        << R"("}]})";
+  };
+  write("Healthy");
+  auto b = MockBackend::FromFile(path, catalog::Catalog::Builtin());
+  ASSERT_TRUE(b.ok());
+  EXPECT_TRUE((*b)->Discover()->at(1).healthy);
+  write("Unhealthy");
+  EXPECT_FALSE((*b)->Discover()->at(1).healthy);
+  std::ofstream(path) << "{ not json";  // a broken edit keeps the last good state
+  EXPECT_FALSE((*b)->Discover()->at(1).healthy);
+  write("Healthy");
+  EXPECT_TRUE((*b)->Discover()->at(1).healthy);
 }
 
 }  // namespace
