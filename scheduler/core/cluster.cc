@@ -16,12 +16,24 @@ int NodeState::HealthyCards() const {
   return static_cast<int>(std::count_if(cards.begin(), cards.end(), [](const CardState& c) { return c.healthy; }));
 }
 
+void ClusterState::RemoveNode(const std::string& name) {
+  auto it = index_.find(name);
+  if (it == index_.end()) return;
+  const size_t pos = it->second;
+  for (const auto& [key, placement] : nodes_[pos].pods) pod_to_node_.erase(key);
+  nodes_.erase(nodes_.begin() + static_cast<std::ptrdiff_t>(pos));
+  index_.erase(it);
+  for (auto& [n, i] : index_)
+    if (i > pos) --i;
+}
+
 NodeState& ClusterState::AddNode(NodeState node) {
   for (auto& card : node.cards) {
     if (card.model) card.model_id = ModelId(card.model->name);
   }
   auto it = index_.find(node.name);
   if (it != index_.end()) {
+    for (const auto& [key, placement] : nodes_[it->second].pods) pod_to_node_.erase(key);
     nodes_[it->second] = std::move(node);
     return nodes_[it->second];
   }

@@ -106,7 +106,10 @@ struct NodeState {
 // The whole cluster. Node order is the order nodes were added; lookups go through the index.
 class ClusterState {
  public:
+  // Adds a node, or replaces the node of that name (its pods must be re-adopted by the caller).
   NodeState& AddNode(NodeState node);
+  // Removes a node and forgets which pods it held.
+  void RemoveNode(const std::string& name);
   NodeState* FindNode(const std::string& name);
   const NodeState* FindNode(const std::string& name) const;
   std::vector<NodeState>& nodes() { return nodes_; }

@@ -620,6 +620,23 @@ Status Reserve(ClusterState& cluster, const PodPlacement& plan) {
   return Status::Ok();
 }
 
+Status Adopt(ClusterState& cluster, const PodPlacement& placement) {
+  NodeState* node = cluster.FindNode(placement.node);
+  if (!node) return Status::NotFound("node " + placement.node + " is not in the cluster state");
+  if (const NodeState* holder = cluster.NodeOfPod(placement.pod_key))
+    return Status::AlreadyExists("pod " + placement.pod_key + " is already placed on " + holder->name);
+  for (const auto& c : placement.containers)
+    for (const auto& g : c.cards)
+      if (g.card_index < 0 || g.card_index >= static_cast<int>(node->cards.size()) ||
+          node->cards[g.card_index].uuid != g.uuid)
+        return Status::FailedPrecondition("placement names card " + g.uuid + " that node " + node->name + " does not have");
+  ApplyToNode(*node, placement, +1);
+  node->pods[placement.pod_key] = placement;
+  node->version++;
+  cluster.RecordPod(placement.pod_key, placement.node);
+  return Status::Ok();
+}
+
 void Unreserve(ClusterState& cluster, const std::string& pod_key) {
   const NodeState* holder = cluster.NodeOfPod(pod_key);
   if (!holder) return;

@@ -73,6 +73,10 @@ std::vector<int64_t> NormalizeScores(const std::vector<NodeScore>& scores, int64
 Status Reserve(ClusterState& cluster, const PodPlacement& plan);
 // Unreserve: remove a pod's holdings; a no-op for an unknown pod (idempotent).
 void Unreserve(ClusterState& cluster, const std::string& pod_key);
+// Records a placement that already exists (a bound pod's assignment read back after a restart or
+// a watch event): no fit check, since the pod holds its slices whatever the state says now; only
+// the card references are validated. A pod already placed is an error (Unreserve it first).
+Status Adopt(ClusterState& cluster, const PodPlacement& placement);
 
 // Preempt: the fewest lowest-priority pods on this node whose removal lets the request fit.
 // Only pods with priority strictly below the request's are candidates. Empty result with

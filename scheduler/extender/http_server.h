@@ -1,6 +1,10 @@
-// The extender's HTTP endpoint: POST /filter, /prioritize, /bind, /preempt under a URL prefix.
-// Our own small interface; cpprestsdk is the implementation and its headers stay in the .cc
-// (its macro U breaks other headers).
+// The scheduler's HTTP endpoints behind our own small interface; cpprestsdk is the
+// implementation and its headers stay in the .cc (its macro U breaks other headers).
+//
+// Two ways in: the extender (POST <urlPrefix>/{filter,prioritize,bind,preempt}, VerbHandler) and
+// plain routes (any method and path, RouteHandler) for health endpoints and the admission
+// webhook. Handlers that may block (bind waits for its node; webhook calls) run on a worker pool
+// of our own, never on cpprest's I/O threads.
 //
 // kube-scheduler treats any status but 200 as an error and decodes the body regardless of its
 // Content-Type; verb failures are therefore 200 with the Error field set (filter, bind) or an
@@ -19,16 +23,34 @@ namespace tideslice::extender {
 struct HttpReply {
   int status = 200;
   std::string body;
+  std::string content_type = "application/json";
+};
+
+struct HttpCall {
+  std::string method;
+  std::string path;        // relative to the listener's URL prefix, starting with '/'
+  std::string body;
 };
 
 // verb ("filter", "prioritize", "bind", "preempt") + request body -> reply.
 using VerbHandler = std::function<HttpReply(const std::string& verb, const std::string& body)>;
+using RouteHandler = std::function<HttpReply(const HttpCall& call)>;
+
+struct HttpServerOptions {
+  size_t max_body_bytes = 4 << 20;
+  int workers = 16;                                    // pool for blocking handlers
+  std::function<bool(const HttpCall&)> blocking;      // true: run on the pool (default: never)
+  std::string tls_cert_file, tls_key_file;             // both set: serve https:// (PEM files)
+};
 
 class HttpServer {
  public:
   // `address` like "http://127.0.0.1:8888/sched" (the urlPrefix kube-scheduler is given).
   static StatusOr<std::unique_ptr<HttpServer>> Start(const std::string& address, VerbHandler handler,
                                                      size_t max_body_bytes = 4 << 20);
+  // Any path under `address`; "https://..." needs tls_cert_file and tls_key_file.
+  static StatusOr<std::unique_ptr<HttpServer>> StartRoutes(const std::string& address, RouteHandler handler,
+                                                           HttpServerOptions options = {});
   virtual ~HttpServer() = default;
   virtual void Stop() = 0;
 };

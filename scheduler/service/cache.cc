@@ -1,0 +1,287 @@
+#include "scheduler/service/cache.h"
+
+#include <set>
+
+#include "common/kube/objects.h"
+#include "scheduler/service/state.h"
+
+namespace tideslice::service {
+
+using kube::json;
+
+namespace {
+
+std::map<std::string, std::string> LabelMap(const json& labels) {
+  std::map<std::string, std::string> out;
+  if (labels.is_object())
+    for (const auto& [k, v] : labels.items())
+      if (v.is_string()) out[k] = v.get<std::string>();
+  return out;
+}
+
+std::string Name(const json& obj) {
+  const auto& meta = obj.value("metadata", json::object());
+  return meta.value("name", std::string());
+}
+
+bool Holds(const v1::PodAssignment& a) {
+  return a.phase() == v1::ASSIGNMENT_PHASE_ALLOCATING || a.phase() == v1::ASSIGNMENT_PHASE_ALLOCATED;
+}
+
+}  // namespace
+
+kube::Reflector::Handler ClusterCache::NodeHandler() {
+  return {[this](std::vector<json> items) { ReplaceNodes(items); },
+          [this](kube::WatchEventType t, const json& obj) { OnNode(t, obj); }};
+}
+
+kube::Reflector::Handler ClusterCache::PodHandler() {
+  return {[this](std::vector<json> items) { ReplacePods(items); },
+          [this](kube::WatchEventType t, const json& obj) { OnPod(t, obj); }};
+}
+
+std::shared_ptr<const core::ClusterState> ClusterCache::Snapshot() const {
+  auto lock = std::make_shared<std::shared_lock<std::shared_mutex>>(mu_);
+  // Aliasing constructor: the pointer shows the state, its control block owns the read lock.
+  return std::shared_ptr<const core::ClusterState>(lock, &state_);
+}
+
+std::optional<json> ClusterCache::PendingPod(const std::string& pod_key) const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  auto it = pending_.find(pod_key);
+  if (it == pending_.end()) return std::nullopt;
+  return it->second;
+}
+
+void ClusterCache::ReplaceNodes(const std::vector<json>& nodes) {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  std::set<std::string> seen;
+  for (const auto& n : nodes) seen.insert(Name(n));
+  std::vector<std::string> gone;
+  for (const auto& [name, rec] : nodes_)
+    if (!seen.count(name)) gone.push_back(name);
+  for (const auto& name : gone) DropNode(name);
+  for (const auto& n : nodes) ApplyNode(n);
+}
+
+void ClusterCache::OnNode(kube::WatchEventType type, const json& node) {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  if (type == kube::WatchEventType::kDeleted) DropNode(Name(node));
+  else ApplyNode(node);
+}
+
+void ClusterCache::ReplacePods(const std::vector<json>& pods) {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  std::set<std::string> seen;
+  for (const auto& p : pods) seen.insert(kube::PodKey(p));
+  std::set<std::string> known;
+  for (const auto& [k, r] : pods_) known.insert(k);
+  for (const auto& [k, r] : pending_) known.insert(k);
+  for (const auto& [k, r] : assumed_) known.insert(k);
+  for (const auto& k : known)
+    if (!seen.count(k)) DropPod(k);
+  for (const auto& p : pods) ApplyPod(p);
+}
+
+void ClusterCache::OnPod(kube::WatchEventType type, const json& pod) {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  if (type == kube::WatchEventType::kDeleted) DropPod(kube::PodKey(pod));
+  else ApplyPod(pod);
+}
+
+void ClusterCache::ApplyNode(const json& node) {
+  const std::string name = Name(node);
+  if (name.empty()) return;
+  NodeRecord& rec = nodes_[name];
+  const json labels = node.value("metadata", json::object()).value("labels", json::object());
+  auto inv = kube::InventoryOf(node);
+  if (!inv.ok() || !inv->has_value()) {
+    // No (valid) inventory: TideSlice cannot place here. A malformed one is kept as the reason.
+    if (rec.in_state) state_.RemoveNode(name);
+    rec.in_state = false;
+    rec.inventory_text.clear();
+    rec.problem = inv.ok() ? "" : inv.status().message();
+    return;
+  }
+  v1::NodeInventory& inventory = **inv;
+  rec.heartbeat = std::chrono::system_clock::time_point(std::chrono::seconds(inventory.heartbeat().seconds()) +
+                                                        std::chrono::nanoseconds(inventory.heartbeat().nanos()));
+  // Only what placement depends on decides whether the node is rebuilt; heartbeats are not it.
+  v1::NodeInventory placement_part = inventory;
+  placement_part.clear_heartbeat();
+  std::string text = placement_part.SerializeAsString() + labels.dump();
+  if (!rec.in_state || text != rec.inventory_text) {
+    rec.labels = labels;
+    RebuildNode(name, inventory, labels);
+    rec.inventory_text = text;
+    rec.in_state = true;
+  }
+  UpdateSchedulable(name);
+}
+
+void ClusterCache::RebuildNode(const std::string& name, const v1::NodeInventory& inventory, const json& labels) {
+  core::NodeState fresh = NodeFromInventory(inventory, LabelMap(labels), catalog_, state_);
+  fresh.name = name;
+  nodes_[name].problem = fresh.schedulable ? "" : fresh.unschedulable_reason;
+  if (const core::NodeState* old = state_.FindNode(name)) fresh.version = old->version + 1;
+  state_.AddNode(std::move(fresh));
+  for (const auto& [key, rec] : pods_)
+    if (rec.node == name) Place(key, name, rec.assignment);
+  for (const auto& [key, a] : assumed_)
+    if (a.node == name && !pods_.count(key)) Place(key, name, a.assignment);
+}
+
+void ClusterCache::UpdateSchedulable(const std::string& name) {
+  core::NodeState* node = state_.FindNode(name);
+  auto rec = nodes_.find(name);
+  if (!node || rec == nodes_.end()) return;
+  bool schedulable = true;
+  std::string reason;
+  auto age = std::chrono::duration_cast<std::chrono::seconds>(options_.now() - rec->second.heartbeat);
+  if (!rec->second.problem.empty()) {
+    schedulable = false;
+    reason = rec->second.problem;
+  } else if (age > options_.stale_after) {
+    schedulable = false;
+    reason = "TideSlice inventory is stale: last heartbeat " + std::to_string(age.count()) +
+             " s ago (is the node agent running and able to reach the API server?)";
+  }
+  if (node->schedulable != schedulable || node->unschedulable_reason != reason) {
+    node->schedulable = schedulable;
+    node->unschedulable_reason = reason;
+    node->version++;
+  }
+}
+
+void ClusterCache::DropNode(const std::string& name) {
+  state_.RemoveNode(name);
+  nodes_.erase(name);
+}
+
+void ClusterCache::Place(const std::string& key, const std::string& node_name, const v1::PodAssignment& assignment) {
+  if (state_.NodeOfPod(key)) core::Unreserve(state_, key);
+  const core::NodeState* node = state_.FindNode(node_name);
+  if (!node) return;  // the node comes back (or never had an inventory): placed when it does
+  auto placement = PlacementFromAssignment(key, assignment, *node);
+  if (!placement.ok()) return;  // its card left the node; nothing left to account for
+  (void)core::Adopt(state_, *placement);
+}
+
+void ClusterCache::ApplyPod(const json& pod) {
+  const std::string key = kube::PodKey(pod);
+  if (kube::PodIsFinished(pod)) {
+    DropPod(key);
+    return;
+  }
+  const std::string node = kube::NodeNameOf(pod);
+  if (node.empty()) {
+    const auto spec = pod.value("spec", json::object());
+    if (spec.value("schedulerName", std::string()) == options_.scheduler_name) pending_[key] = pod;
+    return;
+  }
+  pending_.erase(key);
+  auto a = kube::AssignmentOf(pod);
+  if (a.ok() && a->has_value() && Holds(**a)) {
+    PodRecord& rec = pods_[key];
+    bool same = rec.node == node && rec.assignment.SerializeAsString() == (*a)->SerializeAsString() &&
+                state_.NodeOfPod(key) != nullptr;
+    rec.node = node;
+    rec.assignment = **a;
+    assumed_.erase(key);
+    if (!same) Place(key, node, rec.assignment);  // acknowledgements only add device IDs: skip
+    return;
+  }
+  // Bound without a live assignment (not ours, or FAILED): it holds nothing.
+  if (a.ok() && a->has_value()) assumed_.erase(key);
+  pods_.erase(key);
+  if (!assumed_.count(key) && state_.NodeOfPod(key)) core::Unreserve(state_, key);
+}
+
+void ClusterCache::DropPod(const std::string& key) {
+  pending_.erase(key);
+  assumed_.erase(key);
+  pods_.erase(key);
+  if (state_.NodeOfPod(key)) core::Unreserve(state_, key);
+}
+
+StatusOr<PlannedBind> ClusterCache::PlanAndAssume(const core::PodRequest& request, const std::string& pod_key,
+                                                  const std::string& pod_uid, const std::string& node_name,
+                                                  const core::Context& ctx) {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  core::NodeState* node = state_.FindNode(node_name);
+  if (!node) return Status::NotFound("node " + node_name + " has no TideSlice inventory");
+  if (const core::NodeState* holder = state_.NodeOfPod(pod_key))
+    return Status::AlreadyExists("pod " + pod_key + " already holds slices on " + holder->name);
+  core::Context placement_ctx = ctx;
+  if (!placement_ctx.workload) placement_ctx = PlacementContext();
+  core::NodeVerdict v = core::Filter(*node, request, placement_ctx);
+  if (v.kind != core::VerdictKind::kFits)
+    return Status::FailedPrecondition("pod " + pod_key + " no longer fits on " + node_name + ": " + v.reason);
+  core::PodPlacement plan = std::move(v.plan);
+  plan.pod_key = pod_key;
+  plan.pod_uid = pod_uid;
+  plan.node = node_name;
+  TS_RETURN_IF_ERROR(core::Reserve(state_, plan));
+  PlannedBind out{plan, AssignmentFromPlacement(plan, *state_.FindNode(node_name))};
+  assumed_[pod_key] = {node_name, out.assignment, options_.now()};
+  return out;
+}
+
+void ClusterCache::ForgetAssumed(const std::string& pod_key) {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  if (!assumed_.erase(pod_key)) return;
+  if (!pods_.count(pod_key) && state_.NodeOfPod(pod_key)) core::Unreserve(state_, pod_key);
+}
+
+core::Context ClusterCache::PlacementContext() const {
+  core::Context ctx;
+  ctx.policy = options_.policy;
+  ctx.workload = workload_ && !workload_->empty() ? workload_.get() : nullptr;
+  return ctx;
+}
+
+void ClusterCache::Refresh() {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  std::vector<core::TypicalPod> typical;
+  for (const auto& [key, rec] : pods_)
+    for (const auto& c : rec.assignment.containers()) {
+      if (c.init_container() || c.slices_size() == 0) continue;
+      const auto& s = c.slices(0);
+      core::TypicalPod t;
+      t.num_cards = c.slices_size();
+      bool idle_card = s.whole_card() || !s.profile().empty() || rec.assignment.exclusive();
+      t.per_card_permille = idle_card ? 1000 : std::max(1, s.compute_permille());
+      t.memory_mib = idle_card ? 0 : s.memory_mib();
+      typical.push_back(std::move(t));
+    }
+  if (!typical.empty()) {
+    workload_ = std::make_unique<core::WorkloadModel>(core::WorkloadModel::FromTypicalPods(typical));
+    workload_->Bind(state_);
+  }
+  for (const auto& [name, rec] : nodes_)
+    if (rec.in_state) UpdateSchedulable(name);
+  const auto now = options_.now();
+  for (auto it = assumed_.begin(); it != assumed_.end();) {
+    if (now - it->second.since > options_.assume_ttl) {
+      if (!pods_.count(it->first) && state_.NodeOfPod(it->first)) core::Unreserve(state_, it->first);
+      it = assumed_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+ClusterCache::Stats ClusterCache::stats() const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  Stats s;
+  s.nodes = state_.nodes().size();
+  for (const auto& n : state_.nodes()) {
+    if (!n.schedulable) s.stale_nodes++;
+    s.placed_pods += n.pods.size();
+  }
+  s.assumed_pods = assumed_.size();
+  s.pending_pods = pending_.size();
+  return s;
+}
+
+}  // namespace tideslice::service

@@ -1,0 +1,120 @@
+// The scheduler's view of the cluster, kept from two watches: nodes (their TideSlice inventory
+// annotation) and pods (their assignment annotation). It owns the placement core's
+// ClusterState and keeps it incrementally: a node's cards change only when its inventory does
+// (not on every heartbeat), a pod holds slices from the moment the binder reserved them
+// ("assumed") until it finishes or is deleted.
+//
+// Readers (filter, prioritize, preempt) get a snapshot pointer that holds a shared lock for as
+// long as it lives, so verbs never see a half-applied change and never copy the cluster.
+// Nodes whose heartbeat is older than stale_after stay in the state but are not schedulable,
+// with a reason that kubectl describe shows.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "common/catalog/catalog.h"
+#include "common/kube/client.h"
+#include "common/kube/reflector.h"
+#include "scheduler/core/fragmentation.h"
+#include "scheduler/core/placement.h"
+#include "tideslice/v1/tideslice.pb.h"
+
+namespace tideslice::service {
+
+struct CacheOptions {
+  std::chrono::seconds stale_after{90};       // 3 missed heartbeats at the agent's default 30 s
+  std::chrono::seconds assume_ttl{120};       // a reservation the watch never confirmed expires
+  std::function<std::chrono::system_clock::time_point()> now = [] { return std::chrono::system_clock::now(); };
+  // Pending pods are kept (for bind) only when they name this scheduler.
+  std::string scheduler_name = "tideslice-scheduler";
+  core::Policy policy = core::Policy::kFragAware;
+};
+
+struct PlannedBind {
+  core::PodPlacement placement;
+  v1::PodAssignment assignment;
+};
+
+class ClusterCache {
+ public:
+  explicit ClusterCache(const catalog::Catalog& catalog, CacheOptions options = {})
+      : catalog_(catalog), options_(std::move(options)) {}
+
+  kube::Reflector::Handler NodeHandler();
+  kube::Reflector::Handler PodHandler();
+  void ReplaceNodes(const std::vector<kube::json>& nodes);
+  void OnNode(kube::WatchEventType type, const kube::json& node);
+  void ReplacePods(const std::vector<kube::json>& pods);
+  void OnPod(kube::WatchEventType type, const kube::json& pod);
+
+  // A read-locked view; keep it only for the duration of one verb.
+  std::shared_ptr<const core::ClusterState> Snapshot() const;
+
+  // The pod object of a pending (unbound) pod, if the watch has seen it.
+  std::optional<kube::json> PendingPod(const std::string& pod_key) const;
+
+  // Plans `request` on `node` with the core's Filter and reserves the plan, atomically with
+  // respect to every other reader and writer; the reservation lasts until the pod's watch event
+  // shows its assignment (or ForgetAssumed, or assume_ttl).
+  StatusOr<PlannedBind> PlanAndAssume(const core::PodRequest& request, const std::string& pod_key,
+                                      const std::string& pod_uid, const std::string& node, const core::Context& ctx);
+  void ForgetAssumed(const std::string& pod_key);
+
+  // Re-evaluates heartbeats, expires old reservations and re-learns the workload model (the
+  // shapes of the pods placed so far, which fragmentation-aware scoring protects); call every
+  // few seconds.
+  void Refresh();
+
+  // The placement context (policy, workload model). Valid while a Snapshot is held.
+  core::Context PlacementContext() const;
+
+  struct Stats {
+    size_t nodes = 0, stale_nodes = 0, placed_pods = 0, assumed_pods = 0, pending_pods = 0;
+  };
+  Stats stats() const;
+
+ private:
+  struct NodeRecord {
+    kube::json labels;
+    std::string inventory_text;               // annotation as last applied ("" = none)
+    std::chrono::system_clock::time_point heartbeat{};
+    bool in_state = false;
+    std::string problem;                      // malformed inventory, for the filter reason
+  };
+  struct PodRecord {
+    std::string node;
+    v1::PodAssignment assignment;             // phase ALLOCATING or ALLOCATED: it holds slices
+  };
+  struct Assumed {                            // reserved by a bind, not yet seen on the watch
+    std::string node;
+    v1::PodAssignment assignment;
+    std::chrono::system_clock::time_point since;
+  };
+
+  void ApplyNode(const kube::json& node);   // mu_ held exclusively
+  void DropNode(const std::string& name);
+  void ApplyPod(const kube::json& pod);
+  void DropPod(const std::string& key);
+  void Place(const std::string& key, const std::string& node, const v1::PodAssignment& assignment);
+  void RebuildNode(const std::string& name, const v1::NodeInventory& inventory, const kube::json& labels);
+  void UpdateSchedulable(const std::string& name);
+
+  const catalog::Catalog& catalog_;
+  CacheOptions options_;
+  mutable std::shared_mutex mu_;
+  core::ClusterState state_;
+  std::map<std::string, NodeRecord> nodes_;
+  std::map<std::string, PodRecord> pods_;
+  std::map<std::string, kube::json> pending_;   // unbound pods that ask for this scheduler
+  std::map<std::string, Assumed> assumed_;
+  std::unique_ptr<core::WorkloadModel> workload_;
+};
+
+}  // namespace tideslice::service

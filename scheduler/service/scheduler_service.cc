@@ -1,0 +1,59 @@
+#include "scheduler/service/scheduler_service.h"
+
+#include "common/kube/objects.h"
+#include "common/kube/pod_json.h"
+#include "scheduler/core/request.h"
+#include "scheduler/extender/service.h"
+#include "scheduler/extender/verbs.h"
+
+namespace tideslice::service {
+
+extender::HttpReply SchedulerService::Serve(const std::string& verb, const std::string& body) {
+  if (verb == "bind") {
+    counters_.bind++;
+    auto args = extender::ParseBindingArgs(body);
+    if (!args.ok()) {
+      counters_.errors++;
+      return {200, extender::EncodeBindingResult(args.status().ToString())};
+    }
+    Status s = Bind(*args);
+    if (!s.ok()) counters_.bind_errors++;
+    return {200, extender::EncodeBindingResult(s.ok() ? "" : s.ToString())};
+  }
+  if (verb == "filter") counters_.filter++;
+  else if (verb == "prioritize") counters_.prioritize++;
+  else if (verb == "preempt") counters_.preempt++;
+  auto snapshot = cache_->Snapshot();
+  extender::Verbs verbs(catalog_, cache_->PlacementContext());
+  extender::HttpReply reply = extender::ServeVerb(verbs, [&] { return snapshot; }, verb, body);
+  if (reply.body.find("\"Error\":\"") != std::string::npos) counters_.errors++;
+  return reply;
+}
+
+Status SchedulerService::Bind(const extender::BindingArgs& args) {
+  if (!is_leader_())
+    return Status::Unavailable("this tideslice-scheduler replica is not the leader; kube-scheduler will retry");
+  const std::string key = args.pod_namespace + "/" + args.pod_name;
+  std::optional<kube::json> pod = cache_->PendingPod(key);
+  if (!pod) {
+    auto fetched = client_->Get(kube::PodPath(args.pod_namespace, args.pod_name));
+    if (!fetched.ok()) return fetched.status();
+    pod = std::move(*fetched);
+  }
+  const std::string uid = pod->value("metadata", kube::json::object()).value("uid", std::string());
+  if (!args.pod_uid.empty() && !uid.empty() && uid != args.pod_uid)
+    return Status::Aborted("pod " + key + " was re-created (uid " + uid + ", kube-scheduler asked for " + args.pod_uid + ")");
+  auto spec = kube::PodSpecFromJson(*pod);
+  if (!spec.ok()) return spec.status();
+  auto request = core::PreFilter(*spec, catalog_);
+  if (!request.ok()) return request.status();
+  if (!request->WantsAccelerators()) return client_->Bind(args.pod_namespace, args.pod_name, args.pod_uid, args.node, {});
+  auto planned = cache_->PlanAndAssume(*request, key, args.pod_uid.empty() ? uid : args.pod_uid, args.node, {});
+  if (!planned.ok()) return planned.status();
+  Status s = binder_->Bind(args.pod_namespace, args.pod_name, args.pod_uid.empty() ? uid : args.pod_uid, args.node,
+                           planned->assignment);
+  if (!s.ok()) cache_->ForgetAssumed(key);
+  return s;
+}
+
+}  // namespace tideslice::service

@@ -1,0 +1,43 @@
+// The extender verbs of a running scheduler: filter, prioritize and preempt over the cache's
+// snapshot; bind = plan on the chosen node, reserve, then the Binder (assignment + Binding in
+// one API call, one allocating pod per node). Only the leader binds.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <string>
+
+#include "common/catalog/catalog.h"
+#include "common/kube/client.h"
+#include "scheduler/extender/http_server.h"
+#include "scheduler/extender/wire.h"
+#include "scheduler/service/binder.h"
+#include "scheduler/service/cache.h"
+
+namespace tideslice::service {
+
+struct VerbCounters {
+  std::atomic<uint64_t> filter{0}, prioritize{0}, preempt{0}, bind{0}, bind_errors{0}, errors{0};
+};
+
+class SchedulerService {
+ public:
+  SchedulerService(const catalog::Catalog& catalog, ClusterCache* cache, Binder* binder, kube::KubeClient* client,
+                   std::function<bool()> is_leader)
+      : catalog_(catalog), cache_(cache), binder_(binder), client_(client), is_leader_(std::move(is_leader)) {}
+
+  // verb + JSON body -> the reply kube-scheduler expects (HTTP 200 with Error on failure).
+  extender::HttpReply Serve(const std::string& verb, const std::string& body);
+  Status Bind(const extender::BindingArgs& args);
+  const VerbCounters& counters() const { return counters_; }
+
+ private:
+  const catalog::Catalog& catalog_;
+  ClusterCache* cache_;
+  Binder* binder_;
+  kube::KubeClient* client_;
+  std::function<bool()> is_leader_;
+  VerbCounters counters_;
+};
+
+}  // namespace tideslice::service
