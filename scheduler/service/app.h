@@ -1,0 +1,66 @@
+// Everything tideslice-scheduler runs, wired once: node and pod reflectors feeding the cache
+// (and the binder's gate), the leader elector, the extender endpoint, the health endpoints and,
+// when configured, the admission webhook. main() resolves flags into AppOptions; the end-to-end
+// tests start the same object against the test API server.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "common/catalog/catalog.h"
+#include "common/kube/client.h"
+#include "common/kube/reflector.h"
+#include "scheduler/extender/http_server.h"
+#include "scheduler/service/binder.h"
+#include "scheduler/service/cache.h"
+#include "scheduler/service/leader_election.h"
+#include "scheduler/service/scheduler_service.h"
+#include "scheduler/service/webhook.h"
+
+namespace tideslice::service {
+
+struct AppOptions {
+  std::string extender_address = "http://127.0.0.1:8888/tideslice";  // kube-scheduler's urlPrefix
+  std::string health_address = "http://0.0.0.0:10260";               // /healthz, /readyz
+  std::string webhook_address;                                       // "https://0.0.0.0:9443", empty = off
+  std::string tls_cert_file, tls_key_file;                           // for the webhook
+  WebhookOptions webhook;
+  bool leader_elect = true;
+  LeaderElectionOptions leader;
+  CacheOptions cache;
+  BinderOptions binder;
+  std::chrono::milliseconds refresh_period{2000};
+};
+
+class SchedulerApp {
+ public:
+  static StatusOr<std::unique_ptr<SchedulerApp>> Start(kube::KubeClient* client, const catalog::Catalog& catalog,
+                                                       AppOptions options);
+  ~SchedulerApp();
+  void Stop();
+
+  bool ready() const { return nodes_->synced() && pods_->synced(); }
+  bool leading() const { return options_.leader_elect ? elector_->leading() : true; }
+  ClusterCache& cache() { return cache_; }
+  SchedulerService& service() { return *service_; }
+  const Binder& binder() const { return binder_; }
+
+ private:
+  SchedulerApp(kube::KubeClient* client, const catalog::Catalog& catalog, AppOptions options);
+  kube::KubeClient* client_;
+  const catalog::Catalog& catalog_;
+  AppOptions options_;
+  ClusterCache cache_;
+  Binder binder_;
+  std::unique_ptr<SchedulerService> service_;
+  std::unique_ptr<LeaderElector> elector_;
+  std::unique_ptr<kube::Reflector> nodes_, pods_;
+  std::unique_ptr<extender::HttpServer> extender_, health_, webhook_;
+  kube::CancelFlag cancel_;
+  std::vector<std::thread> threads_;
+  bool stopped_ = false;
+};
+
+}  // namespace tideslice::service
