@@ -9,6 +9,16 @@
 namespace tideslice::service {
 
 extender::HttpReply SchedulerService::Serve(const std::string& verb, const std::string& body) {
+  const auto start = std::chrono::steady_clock::now();
+  extender::HttpReply reply = ServeTimed(verb, body);
+  if (observer_) {
+    bool error = reply.body.find("\"Error\":\"") != std::string::npos;
+    observer_(verb, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), error);
+  }
+  return reply;
+}
+
+extender::HttpReply SchedulerService::ServeTimed(const std::string& verb, const std::string& body) {
   if (verb == "bind") {
     counters_.bind++;
     auto args = extender::ParseBindingArgs(body);

@@ -30,14 +30,20 @@ class SchedulerService {
   extender::HttpReply Serve(const std::string& verb, const std::string& body);
   Status Bind(const extender::BindingArgs& args);
   const VerbCounters& counters() const { return counters_; }
+  // Called after every verb with its duration and whether it answered with an error (metrics).
+  void set_observer(std::function<void(const std::string& verb, double seconds, bool error)> observer) {
+    observer_ = std::move(observer);
+  }
 
  private:
+  extender::HttpReply ServeTimed(const std::string& verb, const std::string& body);
   const catalog::Catalog& catalog_;
   ClusterCache* cache_;
   Binder* binder_;
   kube::KubeClient* client_;
   std::function<bool()> is_leader_;
   VerbCounters counters_;
+  std::function<void(const std::string&, double, bool)> observer_;
 };
 
 }  // namespace tideslice::service

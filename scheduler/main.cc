@@ -1,0 +1,252 @@
+// tideslice-scheduler: the scheduler extender service (filter, prioritize, bind, preempt for
+// kube-scheduler's tideslice-scheduler profile), its watch cache, leader election, health
+// endpoints, metrics and the admission webhook. Flags are resolved and validated here, once.
+#include <prometheus/counter.h>
+#include <prometheus/exposer.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "common/catalog/catalog.h"
+#include "common/codec/annotations.h"
+#include "common/codec/yaml_json.h"
+#include "common/kube/access.h"
+#include "common/kube/client.h"
+#include "scheduler/core/placement.h"
+#include "scheduler/service/app.h"
+
+using namespace tideslice;
+
+namespace {
+
+constexpr const char* kUsage = R"(tideslice-scheduler: TideSlice's scheduler extender service.
+
+Flags:
+  --extender-address URL        where kube-scheduler calls the extender (its urlPrefix)
+                                (default http://127.0.0.1:8888/tideslice: same pod as kube-scheduler)
+  --health-address URL          /healthz and /readyz (default http://0.0.0.0:10260); ready once
+                                the node and pod caches are synced
+  --metrics-address HOST:PORT   Prometheus /metrics (default 0.0.0.0:10261; "off" disables)
+  --webhook-address URL         admission webhook, e.g. https://0.0.0.0:9443 (default: off)
+  --tls-cert-file FILE          webhook certificate (PEM); with --tls-key-file
+  --tls-key-file FILE           webhook private key (PEM)
+  --webhook-excluded-namespaces a,b   namespaces the webhook leaves alone (default kube-system)
+  --kubeconfig FILE             Kubernetes access (default: in-cluster service account)
+  --config FILE                 tideslice.v1 SchedulerConfig as YAML or JSON: defaultPolicy
+                                (fragaware|binpack|spread|bestfit|...), inventoryStaleSeconds,
+                                allocatingTimeoutSeconds, pools
+  --leader-elect true|false     Lease-based leader election (default true); only the leader binds
+  --lease-name NAME             (default tideslice-scheduler)
+  --lease-namespace NS          (default: the pod's namespace, else tideslice-system)
+  --leader-elect-identity ID    (default: host name plus a random suffix)
+  --leader-elect-lease-duration S, --leader-elect-renew-deadline S, --leader-elect-retry-period S
+                                (defaults 15, 10, 2 seconds)
+  --help
+)";
+
+std::atomic<bool> g_stop{false};
+void OnSignal(int) { g_stop = true; }
+
+int Fail(const std::string& msg) {
+  std::fprintf(stderr, "tideslice-scheduler: %s\n(see --help)\n", msg.c_str());
+  return 2;
+}
+
+std::set<std::string> SplitCommas(const std::string& s) {
+  std::set<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.insert(item);
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::set<std::string> known = {
+      "--extender-address", "--health-address", "--metrics-address", "--webhook-address", "--tls-cert-file",
+      "--tls-key-file", "--webhook-excluded-namespaces", "--kubeconfig", "--config", "--leader-elect", "--lease-name",
+      "--lease-namespace", "--leader-elect-identity", "--leader-elect-lease-duration", "--leader-elect-renew-deadline",
+      "--leader-elect-retry-period"};
+  std::map<std::string, std::string> flags;
+  for (int i = 1; i < argc; ++i) {
+    std::string f = argv[i];
+    if (f == "--help" || f == "-h") {
+      std::printf("%s", kUsage);
+      return 0;
+    }
+    if (auto eq = f.find('='); eq != std::string::npos) {
+      flags[f.substr(0, eq)] = f.substr(eq + 1);
+      f = f.substr(0, eq);
+    } else {
+      if (i + 1 >= argc) return Fail(f + " needs a value");
+      flags[f] = argv[++i];
+    }
+    if (!known.count(f)) return Fail("unknown flag " + f);
+  }
+  auto get = [&](const char* k, const std::string& def) { return flags.count(k) ? flags[k] : def; };
+  auto seconds = [&](const char* k, int def, int* out) {
+    std::string v = get(k, std::to_string(def));
+    try {
+      size_t used = 0;
+      int x = std::stoi(v, &used);
+      if (used != v.size() || x < 1 || x > 3600) return false;
+      *out = x;
+      return true;
+    } catch (...) {
+      return false;
+    }
+  };
+
+  service::AppOptions options;
+  options.extender_address = get("--extender-address", options.extender_address);
+  options.health_address = get("--health-address", options.health_address);
+  options.webhook_address = get("--webhook-address", "");
+  options.tls_cert_file = get("--tls-cert-file", "");
+  options.tls_key_file = get("--tls-key-file", "");
+  if (!options.webhook_address.empty() && (options.tls_cert_file.empty() || options.tls_key_file.empty()))
+    return Fail("--webhook-address needs --tls-cert-file and --tls-key-file (the API server only calls webhooks over HTTPS)");
+  for (const auto& f : {options.tls_cert_file, options.tls_key_file})
+    if (!f.empty() && !std::ifstream(f)) return Fail("cannot read TLS file " + f);
+  if (flags.count("--webhook-excluded-namespaces"))
+    options.webhook.excluded_namespaces = SplitCommas(flags["--webhook-excluded-namespaces"]);
+
+  // SchedulerConfig: policy, staleness, allocating timeout (pools are the tidal controller's).
+  if (flags.count("--config")) {
+    std::ifstream in(flags["--config"]);
+    if (!in) return Fail("--config: cannot read " + flags["--config"]);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto json = codec::YamlToJson(ss.str(), "--config " + flags["--config"]);
+    if (!json.ok()) return Fail(json.status().ToString());
+    auto config = codec::DecodeSchedulerConfig(json->dump());
+    if (!config.ok()) return Fail(config.status().WithContext("--config " + flags["--config"]).ToString());
+    if (!config->default_policy().empty()) {
+      auto policy = core::ParsePolicy(config->default_policy());
+      if (!policy.ok()) return Fail("--config defaultPolicy: " + policy.status().message());
+      options.cache.policy = *policy;
+    }
+    if (config->inventory_stale_seconds() < 0 || config->allocating_timeout_seconds() < 0)
+      return Fail("--config: inventoryStaleSeconds and allocatingTimeoutSeconds must not be negative");
+    if (config->inventory_stale_seconds() > 0) options.cache.stale_after = std::chrono::seconds(config->inventory_stale_seconds());
+    if (config->allocating_timeout_seconds() > 0)
+      options.binder.acknowledge_timeout = std::chrono::seconds(config->allocating_timeout_seconds());
+  }
+
+  const std::string leader_elect = get("--leader-elect", "true");
+  if (leader_elect != "true" && leader_elect != "false") return Fail("--leader-elect must be true or false");
+  options.leader_elect = leader_elect == "true";
+  int lease_s = 15, renew_s = 10, retry_s = 2;
+  if (!seconds("--leader-elect-lease-duration", 15, &lease_s) || !seconds("--leader-elect-renew-deadline", 10, &renew_s) ||
+      !seconds("--leader-elect-retry-period", 2, &retry_s))
+    return Fail("leader election durations are whole seconds 1..3600");
+  options.leader.lease_duration = std::chrono::seconds(lease_s);
+  options.leader.renew_deadline = std::chrono::seconds(renew_s);
+  options.leader.retry_period = std::chrono::seconds(retry_s);
+  options.leader.lease_name = get("--lease-name", "tideslice-scheduler");
+  {
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    std::mt19937 rng(std::random_device{}());
+    options.leader.identity = get("--leader-elect-identity", std::string(host) + "_" + std::to_string(rng() % 100000));
+  }
+
+  auto access = kube::ResolveAccess(get("--kubeconfig", ""));
+  if (!access.ok()) return Fail("Kubernetes access: " + access.status().ToString());
+  const char* pod_ns = std::getenv("POD_NAMESPACE");
+  options.leader.lease_namespace =
+      get("--lease-namespace", pod_ns && *pod_ns ? pod_ns : (access->source == "in-cluster" ? access->default_namespace : "tideslice-system"));
+  if (options.leader_elect) {
+    Status v = service::ValidateLeaderElection(options.leader);
+    if (!v.ok()) return Fail(v.ToString());
+  }
+  auto transport = kube::NewCppRestTransport(*access);
+  if (!transport.ok()) return Fail(transport.status().ToString());
+  kube::KubeClient client(*transport);
+
+  // Metrics.
+  auto registry = std::make_shared<prometheus::Registry>();
+  auto& requests = prometheus::BuildCounter().Name("tideslice_extender_requests_total")
+                       .Help("Extender calls from kube-scheduler, by verb.").Register(*registry);
+  auto& errors = prometheus::BuildCounter().Name("tideslice_extender_errors_total")
+                     .Help("Extender calls answered with an Error, by verb.").Register(*registry);
+  auto& latency = prometheus::BuildHistogram().Name("tideslice_extender_request_duration_seconds")
+                      .Help("Time to answer an extender call, by verb.").Register(*registry);
+  auto& gauges = prometheus::BuildGauge().Name("tideslice_scheduler_state")
+                     .Help("Scheduler state: ready (caches synced), leader, nodes, stale_nodes, placed_pods, "
+                           "pending_pods, assumed_pods.").Register(*registry);
+  auto& fragmentation = prometheus::BuildGauge().Name("tideslice_cluster_fragmentation_ratio")
+                            .Help("Share of the accelerator capacity that is free but unusable by the typical pods (FGD measure), 0 to 1.")
+                            .Register(*registry);
+  std::map<std::string, prometheus::Counter*> request_counters, error_counters;
+  std::map<std::string, prometheus::Histogram*> latencies;
+  const prometheus::Histogram::BucketBoundaries buckets = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30};
+  for (const char* verb : {"filter", "prioritize", "bind", "preempt"}) {
+    request_counters[verb] = &requests.Add({{"verb", verb}});
+    error_counters[verb] = &errors.Add({{"verb", verb}});
+    latencies[verb] = &latency.Add({{"verb", verb}}, buckets);
+  }
+  std::unique_ptr<prometheus::Exposer> exposer;
+  const std::string metrics_address = get("--metrics-address", "0.0.0.0:10261");
+  if (metrics_address != "off") {
+    try {
+      exposer = std::make_unique<prometheus::Exposer>(metrics_address);
+    } catch (const std::exception& e) {
+      return Fail("--metrics-address " + metrics_address + ": " + e.what());
+    }
+    exposer->RegisterCollectable(registry);
+  }
+
+  auto app = service::SchedulerApp::Start(&client, catalog::Catalog::Builtin(), options);
+  if (!app.ok()) return Fail(app.status().ToString());
+  (*app)->service().set_observer([&](const std::string& verb, double s, bool error) {
+    auto it = request_counters.find(verb);
+    if (it == request_counters.end()) return;
+    it->second->Increment();
+    latencies[verb]->Observe(s);
+    if (error) error_counters[verb]->Increment();
+  });
+  std::fprintf(stderr,
+               "tideslice-scheduler: extender %s, health %s, metrics %s, webhook %s, leader election %s (%s/%s as %s), "
+               "Kubernetes %s\n",
+               options.extender_address.c_str(), options.health_address.c_str(),
+               exposer ? (metrics_address + " (port " + std::to_string(exposer->GetListeningPorts()[0]) + ")").c_str() : "off",
+               options.webhook_address.empty() ? "off" : options.webhook_address.c_str(),
+               options.leader_elect ? "on" : "off", options.leader.lease_namespace.c_str(), options.leader.lease_name.c_str(),
+               options.leader.identity.c_str(), access->server.c_str());
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  std::map<std::string, prometheus::Gauge*> state;
+  for (const char* k : {"ready", "leader", "nodes", "stale_nodes", "placed_pods", "pending_pods", "assumed_pods"})
+    state[k] = &gauges.Add({{"what", k}});
+  auto& frag = fragmentation.Add({});
+  int tick = 0;
+  while (!g_stop) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    if (++tick % 10 != 0) continue;  // every 2 s
+    auto s = (*app)->cache().stats();
+    state["ready"]->Set((*app)->ready() ? 1 : 0);
+    state["leader"]->Set((*app)->leading() ? 1 : 0);
+    state["nodes"]->Set(static_cast<double>(s.nodes));
+    state["stale_nodes"]->Set(static_cast<double>(s.stale_nodes));
+    state["placed_pods"]->Set(static_cast<double>(s.placed_pods));
+    state["pending_pods"]->Set(static_cast<double>(s.pending_pods));
+    state["assumed_pods"]->Set(static_cast<double>(s.assumed_pods));
+    auto snapshot = (*app)->cache().Snapshot();
+    auto ctx = (*app)->cache().PlacementContext();
+    if (ctx.workload) frag.Set(core::ClusterFragmentationPercent(*snapshot, *ctx.workload) / 100.0);
+  }
+  (*app)->Stop();
+  return 0;
+}
