@@ -40,11 +40,18 @@ nlohmann::json Convert(const YAML::Node& node, int depth) {
 }  // namespace
 
 StatusOr<nlohmann::json> YamlToJson(const std::string& text, const std::string& what) {
+  nlohmann::json out;
   try {
-    return Convert(YAML::Load(text), 0);
+    out = Convert(YAML::Load(text), 0);
   } catch (const std::exception& e) {
     return Status::InvalidArgument(what, std::string("is not valid YAML/JSON: ") + e.what());
   }
+  try {
+    (void)out.dump();  // JSON text must be UTF-8; find out here rather than in a later dump()
+  } catch (const nlohmann::json::type_error&) {
+    return Status::InvalidArgument(what, "contains text that is not UTF-8");
+  }
+  return out;
 }
 
 }  // namespace tideslice::codec

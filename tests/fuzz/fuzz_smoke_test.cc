@@ -84,5 +84,26 @@ TEST(FuzzSmoke, Extender) {
          2000);
 }
 
+TEST(FuzzSmoke, Admission) {
+  Mutate(Fuzz_admission,
+         {R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","namespace":"ml","object":{"metadata":{"name":"p","labels":{"a":"b"}},"spec":{"containers":[{"name":"c","resources":{"limits":{"nvidia.com/gpu":"1"}}}]}}}})",
+          R"({"kind":"AdmissionReview","request":{"uid":"u","object":{"spec":{"schedulerName":"default-scheduler","containers":[]}}}})"},
+         2000);
+}
+
+TEST(FuzzSmoke, YamlConfig) {
+  Mutate(Fuzz_yaml_config,
+         {"defaultPolicy: binpack\ninventoryStaleSeconds: 90\npools:\n- name: p\n  nodeSelector: {a: b}\n",
+          R"({"defaultPolicy":"fragaware","allocatingTimeoutSeconds":"30"})", "[1, 2, {a: [b, c]}]", "&a [*a]"},
+         2000);
+}
+
+TEST(FuzzSmoke, KubeObjects) {
+  Mutate(Fuzz_kube_objects,
+         {R"({"metadata":{"name":"n1","annotations":{"tideslice.io/inventory":"{\"nodeName\":\"n1\",\"cards\":[{\"uuid\":\"g\",\"index\":0,\"model\":\"H100-80G\",\"memoryMib\":81920,\"health\":\"HEALTH_HEALTHY\"}]}"}}})",
+          R"({"metadata":{"name":"p","namespace":"n","annotations":{"tideslice.io/assignment":"{\"phase\":\"ASSIGNMENT_PHASE_ALLOCATED\",\"containers\":[{\"name\":\"c\",\"slices\":[{\"cardUuid\":\"g\",\"memoryMib\":5}]}]}"}},"spec":{"nodeName":"n1"}})"},
+         2000);
+}
+
 }  // namespace
 }  // namespace tideslice::fuzz

@@ -12,6 +12,10 @@
 #include "scheduler/extender/verbs.h"
 #include "scheduler/extender/wire.h"
 #include "scheduler/sim/trace.h"
+#include "common/codec/yaml_json.h"
+#include "common/kube/objects.h"
+#include "scheduler/service/cache.h"
+#include "scheduler/service/webhook.h"
 
 namespace tideslice::fuzz {
 namespace {
@@ -97,6 +101,35 @@ void Fuzz_extender(const uint8_t* data, size_t size) {
     auto v = verbs.Preempt(*p, cluster);
     if (v.ok()) (void)extender::EncodePreemptionResult(*v);
   }
+}
+
+void Fuzz_admission(const uint8_t* data, size_t size) {
+  std::string body(View(data, size));
+  service::WebhookOptions options;
+  (void)service::ServeMutate(body, catalog::Catalog::Builtin(), options);
+  (void)service::ServeValidate(body, catalog::Catalog::Builtin(), options);
+}
+
+void Fuzz_yaml_config(const uint8_t* data, size_t size) {
+  auto json = codec::YamlToJson(std::string(View(data, size)), "fuzz");
+  if (json.ok()) (void)codec::DecodeSchedulerConfig(json->dump());
+}
+
+void Fuzz_kube_objects(const uint8_t* data, size_t size) {
+  nlohmann::json obj = nlohmann::json::parse(View(data, size), nullptr, false);
+  if (!obj.is_object()) return;
+  (void)kube::PodKey(obj);
+  (void)kube::NodeNameOf(obj);
+  (void)kube::AssignmentOf(obj);
+  (void)kube::InventoryOf(obj);
+  (void)kube::PodIsFinished(obj);
+  // The cache must take any object the watch delivers, as a node and as a pod.
+  service::ClusterCache cache(catalog::Catalog::Builtin());
+  cache.OnNode(kube::WatchEventType::kAdded, obj);
+  cache.OnPod(kube::WatchEventType::kAdded, obj);
+  cache.Refresh();
+  cache.OnPod(kube::WatchEventType::kDeleted, obj);
+  cache.OnNode(kube::WatchEventType::kDeleted, obj);
 }
 
 }  // namespace tideslice::fuzz

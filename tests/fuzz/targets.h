@@ -14,5 +14,8 @@ void Fuzz_trace_csv(const uint8_t* data, size_t size);
 void Fuzz_catalog(const uint8_t* data, size_t size);
 void Fuzz_prefilter(const uint8_t* data, size_t size);
 void Fuzz_extender(const uint8_t* data, size_t size);
+void Fuzz_admission(const uint8_t* data, size_t size);    // webhook AdmissionReview bodies
+void Fuzz_yaml_config(const uint8_t* data, size_t size);  // --config files (YAML/JSON -> SchedulerConfig)
+void Fuzz_kube_objects(const uint8_t* data, size_t size); // Node/Pod objects from the watch
 
 }  // namespace tideslice::fuzz
