@@ -51,6 +51,7 @@ Flags:
   --leader-elect-identity ID    (default: host name plus a random suffix)
   --leader-elect-lease-duration S, --leader-elect-renew-deadline S, --leader-elect-retry-period S
                                 (defaults 15, 10, 2 seconds)
+  --http-threads N              threads for HTTP I/O (default: the number of cores, at least 2)
   --help
 )";
 
@@ -78,7 +79,7 @@ int main(int argc, char** argv) {
       "--extender-address", "--health-address", "--metrics-address", "--webhook-address", "--tls-cert-file",
       "--tls-key-file", "--webhook-excluded-namespaces", "--kubeconfig", "--config", "--leader-elect", "--lease-name",
       "--lease-namespace", "--leader-elect-identity", "--leader-elect-lease-duration", "--leader-elect-renew-deadline",
-      "--leader-elect-retry-period"};
+      "--leader-elect-retry-period", "--http-threads"};
   std::map<std::string, std::string> flags;
   for (int i = 1; i < argc; ++i) {
     std::string f = argv[i];
@@ -109,6 +110,18 @@ int main(int argc, char** argv) {
     }
   };
 
+  {
+    int threads = static_cast<int>(std::max(2u, std::thread::hardware_concurrency()));
+    if (flags.count("--http-threads")) {
+      try {
+        threads = std::stoi(flags["--http-threads"]);
+      } catch (...) {
+        threads = 0;
+      }
+      if (threads < 1 || threads > 256) return Fail("--http-threads must be 1..256");
+    }
+    extender::ConfigureHttpThreads(static_cast<size_t>(threads));
+  }
   service::AppOptions options;
   options.extender_address = get("--extender-address", options.extender_address);
   options.health_address = get("--health-address", options.health_address);

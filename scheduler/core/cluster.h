@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/catalog/model.h"
@@ -126,7 +127,7 @@ class ClusterState {
 
  private:
   std::vector<NodeState> nodes_;
-  std::map<std::string, size_t> index_;
+  std::unordered_map<std::string, size_t> index_;  // hashed: extender verbs look up every named node
   std::vector<std::string> model_names_;
   std::map<std::string, int> model_index_;
   std::map<std::string, std::string> pod_to_node_;

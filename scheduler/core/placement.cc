@@ -783,6 +783,7 @@ Status ValidateAgainstCluster(const PodRequest& req, const ClusterState& cluster
       int allowed = 0;
       for (const auto& card : node.cards) allowed += ModelAllowed(card, req) ? 1 : 0;
       best = std::max(best, allowed);
+      if (best >= c.slice.count) break;  // one node that could hold it is enough
     }
     if (c.slice.count > best) {
       return Status::InvalidArgument(

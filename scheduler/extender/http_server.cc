@@ -2,6 +2,7 @@
 #include "scheduler/extender/http_server.h"
 
 #include <cpprest/http_listener.h>
+#include <pplx/threadpool.h>
 
 #include <atomic>
 #include <chrono>
@@ -164,6 +165,15 @@ class CppRestServer : public HttpServer {
 };
 
 }  // namespace
+
+bool ConfigureHttpThreads(size_t threads) {
+  try {
+    crossplat::threadpool::initialize_with_threads(std::max<size_t>(1, threads));
+    return true;
+  } catch (const std::exception&) {
+    return false;  // already initialised
+  }
+}
 
 StatusOr<std::unique_ptr<HttpServer>> HttpServer::StartRoutes(const std::string& address, RouteHandler handler,
                                                               HttpServerOptions options) {

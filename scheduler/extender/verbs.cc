@@ -1,8 +1,87 @@
 #include "scheduler/extender/verbs.h"
 
+#include <optional>
+#include <thread>
 #include <set>
 
 namespace tideslice::extender {
+
+std::string RequestShape(const core::PodRequest& r) {
+  std::string k;
+  auto add = [&k](const auto& v) {
+    k += std::to_string(v);
+    k += ',';
+  };
+  for (const auto& c : r.containers) {
+    add(c.init);
+    add(c.slice.count);
+    add(c.slice.whole);
+    add(c.slice.memory_mib);
+    add(c.slice.memory_percent);
+    add(c.slice.compute_permille);
+    add(c.slice.memory_proportional);
+    add(c.slice.tflops);
+    k += c.slice.profile + ';';
+  }
+  add(r.cpu_milli);
+  add(r.memory_mib);
+  for (const auto* set : {&r.type_include, &r.type_exclude, &r.uuid_include, &r.uuid_exclude}) {
+    for (const auto& s : *set) k += s + ',';
+    k += '|';
+  }
+  add(r.placement ? static_cast<int>(*r.placement) + 1 : 0);
+  add(r.exclusive);
+  add(static_cast<int>(r.workload));
+  return k;
+}
+
+VerdictMemo::Session VerdictMemo::Open(const std::string& shape) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (by_shape_.size() >= kMaxShapes && !by_shape_.count(shape)) by_shape_.clear();
+  return Session(std::move(lock), &by_shape_[shape]);
+}
+
+size_t VerdictMemo::shapes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return by_shape_.size();
+}
+
+std::vector<VerdictMemo::Entry> Verbs::EvaluateAll(const std::vector<const core::NodeState*>& nodes,
+                                                    const core::PodRequest& request,
+                                                    VerdictMemo::Session* session) const {
+  std::vector<VerdictMemo::Entry> out(nodes.size());
+  std::vector<size_t> misses;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (!nodes[i]) continue;
+    const VerdictMemo::Entry* hit = session ? session->Get(nodes[i]->name, nodes[i]->version) : nullptr;
+    if (hit) out[i] = *hit;
+    else misses.push_back(i);
+  }
+  // A new shape on many nodes: split the work over two threads (the scheduling cycle waits for
+  // this answer; the snapshot is read-only and the core keeps no shared scratch state).
+  auto run = [&](size_t from, size_t to) {
+    for (size_t k = from; k < to; ++k) {
+      const core::NodeState& node = *nodes[misses[k]];
+      core::NodeVerdict v = core::Filter(node, request, ctx_);
+      VerdictMemo::Entry& e = out[misses[k]];
+      e.version = node.version;
+      e.kind = v.kind;
+      e.reason = std::move(v.reason);
+      if (v.kind == core::VerdictKind::kFits) e.score = core::Score(node, request, v.plan, ctx_);
+    }
+  };
+  if (misses.size() >= 256 && !ctx_.rng) {
+    const size_t half = misses.size() / 2;
+    std::thread helper(run, half, misses.size());
+    run(0, half);
+    helper.join();
+  } else {
+    run(0, misses.size());
+  }
+  if (session)
+    for (size_t k : misses) session->Put(nodes[k]->name, out[k]);
+  return out;
+}
 
 FilterResult Verbs::Filter(const ExtenderArgs& args, const core::ClusterState& cluster) const {
   FilterResult r;
@@ -18,13 +97,19 @@ FilterResult Verbs::Filter(const ExtenderArgs& args, const core::ClusterState& c
     r.passed = args.node_names;
     return r;
   }
-  for (const auto& name : args.node_names) {
-    const core::NodeState* node = cluster.FindNode(name);
-    if (!node) {
+  std::optional<VerdictMemo::Session> session;
+  if (memo_) session.emplace(memo_->Open(memo_scope_ + RequestShape(*req)));
+  std::vector<const core::NodeState*> nodes;
+  nodes.reserve(args.node_names.size());
+  for (const auto& name : args.node_names) nodes.push_back(cluster.FindNode(name));
+  std::vector<VerdictMemo::Entry> verdicts = EvaluateAll(nodes, *req, session ? &*session : nullptr);
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const std::string& name = args.node_names[i];
+    if (!nodes[i]) {
       r.unresolvable[name] = "no TideSlice inventory for this node (is the node agent running there?)";
       continue;
     }
-    core::NodeVerdict v = core::Filter(*node, *req, ctx_);
+    VerdictMemo::Entry& v = verdicts[i];
     switch (v.kind) {
       case core::VerdictKind::kFits: r.passed.push_back(name); break;
       case core::VerdictKind::kNoFit: r.failed[name] = v.reason; break;
@@ -39,12 +124,20 @@ std::vector<HostPriority> Verbs::Prioritize(const ExtenderArgs& args, const core
   auto req = core::PreFilter(args.pod, catalog_);
   std::vector<core::NodeScore> scores;
   std::vector<std::string> scored;
-  for (const auto& name : args.node_names) {
-    const core::NodeState* node = req.ok() && req->WantsAccelerators() ? cluster.FindNode(name) : nullptr;
-    core::NodeVerdict v;
-    if (node) v = core::Filter(*node, *req, ctx_);
+  std::optional<VerdictMemo::Session> session;
+  if (memo_ && req.ok() && req->WantsAccelerators()) session.emplace(memo_->Open(memo_scope_ + RequestShape(*req)));
+  std::vector<const core::NodeState*> nodes;
+  const bool wants = req.ok() && req->WantsAccelerators();
+  for (const auto& name : args.node_names) nodes.push_back(wants ? cluster.FindNode(name) : nullptr);
+  std::vector<VerdictMemo::Entry> verdicts;
+  if (wants) verdicts = EvaluateAll(nodes, *req, session ? &*session : nullptr);
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const std::string& name = args.node_names[i];
+    const core::NodeState* node = nodes[i];
+    VerdictMemo::Entry v;
+    if (node) v = verdicts[i];
     if (node && v.kind == core::VerdictKind::kFits) {
-      scores.push_back(core::Score(*node, *req, v.plan, ctx_));
+      scores.push_back(v.score);
       scored.push_back(name);
     } else {
       out.push_back({name, 0});

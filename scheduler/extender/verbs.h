@@ -3,6 +3,8 @@
 #pragma once
 
 #include <map>
+#include <mutex>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -12,9 +14,53 @@
 
 namespace tideslice::extender {
 
+// The parts of a request that decide Filter and Score, as a string key: pods of one Deployment
+// share it, so their verdicts on nodes that did not change can be reused.
+std::string RequestShape(const core::PodRequest& request);
+
+// Verdicts (and scores) of request shapes on nodes, valid while the node's version is unchanged.
+// kube-scheduler asks filter then prioritize for one pod, and the same shape again for every
+// replica; between two calls usually one node changed. Thread-safe; bounded (cleared when it
+// holds too many shapes).
+class VerdictMemo {
+ public:
+  struct Entry {
+    uint64_t version = 0;
+    core::VerdictKind kind = core::VerdictKind::kNoFit;
+    std::string reason;
+    core::NodeScore score;
+  };
+  // One verb's access to one shape's verdicts, holding the memo's lock (kube-scheduler's
+  // scheduling cycle is sequential, so verbs rarely wait on each other).
+  class Session {
+   public:
+    const Entry* Get(const std::string& node, uint64_t version) const {
+      auto it = table_->find(node);
+      return it != table_->end() && it->second.version == version ? &it->second : nullptr;
+    }
+    void Put(const std::string& node, Entry entry) { (*table_)[node] = std::move(entry); }
+
+   private:
+    friend class VerdictMemo;
+    Session(std::unique_lock<std::mutex> lock, std::unordered_map<std::string, Entry>* table)
+        : lock_(std::move(lock)), table_(table) {}
+    std::unique_lock<std::mutex> lock_;
+    std::unordered_map<std::string, Entry>* table_;
+  };
+  Session Open(const std::string& shape);
+  size_t shapes() const;
+
+ private:
+  static constexpr size_t kMaxShapes = 512;
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, std::unordered_map<std::string, Entry>> by_shape_;
+};
+
 class Verbs {
  public:
-  Verbs(const catalog::Catalog& catalog, core::Context ctx) : catalog_(catalog), ctx_(ctx) {}
+  // `memo` (optional) must only be shared by calls that use the same policy and workload model.
+  Verbs(const catalog::Catalog& catalog, core::Context ctx, VerdictMemo* memo = nullptr, std::string memo_scope = "")
+      : catalog_(catalog), ctx_(ctx), memo_(memo), memo_scope_(std::move(memo_scope)) {}
 
   // Nodes that fit pass; busy nodes are FailedNodes (preemption may help); nodes that can never
   // host the pod, or that TideSlice knows nothing about, are FailedAndUnresolvableNodes. A pod
@@ -29,8 +75,15 @@ class Verbs {
                                                       const core::ClusterState& cluster) const;
 
  private:
+  // Fits nodes are scored at once, so that prioritize reads the memo.
+  // Verdicts (fits ones scored) for `nodes` (null entries skipped): memo hits first, the misses
+  // computed, split over two threads when there are many.
+  std::vector<VerdictMemo::Entry> EvaluateAll(const std::vector<const core::NodeState*>& nodes,
+                                              const core::PodRequest& request, VerdictMemo::Session* session) const;
   const catalog::Catalog& catalog_;
   core::Context ctx_;
+  VerdictMemo* memo_;
+  std::string memo_scope_;
 };
 
 }  // namespace tideslice::extender

@@ -150,7 +150,75 @@ StatusOr<PreemptionArgs> ParsePreemptionArgs(std::string_view body) {
   return p;
 }
 
+namespace {
+
+// Appends `s` as a JSON string, escaped exactly as nlohmann's dump() escapes (short forms for
+// \b \f \n \r \t, \u00xx for other control characters), so that the hand-built answers below
+// are byte-identical to the DOM-built ones while skipping a DOM of thousands of node names.
+void AppendJsonString(std::string& out, std::string_view s) {
+  static const char* hex = "0123456789abcdef";
+  out += '"';
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out += hex[c >> 4];
+          out += hex[c & 15];
+        } else {
+          out += ch;
+        }
+    }
+  }
+  out += '"';
+}
+
+void AppendStringMapOrNull(std::string& out, const std::map<std::string, std::string>& m) {
+  if (m.empty()) {
+    out += "null";
+    return;
+  }
+  out += '{';
+  bool first = true;
+  for (const auto& [k, v] : m) {
+    if (!first) out += ',';
+    first = false;
+    AppendJsonString(out, k);
+    out += ':';
+    AppendJsonString(out, v);
+  }
+  out += '}';
+}
+
+}  // namespace
+
 std::string EncodeFilterResult(const FilterResult& r, const ExtenderArgs& args) {
+  if (args.cache_capable) {
+    // The hot path (nodeCacheCapable: true), written directly.
+    std::string out;
+    out.reserve(64 + r.passed.size() * 16);
+    out += R"({"Nodes":null,"NodeNames":[)";
+    for (size_t i = 0; i < r.passed.size(); ++i) {
+      if (i) out += ',';
+      AppendJsonString(out, r.passed[i]);
+    }
+    out += R"(],"FailedNodes":)";
+    AppendStringMapOrNull(out, r.failed);
+    out += R"(,"FailedAndUnresolvableNodes":)";
+    AppendStringMapOrNull(out, r.unresolvable);
+    out += R"(,"Error":)";
+    AppendJsonString(out, r.error);
+    out += '}';
+    return out;
+  }
   ordered out;
   if (args.cache_capable) {
     out["Nodes"] = nullptr;
@@ -170,9 +238,18 @@ std::string EncodeFilterResult(const FilterResult& r, const ExtenderArgs& args) 
 }
 
 std::string EncodeHostPriorityList(const std::vector<HostPriority>& list) {
-  ordered out = ordered::array();
-  for (const auto& h : list) out.push_back({{"Host", h.host}, {"Score", h.score}});
-  return out.dump();
+  std::string out = "[";
+  out.reserve(list.size() * 32 + 2);
+  for (size_t i = 0; i < list.size(); ++i) {
+    if (i) out += ',';
+    out += R"({"Host":)";
+    AppendJsonString(out, list[i].host);
+    out += R"(,"Score":)";
+    out += std::to_string(list[i].score);
+    out += '}';
+  }
+  out += ']';
+  return out;
 }
 
 std::string EncodeBindingResult(const std::string& error) {

@@ -1,5 +1,6 @@
 #include "scheduler/service/cache.h"
 
+#include <algorithm>
 #include <set>
 
 #include "common/kube/objects.h"
@@ -123,7 +124,7 @@ void ClusterCache::RebuildNode(const std::string& name, const v1::NodeInventory&
   core::NodeState fresh = NodeFromInventory(inventory, LabelMap(labels), catalog_, state_);
   fresh.name = name;
   nodes_[name].problem = fresh.schedulable ? "" : fresh.unschedulable_reason;
-  if (const core::NodeState* old = state_.FindNode(name)) fresh.version = old->version + 1;
+  fresh.version = (++rebuild_seq_) << 32;
   state_.AddNode(std::move(fresh));
   for (const auto& [key, rec] : pods_)
     if (rec.node == name) Place(key, name, rec.assignment);
@@ -233,6 +234,10 @@ void ClusterCache::ForgetAssumed(const std::string& pod_key) {
   if (!pods_.count(pod_key) && state_.NodeOfPod(pod_key)) core::Unreserve(state_, pod_key);
 }
 
+std::string ClusterCache::PlacementScope() const {
+  return std::string(core::PolicyName(options_.policy)) + "#" + std::to_string(workload_generation_) + "#";
+}
+
 core::Context ClusterCache::PlacementContext() const {
   core::Context ctx;
   ctx.policy = options_.policy;
@@ -254,9 +259,19 @@ void ClusterCache::Refresh() {
       t.memory_mib = idle_card ? 0 : s.memory_mib();
       typical.push_back(std::move(t));
     }
-  if (!typical.empty()) {
+  // Re-learn only when the mix of shapes changed: a new model invalidates memoised scores.
+  std::vector<std::string> keys;
+  for (const auto& t : typical)
+    keys.push_back(std::to_string(t.num_cards) + "/" + std::to_string(t.per_card_permille) + "/" + std::to_string(t.memory_mib));
+  std::sort(keys.begin(), keys.end());
+  std::string fingerprint;
+  for (const auto& k : keys) fingerprint += k + ",";
+  fingerprint += "|" + std::to_string(state_.model_names().size());
+  if (!typical.empty() && fingerprint != workload_fingerprint_) {
     workload_ = std::make_unique<core::WorkloadModel>(core::WorkloadModel::FromTypicalPods(typical));
     workload_->Bind(state_);
+    workload_fingerprint_ = fingerprint;
+    workload_generation_++;
   }
   for (const auto& [name, rec] : nodes_)
     if (rec.in_state) UpdateSchedulable(name);

@@ -74,6 +74,9 @@ class ClusterCache {
 
   // The placement context (policy, workload model). Valid while a Snapshot is held.
   core::Context PlacementContext() const;
+  // Changes whenever PlacementContext() would score differently (policy, workload model): the
+  // scope of memoised verdicts. Read while a Snapshot is held.
+  std::string PlacementScope() const;
 
   struct Stats {
     size_t nodes = 0, stale_nodes = 0, placed_pods = 0, assumed_pods = 0, pending_pods = 0;
@@ -115,6 +118,11 @@ class ClusterCache {
   std::map<std::string, kube::json> pending_;   // unbound pods that ask for this scheduler
   std::map<std::string, Assumed> assumed_;
   std::unique_ptr<core::WorkloadModel> workload_;
+  std::string workload_fingerprint_;
+  uint64_t workload_generation_ = 0;
+  // Node versions must never repeat (verdicts are memoised by version): every rebuild starts a
+  // fresh range, and the core's own increments stay inside it.
+  uint64_t rebuild_seq_ = 0;
 };
 
 }  // namespace tideslice::service

@@ -34,7 +34,7 @@ extender::HttpReply SchedulerService::ServeTimed(const std::string& verb, const 
   else if (verb == "prioritize") counters_.prioritize++;
   else if (verb == "preempt") counters_.preempt++;
   auto snapshot = cache_->Snapshot();
-  extender::Verbs verbs(catalog_, cache_->PlacementContext());
+  extender::Verbs verbs(catalog_, cache_->PlacementContext(), &memo_, cache_->PlacementScope());
   extender::HttpReply reply = extender::ServeVerb(verbs, [&] { return snapshot; }, verb, body);
   if (reply.body.find("\"Error\":\"") != std::string::npos) counters_.errors++;
   return reply;

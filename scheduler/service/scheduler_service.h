@@ -10,6 +10,7 @@
 #include "common/catalog/catalog.h"
 #include "common/kube/client.h"
 #include "scheduler/extender/http_server.h"
+#include "scheduler/extender/verbs.h"
 #include "scheduler/extender/wire.h"
 #include "scheduler/service/binder.h"
 #include "scheduler/service/cache.h"
@@ -43,6 +44,7 @@ class SchedulerService {
   kube::KubeClient* client_;
   std::function<bool()> is_leader_;
   VerbCounters counters_;
+  extender::VerdictMemo memo_;
   std::function<void(const std::string&, double, bool)> observer_;
 };
 

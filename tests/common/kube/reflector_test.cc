@@ -97,8 +97,8 @@ TEST_F(ReflectorTest, ListsThenWatchesAndRelistsAfterExpiry) {
 
   // A gap the watch cannot bridge: history compacted, then the stream drops. Changes made in the
   // gap (a delete included) must show up after the re-list.
+  server_->Compact();       // first, so that no re-watch can slip in before history is gone
   server_->CloseWatches();
-  server_->Compact();
   server_->Remove("nodes", "", "n1");
   server_->Upsert("nodes", Node("n6"));
   server_->Compact();
