@@ -24,6 +24,7 @@
 #include "common/kube/reflector.h"
 #include "device-plugin/exporter/allocation_metrics.h"
 #include "device-plugin/exporter/card_metrics.h"
+#include "device-plugin/exporter/pod_usage.h"
 #include "device-plugin/kube/inventory_publisher.h"
 #include "device-plugin/kube/kube_assignment_store.h"
 #include "device-plugin/plugin/agent.h"
@@ -43,7 +44,7 @@ constexpr const char* kUsage = R"(tideslice-device-plugin: TideSlice's node agen
 Flags:
   --backend nvml|dcmi|mock       where cards come from (default nvml). nvml loads libnvidia-ml.so.1
                                  and dcmi loads libdcmi.so at run time; mock reads --mock-config
-  --mock-config FILE             JSON list of fake cards, e.g. deploy/examples/mock-cards.json
+  --mock-config FILE             JSON or YAML list of fake cards, e.g. deploy/examples/mock-cards.json
   --device-plugin-dir DIR        kubelet's device plugin directory (default /var/lib/kubelet/device-plugins)
   --resource-name NAME           extended resource to advertise (default tideslice.io/vnpu)
   --replicas-per-card N          how many pods may share one card (default 10, 1..100)
@@ -239,12 +240,16 @@ int main(int argc, char** argv) {
   std::mutex metrics_mu;
   std::vector<DeviceInfo> last_cards;
   std::vector<ContainerAllocation> last_allocations;
+  std::map<std::pair<std::string, std::string>, int64_t> last_used;  // (pod UID, card) -> bytes
   std::string last_publish_error;
   options.on_devices = [&](const std::vector<DeviceInfo>& cards) {
     std::lock_guard<std::mutex> lock(metrics_mu);
     metrics.Update(cards);
     last_cards = cards;
-    allocation_metrics.Update(last_cards, last_allocations);
+    last_used.clear();
+    if (auto procs = backend->Processes(); procs.ok() && !procs->empty())
+      last_used = UsageByPod(*procs, [](uint32_t pid) { return ReadProcCgroup(pid); });
+    allocation_metrics.Update(last_cards, last_allocations, last_used);
     if (!publisher) return;
     Status st = publisher->Update(cards);
     std::string err = st.ok() ? "" : st.ToString();
@@ -289,7 +294,7 @@ int main(int argc, char** argv) {
       for (const auto& [k, v] : on_node) list.push_back(v);
       std::lock_guard<std::mutex> lock(metrics_mu);
       last_allocations = AllocationsFromPods(list);
-      allocation_metrics.Update(last_cards, last_allocations);
+      allocation_metrics.Update(last_cards, last_allocations, last_used);
     };
     kube::ReflectorOptions ro;
     ro.query = "fieldSelector=" + kube::QueryEscape("spec.nodeName=" + node);

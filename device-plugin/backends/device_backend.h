@@ -29,12 +29,22 @@ struct DeviceInfo {
   bool operator==(const DeviceInfo&) const = default;
 };
 
+// Memory one process uses on one card, as the driver reports it.
+struct ProcessUsage {
+  std::string card_uuid;
+  uint32_t pid = 0;
+  int64_t memory_bytes = 0;
+};
+
 class DeviceBackend {
  public:
   virtual ~DeviceBackend() = default;
   virtual std::string Name() const = 0;
   // The cards on this node now, health included. Errors mean "could not ask", not "no cards".
   virtual StatusOr<std::vector<DeviceInfo>> Discover() = 0;
+  // Processes using the cards now, where the driver can tell (empty otherwise). The agent maps
+  // PIDs to pods through /proc/<pid>/cgroup, so it needs the host's PID namespace.
+  virtual StatusOr<std::vector<ProcessUsage>> Processes() { return std::vector<ProcessUsage>{}; }
 
   // Hard partitions made for one container at Allocate time: an NVIDIA MIG instance or an Ascend
   // vNPU. `profile` is the catalog's profile/template name; `start_slot` the MIG placement the

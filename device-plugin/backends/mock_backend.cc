@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/codec/yaml_json.h"
+
 namespace tideslice::deviceplugin {
 
 StatusOr<std::unique_ptr<MockBackend>> MockBackend::FromJson(std::string_view text, const catalog::Catalog& catalog) {
@@ -80,7 +82,14 @@ StatusOr<std::unique_ptr<MockBackend>> MockBackend::FromFile(const std::string& 
   if (!in) return Status::NotFound("--mock-config: cannot open " + path);
   std::stringstream ss;
   ss << in.rdbuf();
-  auto b = FromJson(ss.str(), catalog);
+  // JSON or YAML (YAML is read into the same JSON form, then validated the same way).
+  std::string text = ss.str();
+  if (nlohmann::json::parse(text, nullptr, false, true).is_discarded()) {
+    auto converted = codec::YamlToJson(text, "--mock-config " + path);
+    if (!converted.ok()) return converted.status();
+    text = converted->dump();
+  }
+  auto b = FromJson(text, catalog);
   if (!b.ok()) return b.status().WithContext(path);
   (*b)->path_ = path;
   (*b)->file_stamp_ = FileStamp(path);
@@ -104,7 +113,12 @@ StatusOr<std::vector<DeviceInfo>> MockBackend::Discover() {
       std::ifstream in(path_);
       std::stringstream ss;
       ss << in.rdbuf();
-      auto fresh = FromJson(ss.str(), catalog_);
+      std::string text = ss.str();
+      if (nlohmann::json::parse(text, nullptr, false, true).is_discarded()) {
+        auto converted = codec::YamlToJson(text, path_);
+        text = converted.ok() ? converted->dump() : "";
+      }
+      auto fresh = FromJson(text, catalog_);
       if (fresh.ok())
         for (const auto& f : (*fresh)->devices_)
           for (auto& d : devices_)
@@ -157,6 +171,16 @@ std::vector<std::string> MockBackend::Partitions() {
 void MockBackend::FailNextPartition(const std::string& reason) {
   std::lock_guard<std::mutex> lock(mu_);
   fail_next_ = reason;
+}
+
+void MockBackend::SetProcesses(std::vector<ProcessUsage> processes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  processes_ = std::move(processes);
+}
+
+StatusOr<std::vector<ProcessUsage>> MockBackend::Processes() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return processes_;
 }
 
 }  // namespace tideslice::deviceplugin

@@ -2,7 +2,7 @@
 // without accelerators. Health can be flipped at run time (SetHealth), which is how tests drive
 // ListAndWatch updates; a backend made from a file also picks up "health" edits to that file.
 //
-// File format:
+// File format (JSON, or the same in YAML):
 //   {"cards": [{"uuid": "GPU-0", "index": 0, "model": "H100-80G", "memoryMib": 81920,
 //               "health": "Healthy", "numaNode": 0, "linkDomain": "nvl0"}, ...]}
 // "model" must be a catalog model (or alias); vendor and default memory come from the catalog.
@@ -34,6 +34,9 @@ class MockBackend : public DeviceBackend {
   Status DestroyPartition(const DeviceInfo& card, const std::string& partition_id) override;
   std::vector<std::string> Partitions();  // "card/id", sorted
   void FailNextPartition(const std::string& reason);
+  // Processes reported by Processes() (tests of the per-pod usage metrics).
+  void SetProcesses(std::vector<ProcessUsage> processes);
+  StatusOr<std::vector<ProcessUsage>> Processes() override;
 
  private:
   MockBackend(std::vector<DeviceInfo> devices, const catalog::Catalog& catalog)
@@ -47,6 +50,7 @@ class MockBackend : public DeviceBackend {
   std::set<std::string> partitions_;
   int next_partition_ = 0;
   std::string fail_next_;
+  std::vector<ProcessUsage> processes_;
 };
 
 }  // namespace tideslice::deviceplugin

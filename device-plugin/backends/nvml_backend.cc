@@ -32,6 +32,7 @@ StatusOr<NvmlApi> LoadNvml(const std::string& library) {
                    sym("nvmlDeviceGetUtilizationRates", api.device_get_utilization_rates, false),
                    sym("nvmlDeviceGetTemperature", api.device_get_temperature, false),
                    sym("nvmlDeviceGetPowerUsage", api.device_get_power_usage, false),
+                   sym("nvmlDeviceGetComputeRunningProcesses_v3", api.device_get_compute_running_processes, false),
                    sym("nvmlErrorString", api.error_string, false),
                    sym("nvmlEventSetCreate", api.event_set_create, false),
                    sym("nvmlDeviceRegisterEvents", api.device_register_events, false),
@@ -150,6 +151,32 @@ StatusOr<std::vector<DeviceInfo>> NvmlBackend::Discover() {
       if (xid_failures_.count(d.uuid)) d.healthy = false;
     }
     out.push_back(std::move(d));
+  }
+  return out;
+}
+
+StatusOr<std::vector<ProcessUsage>> NvmlBackend::Processes() {
+  std::vector<ProcessUsage> out;
+  if (!api_.device_get_compute_running_processes) return out;
+  unsigned int count = 0;
+  if (api_.device_get_count(&count) != nvml::kSuccess) return Status::Unavailable("nvmlDeviceGetCount failed");
+  for (unsigned int i = 0; i < count && i < 64; ++i) {
+    nvml::Device dev = nullptr;
+    if (api_.device_get_handle_by_index(i, &dev) != nvml::kSuccess) continue;
+    char uuid[96] = {};
+    if (api_.device_get_uuid(dev, uuid, sizeof uuid) != nvml::kSuccess) continue;
+    uuid[sizeof uuid - 1] = '\0';
+    // Ask with room for 64; INSUFFICIENT_SIZE says how many there are, then ask again.
+    std::vector<nvml::ProcessInfo> infos(64);
+    unsigned int n = static_cast<unsigned int>(infos.size());
+    int rc = api_.device_get_compute_running_processes(dev, &n, infos.data());
+    if (rc == nvml::kErrorInsufficientSize && n > infos.size() && n <= 4096) {
+      infos.resize(n);
+      rc = api_.device_get_compute_running_processes(dev, &n, infos.data());
+    }
+    if (rc != nvml::kSuccess) continue;  // NOT_SUPPORTED on some boards: no per-process view
+    for (unsigned int k = 0; k < n && k < infos.size(); ++k)
+      out.push_back({uuid, infos[k].pid, static_cast<int64_t>(infos[k].used_gpu_memory)});
   }
   return out;
 }

@@ -43,6 +43,11 @@ struct EventData {            // nvmlEventData_t
   unsigned long long event_type, event_data;
   unsigned int gpu_instance_id, compute_instance_id;
 };
+struct ProcessInfo {  // nvmlProcessInfo_t (v2 layout, used by nvmlDeviceGetComputeRunningProcesses_v3)
+  unsigned int pid;
+  unsigned long long used_gpu_memory;
+  unsigned int gpu_instance_id, compute_instance_id;
+};
 struct GpuInstanceProfileInfo {  // nvmlGpuInstanceProfileInfo_t
   unsigned int id, is_p2p_supported, slice_count, instance_count, multiprocessor_count, copy_engine_count,
       decoder_count, encoder_count, jpeg_count, ofa_count;
@@ -80,6 +85,7 @@ struct NvmlApi {
   int (*device_get_utilization_rates)(nvml::Device, nvml::Utilization*) = nullptr;
   int (*device_get_temperature)(nvml::Device, int, unsigned int*) = nullptr;
   int (*device_get_power_usage)(nvml::Device, unsigned int*) = nullptr;      // milliwatts
+  int (*device_get_compute_running_processes)(nvml::Device, unsigned int*, nvml::ProcessInfo*) = nullptr;  // _v3
   const char* (*error_string)(int) = nullptr;                               // nvmlErrorString
   // Health events (optional: without them health is polled only).
   int (*event_set_create)(nvml::EventSet*) = nullptr;                                 // nvmlEventSetCreate
@@ -118,6 +124,7 @@ class NvmlBackend : public DeviceBackend {
   ~NvmlBackend() override;
   std::string Name() const override { return "nvml"; }
   StatusOr<std::vector<DeviceInfo>> Discover() override;
+  StatusOr<std::vector<ProcessUsage>> Processes() override;
 
   // MIG: a GPU instance of `profile` (at `start_slot` when >= 0) with one compute instance
   // spanning it; returns the MIG device UUID. Needs MIG mode on (nvidia-smi -mig 1).

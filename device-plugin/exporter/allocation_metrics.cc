@@ -25,10 +25,16 @@ AllocationMetrics::AllocationMetrics(std::shared_ptr<prometheus::Registry> regis
       container_compute_(prometheus::BuildGauge()
                              .Name("tideslice_container_compute_allocated_ratio")
                              .Help("Share of the card's compute assigned to the container, 0 to 1.")
-                             .Register(*registry)) {}
+                             .Register(*registry)),
+      pod_memory_used_(prometheus::BuildGauge()
+                           .Name("tideslice_pod_memory_used_bytes")
+                           .Help("Card memory the pod's processes really use, as the driver reports it, in bytes "
+                                 "(NVIDIA only; compare with tideslice_container_memory_allocated_bytes).")
+                           .Register(*registry)) {}
 
 void AllocationMetrics::Update(const std::vector<DeviceInfo>& cards,
-                               const std::vector<ContainerAllocation>& allocations) {
+                               const std::vector<ContainerAllocation>& allocations,
+                               const std::map<std::pair<std::string, std::string>, int64_t>& used) {
   for (auto& [family, gauge] : series_) family->Remove(gauge);
   series_.clear();
   auto set = [&](prometheus::Family<prometheus::Gauge>& family, const std::map<std::string, std::string>& labels,
@@ -61,6 +67,18 @@ void AllocationMetrics::Update(const std::vector<DeviceInfo>& cards,
           {{"node", node_}, {"namespace", a.pod_namespace}, {"pod", a.pod}, {"container", a.container},
            {"card", std::to_string(card.index)}, {"uuid", card.uuid}},
           c);
+    }
+    // Real use per pod on this card, for the pods TideSlice placed here (others are not ours).
+    std::map<std::string, const ContainerAllocation*> pods_here;
+    for (const auto& a : allocations)
+      if (a.card_uuid == card.uuid && !a.pod_uid.empty()) pods_here[a.pod_uid] = &a;
+    for (const auto& [uid, a] : pods_here) {
+      auto u = used.find({uid, card.uuid});
+      if (u == used.end()) continue;
+      set(pod_memory_used_,
+          {{"node", node_}, {"namespace", a->pod_namespace}, {"pod", a->pod}, {"card", std::to_string(card.index)},
+           {"uuid", card.uuid}},
+          static_cast<double>(u->second));
     }
     set(card_memory_, card_labels, std::min(memory, card_bytes));
     set(card_compute_, card_labels, std::min(compute, 1.0));

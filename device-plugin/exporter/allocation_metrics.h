@@ -20,6 +20,7 @@ namespace tideslice::deviceplugin {
 
 struct ContainerAllocation {
   std::string pod_namespace, pod, container;
+  std::string pod_uid;
   std::string card_uuid;
   int64_t memory_mib = 0;      // ignored when whole
   int compute_permille = 0;    // ignored when whole
@@ -29,8 +30,10 @@ struct ContainerAllocation {
 class AllocationMetrics {
  public:
   AllocationMetrics(std::shared_ptr<prometheus::Registry> registry, std::string node_name);
-  // Replaces every allocation series with the given state.
-  void Update(const std::vector<DeviceInfo>& cards, const std::vector<ContainerAllocation>& allocations);
+  // Replaces every allocation series with the given state. `used` (optional): real memory use
+  // per (pod UID, card UUID) from the driver, exported per pod next to what it was allocated.
+  void Update(const std::vector<DeviceInfo>& cards, const std::vector<ContainerAllocation>& allocations,
+              const std::map<std::pair<std::string, std::string>, int64_t>& used = {});
 
  private:
   std::string node_;
@@ -39,6 +42,7 @@ class AllocationMetrics {
   prometheus::Family<prometheus::Gauge>& card_slices_;
   prometheus::Family<prometheus::Gauge>& container_memory_;
   prometheus::Family<prometheus::Gauge>& container_compute_;
+  prometheus::Family<prometheus::Gauge>& pod_memory_used_;
   std::vector<std::pair<prometheus::Family<prometheus::Gauge>*, prometheus::Gauge*>> series_;
 };
 

@@ -86,9 +86,10 @@ std::vector<ContainerAllocation> AllocationsFromPods(const std::vector<kube::jso
     if (phase != v1::ASSIGNMENT_PHASE_ALLOCATING && phase != v1::ASSIGNMENT_PHASE_ALLOCATED) continue;
     std::string key = PodKey(pod);
     auto slash = key.find('/');
+    std::string uid = pod.value("metadata", kube::json::object()).value("uid", std::string());
     for (const auto& c : (*a)->containers())
       for (const auto& s : c.slices())
-        out.push_back({key.substr(0, slash), key.substr(slash + 1), c.name(), s.card_uuid(), s.memory_mib(),
+        out.push_back({key.substr(0, slash), key.substr(slash + 1), c.name(), uid, s.card_uuid(), s.memory_mib(),
                        s.compute_permille(), s.whole_card()});
   }
   return out;

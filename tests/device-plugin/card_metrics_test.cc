@@ -45,9 +45,10 @@ TEST(CardMetrics, ServedOverHttpWithBoundedLabelsAndPromtoolClean) {
   metrics.Update({a, Card(1, "GPU-b", false)});
   AllocationMetrics allocations(registry, "gpu-node-1");
   allocations.Update({a, Card(1, "GPU-b", false)},
-                     {{"ml", "infer-0", "server", "GPU-a", 20480, 250, false},
-                      {"ml", "infer-1", "server", "GPU-a", 10240, 500, false},
-                      {"ml", "train-0", "trainer", "GPU-b", 0, 0, true}});
+                     {{"ml", "infer-0", "server", "uid-0", "GPU-a", 20480, 250, false},
+                      {"ml", "infer-1", "server", "uid-1", "GPU-a", 10240, 500, false},
+                      {"ml", "train-0", "trainer", "uid-2", "GPU-b", 0, 0, true}},
+                     {{{"uid-0", "GPU-a"}, 3ll << 30}, {{"uid-9", "GPU-a"}, 1ll << 30}});  // uid-9: not ours
 
   prometheus::Exposer exposer("127.0.0.1:0");
   exposer.RegisterCollectable(registry);
@@ -66,15 +67,17 @@ TEST(CardMetrics, ServedOverHttpWithBoundedLabelsAndPromtoolClean) {
   EXPECT_THAT(text, HasSubstr(R"(tideslice_card_compute_allocated_ratio{card="1",model="H100-80G",node="gpu-node-1",uuid="GPU-b",vendor="nvidia"} 1)"));
   EXPECT_THAT(text, HasSubstr(R"(tideslice_container_memory_allocated_bytes{card="0",container="server",namespace="ml",node="gpu-node-1",pod="infer-1",uuid="GPU-a"} 10737418240)"));
   EXPECT_THAT(text, HasSubstr(R"(tideslice_container_compute_allocated_ratio{card="1",container="trainer",namespace="ml",node="gpu-node-1",pod="train-0",uuid="GPU-b"} 1)"));
+  EXPECT_THAT(text, HasSubstr(R"(tideslice_pod_memory_used_bytes{card="0",namespace="ml",node="gpu-node-1",pod="infer-0",uuid="GPU-a"} 3221225472)"));
+  EXPECT_THAT(text, Not(HasSubstr("uid-9")));
   // A finished pod's series go away with the next update.
-  allocations.Update({a, Card(1, "GPU-b", false)}, {{"ml", "infer-0", "server", "GPU-a", 20480, 250, false}});
+  allocations.Update({a, Card(1, "GPU-b", false)}, {{"ml", "infer-0", "server", "uid-0", "GPU-a", 20480, 250, false}});
   text = testsupport::HttpRequest(exposer.GetListeningPorts()[0], "GET", "/metrics").second;
   EXPECT_THAT(text, Not(HasSubstr("infer-1")));
   EXPECT_THAT(text, HasSubstr(R"(tideslice_card_slices_in_use{card="1",model="H100-80G",node="gpu-node-1",uuid="GPU-b",vendor="nvidia"} 0)"));
 
   // A card that goes away disappears from the output.
   metrics.Update({a});
-  allocations.Update({a}, {{"ml", "infer-0", "server", "GPU-a", 20480, 250, false}});
+  allocations.Update({a}, {{"ml", "infer-0", "server", "uid-0", "GPU-a", 20480, 250, false}});
   text = testsupport::HttpRequest(exposer.GetListeningPorts()[0], "GET", "/metrics").second;
   EXPECT_THAT(text, Not(HasSubstr("GPU-b")));
 

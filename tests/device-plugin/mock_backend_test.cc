@@ -70,6 +70,21 @@ TEST(MockBackend, RejectsBadConfigNamingTheField) {
 namespace tideslice::deviceplugin {
 namespace {
 
+TEST(MockBackend, ReadsYamlToo) {
+  testsupport::TempDir dir;
+  std::ofstream(dir.path() + "/cards.yaml") << "cards:\n  - uuid: NPU-0\n    model: Ascend910B3\n    index: 0\n"
+                                              "  - {uuid: GPU-1, model: H100-80G, index: 1, health: Unhealthy}\n";
+  auto b = MockBackend::FromFile(dir.path() + "/cards.yaml", catalog::Catalog::Builtin());
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  auto cards = (*b)->Discover();
+  ASSERT_EQ(cards->size(), 2u);
+  EXPECT_EQ(cards->at(0).vendor, "huawei");
+  EXPECT_FALSE(cards->at(1).healthy);
+  std::ofstream(dir.path() + "/bad.yaml") << "cards: [ {uuid: x, model: NoSuchCard} ]\n";
+  EXPECT_NE(MockBackend::FromFile(dir.path() + "/bad.yaml", catalog::Catalog::Builtin()).status().message().find("NoSuchCard"),
+            std::string::npos);
+}
+
 TEST(MockBackend, EditingTheFileFlipsHealthAtRunTime) {
   testsupport::TempDir dir;
   const std::string path = dir.path() + "/cards.json";

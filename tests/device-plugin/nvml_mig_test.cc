@@ -148,6 +148,17 @@ int Wait(nvml::EventSet, nvml::EventData* data, unsigned int) {
   return nvml::kSuccess;
 }
 int SetFree(nvml::EventSet) { return nvml::kSuccess; }
+// 70 processes: more than the backend's first buffer of 64, so it must ask again.
+int Procs(nvml::Device, unsigned int* count, nvml::ProcessInfo* infos) {
+  const unsigned int total = 70;
+  if (*count < total) {
+    *count = total;
+    return nvml::kErrorInsufficientSize;
+  }
+  for (unsigned int i = 0; i < total; ++i) infos[i] = {1000 + i, (i + 1) * kMiB, 0, 0};
+  *count = total;
+  return nvml::kSuccess;
+}
 
 NvmlApi FakeApi() {
   NvmlApi a;
@@ -178,6 +189,7 @@ NvmlApi FakeApi() {
   a.device_register_events = Register;
   a.event_set_wait = Wait;
   a.event_set_free = SetFree;
+  a.device_get_compute_running_processes = Procs;
   return a;
 }
 
@@ -254,6 +266,15 @@ TEST_F(NvmlMigTest, RefusesWithReasons) {
   old.device_get_gpu_instance_profile_info = nullptr;
   auto b = NvmlBackend::Create(old, catalog::Catalog::Builtin());
   EXPECT_THAT((*b)->CreatePartition(card_, "1g.10gb", -1).status().message(), HasSubstr("no MIG management"));
+}
+
+TEST_F(NvmlMigTest, ReportsEveryComputeProcessEvenPastTheFirstBuffer) {
+  auto procs = backend_->Processes();
+  ASSERT_TRUE(procs.ok());
+  ASSERT_EQ(procs->size(), 70u);
+  EXPECT_EQ(procs->at(69).pid, 1069u);
+  EXPECT_EQ(procs->at(69).memory_bytes, static_cast<int64_t>(70 * kMiB));
+  EXPECT_EQ(procs->at(0).card_uuid, "GPU-h100-0");
 }
 
 TEST_F(NvmlMigTest, FatalXidMarksTheCardUnhealthyApplicationXidDoesNot) {
