@@ -3,6 +3,9 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
+#include <fstream>
+#include <sstream>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -58,6 +61,7 @@ Flags:
   --kubeconfig FILE              Kubernetes access from a kubeconfig (default: in-cluster service account)
   --standalone                   run without Kubernetes: no inventory, and Allocate is refused
                                  (for trying the kubelet side and the metrics on a laptop)
+  --catalog FILE                 accelerator catalog overrides (JSON, as common/catalog/accelerators.json)
   --config FILE                  YAML/JSON map of these flags without the dashes
                                  (e.g. "backend: mock"); command-line flags win
   --help
@@ -116,7 +120,7 @@ int main(int argc, char** argv) {
                                        "--resource-name",    "--replicas-per-card", "--node-name",
                                        "--metrics-address",  "--health-poll-seconds", "--heartbeat-seconds",
                                        "--kubeconfig",       "--standalone",        "--config",
-                                       "--pod-resources-socket"};
+                                       "--pod-resources-socket", "--catalog"};
   std::map<std::string, std::string> flags;
   for (int i = 1; i < argc; ++i) {
     std::string f = argv[i];
@@ -185,7 +189,16 @@ int main(int argc, char** argv) {
     node = host;
   }
 
-  const auto& catalog = catalog::Catalog::Builtin();
+  catalog::Catalog catalog = catalog::Catalog::Builtin();
+  if (flags.count("--catalog")) {
+    std::ifstream cin(flags["--catalog"]);
+    if (!cin) return Fail("--catalog: cannot read " + flags["--catalog"]);
+    std::stringstream css;
+    css << cin.rdbuf();
+    auto overrides = catalog::Catalog::FromJson(css.str());
+    if (!overrides.ok()) return Fail(overrides.status().WithContext("--catalog " + flags["--catalog"]).ToString());
+    catalog.Merge(*overrides);
+  }
   std::unique_ptr<DeviceBackend> backend;
   NvmlBackend* nvml_backend = nullptr;  // for XID events, when --backend nvml
   std::string backend_name = get("--backend", "nvml");
@@ -287,9 +300,11 @@ int main(int argc, char** argv) {
   kube::CancelFlag stop_watch;
   std::thread pod_watch;
   std::unique_ptr<kube::Reflector> pods;
+  // Both live as long as main: the reflector thread's handlers refer to them.
+  std::map<std::string, kube::json> on_node;  // only touched on the reflector's thread
+  std::function<void()> refresh;
   if (client) {
-    std::map<std::string, kube::json> on_node;  // only touched on the reflector's thread
-    auto refresh = [&]() {
+    refresh = [&]() {
       std::vector<kube::json> list;
       for (const auto& [k, v] : on_node) list.push_back(v);
       std::lock_guard<std::mutex> lock(metrics_mu);

@@ -1,10 +1,7 @@
 // tideslice-scheduler: the scheduler extender service (filter, prioritize, bind, preempt for
 // kube-scheduler's tideslice-scheduler profile), its watch cache, leader election, health
 // endpoints, metrics and the admission webhook. Flags are resolved and validated here, once.
-#include <prometheus/counter.h>
 #include <prometheus/exposer.h>
-#include <prometheus/gauge.h>
-#include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 #include <unistd.h>
 
@@ -24,6 +21,7 @@
 #include "common/kube/client.h"
 #include "scheduler/core/placement.h"
 #include "scheduler/service/app.h"
+#include "scheduler/service/metrics.h"
 
 using namespace tideslice;
 
@@ -52,6 +50,8 @@ Flags:
   --leader-elect-lease-duration S, --leader-elect-renew-deadline S, --leader-elect-retry-period S
                                 (defaults 15, 10, 2 seconds)
   --http-threads N              threads for HTTP I/O (default: the number of cores, at least 2)
+  --catalog FILE                accelerator catalog overrides (JSON, the format of
+                                common/catalog/accelerators.json): models replace or add to the built-in ones
   --help
 )";
 
@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
       "--extender-address", "--health-address", "--metrics-address", "--webhook-address", "--tls-cert-file",
       "--tls-key-file", "--webhook-excluded-namespaces", "--kubeconfig", "--config", "--leader-elect", "--lease-name",
       "--lease-namespace", "--leader-elect-identity", "--leader-elect-lease-duration", "--leader-elect-renew-deadline",
-      "--leader-elect-retry-period", "--http-threads"};
+      "--leader-elect-retry-period", "--http-threads", "--catalog"};
   std::map<std::string, std::string> flags;
   for (int i = 1; i < argc; ++i) {
     std::string f = argv[i];
@@ -175,6 +175,16 @@ int main(int argc, char** argv) {
     options.leader.identity = get("--leader-elect-identity", std::string(host) + "_" + std::to_string(rng() % 100000));
   }
 
+  catalog::Catalog catalog = catalog::Catalog::Builtin();
+  if (flags.count("--catalog")) {
+    std::ifstream cin(flags["--catalog"]);
+    if (!cin) return Fail("--catalog: cannot read " + flags["--catalog"]);
+    std::stringstream css;
+    css << cin.rdbuf();
+    auto overrides = catalog::Catalog::FromJson(css.str());
+    if (!overrides.ok()) return Fail(overrides.status().WithContext("--catalog " + flags["--catalog"]).ToString());
+    catalog.Merge(*overrides);
+  }
   auto access = kube::ResolveAccess(get("--kubeconfig", ""));
   if (!access.ok()) return Fail("Kubernetes access: " + access.status().ToString());
   const char* pod_ns = std::getenv("POD_NAMESPACE");
@@ -190,26 +200,7 @@ int main(int argc, char** argv) {
 
   // Metrics.
   auto registry = std::make_shared<prometheus::Registry>();
-  auto& requests = prometheus::BuildCounter().Name("tideslice_extender_requests_total")
-                       .Help("Extender calls from kube-scheduler, by verb.").Register(*registry);
-  auto& errors = prometheus::BuildCounter().Name("tideslice_extender_errors_total")
-                     .Help("Extender calls answered with an Error, by verb.").Register(*registry);
-  auto& latency = prometheus::BuildHistogram().Name("tideslice_extender_request_duration_seconds")
-                      .Help("Time to answer an extender call, by verb.").Register(*registry);
-  auto& gauges = prometheus::BuildGauge().Name("tideslice_scheduler_state")
-                     .Help("Scheduler state: ready (caches synced), leader, nodes, stale_nodes, placed_pods, "
-                           "pending_pods, assumed_pods.").Register(*registry);
-  auto& fragmentation = prometheus::BuildGauge().Name("tideslice_cluster_fragmentation_ratio")
-                            .Help("Share of the accelerator capacity that is free but unusable by the typical pods (FGD measure), 0 to 1.")
-                            .Register(*registry);
-  std::map<std::string, prometheus::Counter*> request_counters, error_counters;
-  std::map<std::string, prometheus::Histogram*> latencies;
-  const prometheus::Histogram::BucketBoundaries buckets = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30};
-  for (const char* verb : {"filter", "prioritize", "bind", "preempt"}) {
-    request_counters[verb] = &requests.Add({{"verb", verb}});
-    error_counters[verb] = &errors.Add({{"verb", verb}});
-    latencies[verb] = &latency.Add({{"verb", verb}}, buckets);
-  }
+  service::SchedulerMetrics metrics(registry);
   std::unique_ptr<prometheus::Exposer> exposer;
   const std::string metrics_address = get("--metrics-address", "0.0.0.0:10261");
   if (metrics_address != "off") {
@@ -221,15 +212,10 @@ int main(int argc, char** argv) {
     exposer->RegisterCollectable(registry);
   }
 
-  auto app = service::SchedulerApp::Start(&client, catalog::Catalog::Builtin(), options);
+  auto app = service::SchedulerApp::Start(&client, catalog, options);
   if (!app.ok()) return Fail(app.status().ToString());
-  (*app)->service().set_observer([&](const std::string& verb, double s, bool error) {
-    auto it = request_counters.find(verb);
-    if (it == request_counters.end()) return;
-    it->second->Increment();
-    latencies[verb]->Observe(s);
-    if (error) error_counters[verb]->Increment();
-  });
+  (*app)->service().set_observer(
+      [&](const std::string& verb, double s, bool error) { metrics.ObserveVerb(verb, s, error); });
   std::fprintf(stderr,
                "tideslice-scheduler: extender %s, health %s, metrics %s, webhook %s, leader election %s (%s/%s as %s), "
                "Kubernetes %s\n",
@@ -240,25 +226,10 @@ int main(int argc, char** argv) {
                options.leader.identity.c_str(), access->server.c_str());
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
-  std::map<std::string, prometheus::Gauge*> state;
-  for (const char* k : {"ready", "leader", "nodes", "stale_nodes", "placed_pods", "pending_pods", "assumed_pods"})
-    state[k] = &gauges.Add({{"what", k}});
-  auto& frag = fragmentation.Add({});
   int tick = 0;
   while (!g_stop) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    if (++tick % 10 != 0) continue;  // every 2 s
-    auto s = (*app)->cache().stats();
-    state["ready"]->Set((*app)->ready() ? 1 : 0);
-    state["leader"]->Set((*app)->leading() ? 1 : 0);
-    state["nodes"]->Set(static_cast<double>(s.nodes));
-    state["stale_nodes"]->Set(static_cast<double>(s.stale_nodes));
-    state["placed_pods"]->Set(static_cast<double>(s.placed_pods));
-    state["pending_pods"]->Set(static_cast<double>(s.pending_pods));
-    state["assumed_pods"]->Set(static_cast<double>(s.assumed_pods));
-    auto snapshot = (*app)->cache().Snapshot();
-    auto ctx = (*app)->cache().PlacementContext();
-    if (ctx.workload) frag.Set(core::ClusterFragmentationPercent(*snapshot, *ctx.workload) / 100.0);
+    if (++tick % 10 == 0) metrics.Update(**app);  // every 2 s
   }
   (*app)->Stop();
   return 0;

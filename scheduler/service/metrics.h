@@ -1,0 +1,34 @@
+// tideslice-scheduler's Prometheus metrics (prometheus-cpp): extender calls, errors and latency
+// by verb; scheduler state; cluster fragmentation. Every series exists from the start (zeros),
+// so dashboards and alerts see them before the first scheduling decision.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "scheduler/service/app.h"
+
+namespace tideslice::service {
+
+class SchedulerMetrics {
+ public:
+  explicit SchedulerMetrics(std::shared_ptr<prometheus::Registry> registry);
+  // Wire as SchedulerService's observer.
+  void ObserveVerb(const std::string& verb, double seconds, bool error);
+  // Every couple of seconds from the main loop.
+  void Update(SchedulerApp& app);
+
+ private:
+  std::map<std::string, prometheus::Counter*> requests_, errors_;
+  std::map<std::string, prometheus::Histogram*> latency_;
+  std::map<std::string, prometheus::Gauge*> state_;
+  prometheus::Gauge* fragmentation_ = nullptr;
+};
+
+}  // namespace tideslice::service

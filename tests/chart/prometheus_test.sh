@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# A real Prometheus (Debian's prometheus package) scrapes the real binaries on loopback: the node
+# agent (mock backend, publishing to the test API server) and the scheduler (watching it). It
+# also loads the chart's alert rules. PromQL queries must return per-card series with the
+# expected labels and values, and the scheduler must report the node it learnt from the agent.
+# Usage: prometheus_test.sh SOURCE_DIR TEST_APISERVER SCHEDULER DEVICE_PLUGIN
+set -u
+SRC="$1"; APISERVER="$2"; SCHED="$3"; AGENT="$4"
+fail() { echo "FAIL: $*"; for f in "$dir"/*.log; do echo "--- $f"; tail -5 "$f"; done; exit 1; }
+command -v prometheus >/dev/null || { echo "FAIL: prometheus not installed (scripts/install-deps.sh installs it)"; exit 1; }
+dir=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$dir"; }
+trap cleanup EXIT
+
+free_port() {
+  for _ in $(seq 100); do
+    local p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+  done
+  fail "no free port"
+}
+http_get() {  # port path -> body
+  exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
+  printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
+  sed '1,/^\r$/d' <&3
+  exec 3<&-
+}
+query() { http_get "$PROM" "/api/v1/query?query=$1"; }
+
+"$APISERVER" --kubeconfig-dir "$dir" --node ci-node > "$dir/apiserver.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$dir/kubeconfig" ] && break; sleep 0.1; done
+[ -s "$dir/kubeconfig" ] || fail "test API server did not start"
+
+AGENT_METRICS=$(free_port); SCHED_METRICS=$(free_port); EXT=$(free_port); HEALTH=$(free_port); PROM=$(free_port)
+mkdir -p "$dir/dp"
+"$AGENT" --backend mock --mock-config "$SRC/deploy/examples/mock-cards.json" --device-plugin-dir "$dir/dp" \
+  --kubeconfig "$dir/kubeconfig" --node-name ci-node --metrics-address "127.0.0.1:$AGENT_METRICS" \
+  --health-poll-seconds 1 > "$dir/agent.log" 2>&1 &
+pids+=($!)
+"$SCHED" --kubeconfig "$dir/kubeconfig" --extender-address "http://127.0.0.1:$EXT/tideslice" \
+  --health-address "http://127.0.0.1:$HEALTH" --metrics-address "127.0.0.1:$SCHED_METRICS" \
+  --lease-namespace tideslice-system --leader-elect-retry-period 1 --leader-elect-renew-deadline 2 \
+  --leader-elect-lease-duration 3 > "$dir/scheduler.log" 2>&1 &
+pids+=($!)
+cat > "$dir/prometheus.yml" <<YAML
+global: {scrape_interval: 1s, evaluation_interval: 1s}
+rule_files: ["$SRC/charts/tideslice/files/alerts.yaml"]
+scrape_configs:
+  - job_name: tideslice-device-plugin
+    static_configs: [{targets: ["127.0.0.1:$AGENT_METRICS"]}]
+  - job_name: tideslice-scheduler
+    static_configs: [{targets: ["127.0.0.1:$SCHED_METRICS"]}]
+YAML
+prometheus --config.file "$dir/prometheus.yml" --storage.tsdb.path "$dir/tsdb" \
+  --web.listen-address "127.0.0.1:$PROM" > "$dir/prometheus.log" 2>&1 &
+pids+=($!)
+
+# Per-card series from the agent: four mock cards, labelled with node, card, uuid, model, vendor.
+ok=""
+for _ in $(seq 120); do
+  body=$(query 'count(tideslice_card_memory_total_bytes{job="tideslice-device-plugin",node="ci-node",model="H100-80G",vendor="nvidia"})' 2>/dev/null)
+  [[ "$body" == *'"value":['*',"4"]'* ]] && ok=1 && break
+  sleep 0.5
+done
+[ -n "$ok" ] || fail "Prometheus has no per-card series from the agent: $body"
+body=$(query 'tideslice_card_healthy{uuid="GPU-mock-3"}')
+[[ "$body" == *'"card":"3"'* && "$body" == *',"0"]'* ]] || fail "the unhealthy mock card is not reported as 0: $body"
+body=$(query 'tideslice_card_memory_total_bytes{uuid="GPU-mock-0"}')
+[[ "$body" == *',"85899345920"]'* ]] || fail "memory of GPU-mock-0 is not 80 GiB: $body"
+body=$(query 'sum(tideslice_card_memory_allocated_bytes{node="ci-node"})')
+[[ "$body" == *',"0"]'* ]] || fail "allocated memory on an empty node is not 0: $body"
+
+# The scheduler learnt the node from the agent's inventory annotation and leads.
+ok=""
+for _ in $(seq 120); do
+  body=$(query 'tideslice_scheduler_state%7Bwhat%3D%22nodes%22%7D')
+  leader=$(query 'tideslice_scheduler_state%7Bwhat%3D%22leader%22%7D')
+  [[ "$body" == *',"1"]'* && "$leader" == *',"1"]'* ]] && ok=1 && break
+  sleep 0.5
+done
+[ -n "$ok" ] || fail "the scheduler does not report 1 node and leadership: $body $leader"
+body=$(query 'tideslice_extender_requests_total')
+[[ "$body" == *'"verb":"filter"'* ]] || fail "extender counters missing: $body"
+
+# The chart's rules loaded into this Prometheus, and the card alert is pending or firing.
+rules=$(http_get "$PROM" /api/v1/rules)
+[[ "$rules" == *'"name":"TideSliceCardUnhealthy"'* ]] || fail "alert rules not loaded: $rules"
+[[ "$rules" == *'"health":"ok"'* && "$rules" != *'"health":"err"'* ]] || fail "a rule does not evaluate: $rules"
+ok=""
+for _ in $(seq 60); do  # the rule is evaluated every second once the series exists
+  alerts=$(http_get "$PROM" /api/v1/alerts)
+  [[ "$alerts" == *'"alertname":"TideSliceCardUnhealthy"'* && "$alerts" == *'"uuid":"GPU-mock-3"'* ]] && ok=1 && break
+  sleep 0.5
+done
+[ -n "$ok" ] || fail "TideSliceCardUnhealthy is not pending for GPU-mock-3: $alerts"
+echo "1 passed, 0 failed"
