@@ -41,6 +41,7 @@ grep -q "kind: PrometheusRule" "$dir/monitoring.yaml" || fail "PrometheusRule mi
 render autodetect --api-versions monitoring.coreos.com/v1
 grep -q "kind: ServiceMonitor" "$dir/autodetect.yaml" || fail "ServiceMonitor not rendered although the operator API is present"
 render minimal -f "$SRC/tests/chart/values/no-webhook-no-scheduler.yaml"
+render examplepools -f "$SRC/deploy/examples/pools.yaml"
 ! grep -q "kind: Deployment" "$dir/minimal.yaml" || fail "scheduler rendered although disabled"
 
 # The validator itself must catch a broken object (a test that cannot fail is no test).
