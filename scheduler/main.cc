@@ -22,6 +22,7 @@
 #include "scheduler/core/placement.h"
 #include "scheduler/service/app.h"
 #include "scheduler/service/metrics.h"
+#include "scheduler/tidal/pool.h"
 
 using namespace tideslice;
 
@@ -150,6 +151,10 @@ int main(int argc, char** argv) {
       if (!policy.ok()) return Fail("--config defaultPolicy: " + policy.status().message());
       options.cache.policy = *policy;
     }
+    // Tidal pools are checked now, so that a bad pool stops start-up instead of a tide.
+    auto pools = tidal::ValidatePools(*config);
+    if (!pools.ok()) return Fail(pools.status().WithContext("--config " + flags["--config"]).ToString());
+    options.pools = std::move(*pools);
     if (config->inventory_stale_seconds() < 0 || config->allocating_timeout_seconds() < 0)
       return Fail("--config: inventoryStaleSeconds and allocatingTimeoutSeconds must not be negative");
     if (config->inventory_stale_seconds() > 0) options.cache.stale_after = std::chrono::seconds(config->inventory_stale_seconds());

@@ -18,6 +18,7 @@ StatusOr<std::unique_ptr<SchedulerApp>> SchedulerApp::Start(kube::KubeClient* cl
     self->elector_ = std::make_unique<LeaderElector>(client, self->options_.leader);
   self->service_ = std::make_unique<SchedulerService>(catalog, &self->cache_, &self->binder_, client,
                                                       [self] { return self->leading(); });
+  self->service_->set_pools(self->options_.pools, self->options_.now);
 
   // The pod watch feeds the cache and the binder's one-allocating-pod-per-node gate.
   kube::Reflector::Handler pods = self->cache_.PodHandler();

@@ -18,6 +18,7 @@
 #include "scheduler/service/leader_election.h"
 #include "scheduler/service/scheduler_service.h"
 #include "scheduler/service/webhook.h"
+#include "scheduler/tidal/pool.h"
 
 namespace tideslice::service {
 
@@ -32,6 +33,8 @@ struct AppOptions {
   CacheOptions cache;
   BinderOptions binder;
   std::chrono::milliseconds refresh_period{2000};
+  std::vector<tidal::PoolSpec> pools;      // validated (tidal::ValidatePools)
+  std::function<std::chrono::system_clock::time_point()> now = [] { return std::chrono::system_clock::now(); };
 };
 
 class SchedulerApp {

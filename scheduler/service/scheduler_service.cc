@@ -35,9 +35,38 @@ extender::HttpReply SchedulerService::ServeTimed(const std::string& verb, const 
   else if (verb == "preempt") counters_.preempt++;
   auto snapshot = cache_->Snapshot();
   extender::Verbs verbs(catalog_, cache_->PlacementContext(), &memo_, cache_->PlacementScope());
+  if (verb == "filter" && !pools_.empty()) {
+    // Filter, then close the nodes whose pool's tide does not serve this pod's class now.
+    auto args = extender::ParseExtenderArgs(body);
+    if (args.ok()) {
+      extender::FilterResult r = verbs.Filter(*args, *snapshot);
+      auto request = core::PreFilter(args->pod, catalog_);
+      if (request.ok() && request->WantsAccelerators()) {
+        std::vector<std::string> passed;
+        for (const auto& name : r.passed) {
+          const core::NodeState* node = snapshot->FindNode(name);
+          std::string why = node ? TideBlocks(*node, *request) : "";
+          if (why.empty()) passed.push_back(name);
+          else r.failed[name] = why;
+        }
+        r.passed = std::move(passed);
+      }
+      return {200, extender::EncodeFilterResult(r, *args)};
+    }
+  }
   extender::HttpReply reply = extender::ServeVerb(verbs, [&] { return snapshot; }, verb, body);
   if (reply.body.find("\"Error\":\"") != std::string::npos) counters_.errors++;
   return reply;
+}
+
+std::string SchedulerService::TideBlocks(const core::NodeState& node, const core::PodRequest& request) const {
+  const tidal::PoolSpec* pool = tidal::PoolOfNode(pools_, node.labels);
+  if (!pool) return "";
+  v1::WorkloadClass cls = request.workload == core::WorkloadClass::kInference  ? v1::WORKLOAD_CLASS_INFERENCE
+                          : request.workload == core::WorkloadClass::kTraining ? v1::WORKLOAD_CLASS_TRAINING
+                                                                               : v1::WORKLOAD_CLASS_UNSPECIFIED;
+  tidal::GateVerdict v = tidal::Gate(*pool, cls, now_());
+  return v.allowed ? "" : v.reason;
 }
 
 Status SchedulerService::Bind(const extender::BindingArgs& args) {
@@ -58,6 +87,13 @@ Status SchedulerService::Bind(const extender::BindingArgs& args) {
   auto request = core::PreFilter(*spec, catalog_);
   if (!request.ok()) return request.status();
   if (!request->WantsAccelerators()) return client_->Bind(args.pod_namespace, args.pod_name, args.pod_uid, args.node, {});
+  if (!pools_.empty()) {
+    auto snapshot = cache_->Snapshot();
+    if (const core::NodeState* node = snapshot->FindNode(args.node)) {
+      std::string why = TideBlocks(*node, *request);
+      if (!why.empty()) return Status::FailedPrecondition(why);
+    }
+  }
   auto planned = cache_->PlanAndAssume(*request, key, args.pod_uid.empty() ? uid : args.pod_uid, args.node, {});
   if (!planned.ok()) return planned.status();
   Status s = binder_->Bind(args.pod_namespace, args.pod_name, args.pod_uid.empty() ? uid : args.pod_uid, args.node,

@@ -14,6 +14,7 @@
 #include "scheduler/extender/wire.h"
 #include "scheduler/service/binder.h"
 #include "scheduler/service/cache.h"
+#include "scheduler/tidal/pool.h"
 
 namespace tideslice::service {
 
@@ -27,6 +28,13 @@ class SchedulerService {
                    std::function<bool()> is_leader)
       : catalog_(catalog), cache_(cache), binder_(binder), client_(client), is_leader_(std::move(is_leader)) {}
 
+  // Tidal pools gate filter and bind: a pod of the class a pool's tide does not serve first stays
+  // off that pool's nodes, with the time it may start (unless the tide lets it borrow).
+  void set_pools(std::vector<tidal::PoolSpec> pools, std::function<std::chrono::system_clock::time_point()> now) {
+    pools_ = std::move(pools);
+    now_ = std::move(now);
+  }
+
   // verb + JSON body -> the reply kube-scheduler expects (HTTP 200 with Error on failure).
   extender::HttpReply Serve(const std::string& verb, const std::string& body);
   Status Bind(const extender::BindingArgs& args);
@@ -38,6 +46,8 @@ class SchedulerService {
 
  private:
   extender::HttpReply ServeTimed(const std::string& verb, const std::string& body);
+  // Why `node` is closed to `request` by its pool's tide now, or "" if it is not.
+  std::string TideBlocks(const core::NodeState& node, const core::PodRequest& request) const;
   const catalog::Catalog& catalog_;
   ClusterCache* cache_;
   Binder* binder_;
@@ -46,6 +56,8 @@ class SchedulerService {
   VerbCounters counters_;
   extender::VerdictMemo memo_;
   std::function<void(const std::string&, double, bool)> observer_;
+  std::vector<tidal::PoolSpec> pools_;
+  std::function<std::chrono::system_clock::time_point()> now_ = [] { return std::chrono::system_clock::now(); };
 };
 
 }  // namespace tideslice::service

@@ -43,6 +43,11 @@ TEST(SchedulerBinary, BadFlagsAndFilesSayWhatToChange) {
   std::ofstream(dir.path() + "/c.yaml") << "defaultPolcy: binpack\n";
   std::tie(rc, out) = RunScheduler("--config " + dir.path() + "/c.yaml");
   EXPECT_NE(out.find("defaultPolcy"), std::string::npos) << out;
+  std::ofstream(dir.path() + "/c.yaml") << "pools:\n- name: p\n  nodeSelector: {pool: p}\n  timezone: Mars/Olympus\n"
+                                          "  dayWindows: [{start: '08:00', end: '20:00'}]\n";
+  std::tie(rc, out) = RunScheduler("--config " + dir.path() + "/c.yaml");
+  EXPECT_EQ(rc, 2);
+  EXPECT_NE(out.find("pools[0].timezone"), std::string::npos) << out;
   std::tie(rc, out) = RunScheduler("--leader-elect-lease-duration 5 --leader-elect-renew-deadline 10 --kubeconfig /nonexistent");
   EXPECT_EQ(rc, 2);
   std::tie(rc, out) = RunScheduler("--help");

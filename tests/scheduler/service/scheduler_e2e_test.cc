@@ -16,6 +16,7 @@
 #include "device-plugin/kube/inventory_publisher.h"
 #include "device-plugin/kube/kube_assignment_store.h"
 #include "scheduler/service/app.h"
+#include "scheduler/tidal/pool.h"
 #include "tests/support/fake_cards.h"
 #include "tests/support/test_apiserver.h"
 #include "tests/support/test_support.h"
@@ -42,7 +43,7 @@ class Node {
  public:
   Node(kube::KubeClient* client, TestApiServer* server, const std::string& name)
       : name_(name), server_(server), store_(client, name), handler_(&store_) {
-    server->Upsert("nodes", {{"metadata", {{"name", name}}}});
+    server->Upsert("nodes", {{"metadata", {{"name", name}, {"labels", {{"pool", name == "gpu-a" ? "day-pool" : "none"}}}}}});
     devices_.Set(testsupport::FakeH100s(4));
     deviceplugin::PluginOptions o;
     o.socket_dir = dir_.path();
@@ -402,6 +403,44 @@ TEST_F(SchedulerE2E, OnlyTheLeaderBindsAndAStandbyTakesOver) {
     auto x = kube::AssignmentOf(*server_->Get("pods", "ml", "p2"));
     return x.ok() && x->has_value() && (*x)->phase() == v1::ASSIGNMENT_PHASE_ALLOCATED;
   }));
+}
+
+TEST_F(SchedulerE2E, TidalPoolKeepsTrainingOffItsNodesByDay) {
+  v1::Pool pool;
+  pool.set_name("day-pool");
+  (*pool.mutable_node_selector())["pool"] = "day-pool";
+  pool.set_timezone("Asia/Shanghai");
+  auto* w = pool.add_day_windows();
+  for (const char* d : {"Mon", "Tue", "Wed", "Thu", "Fri"}) w->add_weekdays(d);
+  w->set_start("08:00");
+  w->set_end("20:00");
+  auto spec = tidal::ValidatePool(pool, "pools[0]");
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  AppOptions o = Options("solo");
+  o.leader_elect = false;
+  o.pools = {*spec};
+  // Monday 2026-11-23, 10:00 in Shanghai.
+  o.now = [] { return std::chrono::system_clock::time_point(std::chrono::seconds(1795399200)); };
+  auto app = SchedulerApp::Start(client_.get(), catalog::Catalog::Builtin(), o);
+  ASSERT_TRUE(app.ok()) << app.status().ToString();
+  ASSERT_TRUE(WaitFor([&] { return (*app)->ready() && (*app)->cache().stats().nodes == 2; }));
+  KubeSchedulerStandIn ks{ports_["solo"], {"gpu-a", "gpu-b"}};
+  json training = Pod("train", 1, "10Gi", 10);
+  training["metadata"]["labels"] = {{"tideslice.io/workload", "training"}};
+  training = Create(training);
+  json r = json::parse(ks.Post("filter", {{"Pod", training}, {"NodeNames", ks.nodes}}));
+  EXPECT_EQ(r["NodeNames"], json::array({"gpu-b"})) << r.dump();
+  std::string why = r["FailedNodes"]["gpu-a"];
+  EXPECT_NE(why.find("pool day-pool serves inference first in its day tide until Mon 20:00 Asia/Shanghai"), std::string::npos)
+      << why;
+  json bind = json::parse(ks.Post("bind", {{"PodName", "train"}, {"PodNamespace", "ml"}, {"PodUID", training["metadata"]["uid"]}, {"Node", "gpu-a"}}));
+  EXPECT_NE(bind["Error"].get<std::string>().find("serves inference first"), std::string::npos) << bind.dump();
+  json inference = Pod("serve", 1, "10Gi", 10);
+  inference["metadata"]["labels"] = {{"tideslice.io/workload", "inference"}};
+  inference = Create(inference);
+  r = json::parse(ks.Post("filter", {{"Pod", inference}, {"NodeNames", ks.nodes}}));
+  EXPECT_EQ(r["NodeNames"].size(), 2u) << r.dump();
+  (*app)->Stop();
 }
 
 TEST_F(SchedulerE2E, AdmissionWebhookOverHttpsMutatesAndValidates) {
