@@ -10,7 +10,19 @@ fail() { echo "FAIL: $*"; for f in "$dir"/*.log; do echo "--- $f"; tail -5 "$f";
 command -v prometheus >/dev/null || { echo "FAIL: prometheus not installed (scripts/install-deps.sh installs it)"; exit 1; }
 dir=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$dir"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  # Give each 10 s to stop; a process that does not is a bug worth seeing, then killed.
+  for p in "${pids[@]}"; do
+    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$p" 2>/dev/null; then
+      echo "WARNING: $(tr '\0' ' ' < /proc/$p/cmdline | cut -c1-80) did not stop on SIGTERM"
+      kill -9 "$p" 2>/dev/null
+    fi
+  done
+  wait 2>/dev/null
+  rm -rf "$dir"
+}
 trap cleanup EXIT
 
 free_port() {
@@ -20,11 +32,10 @@ free_port() {
   done
   fail "no free port"
 }
-http_get() {  # port path -> body
-  exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
-  printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3
-  sed '1,/^\r$/d' <&3
-  exec 3<&-
+http_get() {  # port path -> body (HTTP/1.0: the server closes; 10 s at most)
+  timeout 10 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+    printf "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" "$2" >&3
+    sed "1,/^\r$/d" <&3' _ "$1" "$2"
 }
 query() { http_get "$PROM" "/api/v1/query?query=$1"; }
 
