@@ -8,11 +8,18 @@
 
 namespace tideslice::service {
 
+// True when an extender answer carries a non-empty Error ("Error":"" is the success form).
+bool AnswersWithError(const std::string& body) {
+  static const std::string key = "\"Error\":\"";
+  auto pos = body.find(key);
+  return pos != std::string::npos && pos + key.size() < body.size() && body[pos + key.size()] != '"';
+}
+
 extender::HttpReply SchedulerService::Serve(const std::string& verb, const std::string& body) {
   const auto start = std::chrono::steady_clock::now();
   extender::HttpReply reply = ServeTimed(verb, body);
   if (observer_) {
-    bool error = reply.body.find("\"Error\":\"") != std::string::npos;
+    bool error = AnswersWithError(reply.body);
     observer_(verb, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), error);
   }
   return reply;
@@ -55,7 +62,7 @@ extender::HttpReply SchedulerService::ServeTimed(const std::string& verb, const 
     }
   }
   extender::HttpReply reply = extender::ServeVerb(verbs, [&] { return snapshot; }, verb, body);
-  if (reply.body.find("\"Error\":\"") != std::string::npos) counters_.errors++;
+  if (AnswersWithError(reply.body)) counters_.errors++;
   return reply;
 }
 

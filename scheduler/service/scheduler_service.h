@@ -22,6 +22,9 @@ struct VerbCounters {
   std::atomic<uint64_t> filter{0}, prioritize{0}, preempt{0}, bind{0}, bind_errors{0}, errors{0};
 };
 
+// True when an extender answer carries a non-empty Error ("Error":"" means success).
+bool AnswersWithError(const std::string& body);
+
 class SchedulerService {
  public:
   SchedulerService(const catalog::Catalog& catalog, ClusterCache* cache, Binder* binder, kube::KubeClient* client,

@@ -97,6 +97,7 @@ TEST(SchedulerBinary, ServesExtenderHealthAndMetricsThenStops) {
   }
   EXPECT_TRUE(leader) << text;
   EXPECT_NE(text.find("tideslice_extender_requests_total{verb=\"filter\"} 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("tideslice_extender_errors_total{verb=\"filter\"} 0"), std::string::npos) << text;
   EXPECT_TRUE(server->Get("leases", "tideslice-system", "tideslice-scheduler").has_value());
   kill(pid, SIGTERM);
   int st = 0;

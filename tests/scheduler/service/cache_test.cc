@@ -171,3 +171,18 @@ TEST_F(CacheTest, RelistDropsWhatIsGoneAndMalformedInventoriesAreNotPlaced) {
 
 }  // namespace
 }  // namespace tideslice::service
+
+#include "scheduler/service/scheduler_service.h"
+
+namespace tideslice::service {
+namespace {
+
+TEST(SchedulerServiceTest, OnlyANonEmptyErrorCountsAsAnError) {
+  EXPECT_FALSE(AnswersWithError(R"({"Nodes":null,"NodeNames":["a"],"FailedNodes":null,"FailedAndUnresolvableNodes":null,"Error":""})"));
+  EXPECT_FALSE(AnswersWithError(R"({"Error":""})"));
+  EXPECT_TRUE(AnswersWithError(R"({"Error":"bind failed"})"));
+  EXPECT_FALSE(AnswersWithError("[]"));
+}
+
+}  // namespace
+}  // namespace tideslice::service
