@@ -95,9 +95,11 @@ TEST_F(ReflectorTest, ListsThenWatchesAndRelistsAfterExpiry) {
   ASSERT_TRUE(WaitFor([&] { return cache.Names().count("n5") && !cache.Names().count("n0"); }));
   EXPECT_EQ(r.lists(), 1);
 
-  // A gap the watch cannot bridge: history compacted, then the stream drops. Changes made in the
-  // gap (a delete included) must show up after the re-list.
-  server_->Compact();       // first, so that no re-watch can slip in before history is gone
+  // A gap the watch cannot bridge: the stream drops, the reflector's next watches fail for a
+  // moment, and meanwhile nodes change and history is compacted. Whatever resourceVersion it
+  // holds (bookmarks may have moved it up to the last write), it is now older than the oldest
+  // the server keeps, so it must re-list; the changes (a delete included) show up after that.
+  server_->FailNext("GET", "/api/v1/nodes", 503, 2, "ServiceUnavailable");
   server_->CloseWatches();
   server_->Remove("nodes", "", "n1");
   server_->Upsert("nodes", Node("n6"));

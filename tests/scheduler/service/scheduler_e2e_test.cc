@@ -283,10 +283,15 @@ TEST_F(SchedulerE2E, PendingPodsEndAllocatedWithTheirSlicesUnderConcurrency) {
     }
     return true;
   })) << "not every pod reached ALLOCATED";
-  // Every container got exactly the cards of its assignment.
+  // Every container got exactly the cards of its assignment. (A kubelet records the answer after
+  // Allocate returns, which is after the agent acknowledged: wait for the last one.)
   std::map<std::pair<std::string, std::string>, std::string> got;
-  for (auto& n : nodes_)
-    for (auto& [k, v] : n->got()) got[k] = v;
+  ASSERT_TRUE(WaitFor([&] {
+    got.clear();
+    for (auto& n : nodes_)
+      for (auto& [k, v] : n->got()) got[k] = v;
+    return got.size() == 15;
+  })) << got.size() << " of 15 containers recorded";
   int containers = 0;
   for (const auto& p : server_->List("pods")) {
     auto a = kube::AssignmentOf(p);
