@@ -21,6 +21,7 @@
 #include "device-plugin/backends/dcmi_backend.h"
 #include "device-plugin/backends/mock_backend.h"
 #include "device-plugin/backends/nvml_backend.h"
+#include "common/flags.h"
 #include "common/kube/access.h"
 #include "common/kube/client.h"
 #include "common/kube/objects.h"
@@ -122,25 +123,13 @@ int main(int argc, char** argv) {
                                        "--kubeconfig",       "--standalone",        "--config",
                                        "--pod-resources-socket", "--catalog"};
   std::map<std::string, std::string> flags;
-  for (int i = 1; i < argc; ++i) {
-    std::string f = argv[i];
-    if (f == "--help" || f == "-h") {
-      std::printf("%s", kUsage);
-      return 0;
-    }
-    if (f == "--standalone") {
-      flags[f] = "true";
-      continue;
-    }
-    if (auto eq = f.find('='); eq != std::string::npos) {
-      flags[f.substr(0, eq)] = f.substr(eq + 1);
-      f = f.substr(0, eq);
-    } else {
-      if (i + 1 >= argc) return Fail(f + " needs a value");
-      flags[f] = argv[++i];
-    }
-    if (!known.count(f)) return Fail("unknown flag " + f);
+  auto parsed = ParseFlags(argc, argv, known, {"--standalone"});
+  if (!parsed.ok()) return Fail(parsed.status().message());
+  if (parsed->help) {
+    std::printf("%s", kUsage);
+    return 0;
   }
+  flags = std::move(parsed->values);
   if (flags.count("--config")) {
     Status st = MergeConfigFile(flags["--config"], known, flags);
     if (!st.ok()) return Fail(st.ToString());
@@ -191,13 +180,9 @@ int main(int argc, char** argv) {
 
   catalog::Catalog catalog = catalog::Catalog::Builtin();
   if (flags.count("--catalog")) {
-    std::ifstream cin(flags["--catalog"]);
-    if (!cin) return Fail("--catalog: cannot read " + flags["--catalog"]);
-    std::stringstream css;
-    css << cin.rdbuf();
-    auto overrides = catalog::Catalog::FromJson(css.str());
-    if (!overrides.ok()) return Fail(overrides.status().WithContext("--catalog " + flags["--catalog"]).ToString());
-    catalog.Merge(*overrides);
+    auto merged = catalog::Catalog::BuiltinWithOverrides(flags["--catalog"]);
+    if (!merged.ok()) return Fail(merged.status().ToString());
+    catalog = std::move(*merged);
   }
   std::unique_ptr<DeviceBackend> backend;
   NvmlBackend* nvml_backend = nullptr;  // for XID events, when --backend nvml

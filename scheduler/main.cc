@@ -17,6 +17,7 @@
 #include "common/catalog/catalog.h"
 #include "common/codec/annotations.h"
 #include "common/codec/yaml_json.h"
+#include "common/flags.h"
 #include "common/kube/access.h"
 #include "common/kube/client.h"
 #include "scheduler/core/placement.h"
@@ -82,21 +83,13 @@ int main(int argc, char** argv) {
       "--lease-namespace", "--leader-elect-identity", "--leader-elect-lease-duration", "--leader-elect-renew-deadline",
       "--leader-elect-retry-period", "--http-threads", "--catalog"};
   std::map<std::string, std::string> flags;
-  for (int i = 1; i < argc; ++i) {
-    std::string f = argv[i];
-    if (f == "--help" || f == "-h") {
-      std::printf("%s", kUsage);
-      return 0;
-    }
-    if (auto eq = f.find('='); eq != std::string::npos) {
-      flags[f.substr(0, eq)] = f.substr(eq + 1);
-      f = f.substr(0, eq);
-    } else {
-      if (i + 1 >= argc) return Fail(f + " needs a value");
-      flags[f] = argv[++i];
-    }
-    if (!known.count(f)) return Fail("unknown flag " + f);
+  auto parsed = ParseFlags(argc, argv, known);
+  if (!parsed.ok()) return Fail(parsed.status().message());
+  if (parsed->help) {
+    std::printf("%s", kUsage);
+    return 0;
   }
+  flags = std::move(parsed->values);
   auto get = [&](const char* k, const std::string& def) { return flags.count(k) ? flags[k] : def; };
   auto seconds = [&](const char* k, int def, int* out) {
     std::string v = get(k, std::to_string(def));
@@ -182,13 +175,9 @@ int main(int argc, char** argv) {
 
   catalog::Catalog catalog = catalog::Catalog::Builtin();
   if (flags.count("--catalog")) {
-    std::ifstream cin(flags["--catalog"]);
-    if (!cin) return Fail("--catalog: cannot read " + flags["--catalog"]);
-    std::stringstream css;
-    css << cin.rdbuf();
-    auto overrides = catalog::Catalog::FromJson(css.str());
-    if (!overrides.ok()) return Fail(overrides.status().WithContext("--catalog " + flags["--catalog"]).ToString());
-    catalog.Merge(*overrides);
+    auto merged = catalog::Catalog::BuiltinWithOverrides(flags["--catalog"]);
+    if (!merged.ok()) return Fail(merged.status().ToString());
+    catalog = std::move(*merged);
   }
   auto access = kube::ResolveAccess(get("--kubeconfig", ""));
   if (!access.ok()) return Fail("Kubernetes access: " + access.status().ToString());

@@ -1,5 +1,8 @@
 #include "common/catalog/catalog.h"
 
+#include <fstream>
+#include <sstream>
+
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
@@ -207,6 +210,18 @@ void Catalog::Reindex() {
 const AcceleratorModel* Catalog::Find(std::string_view name_or_alias) const {
   auto it = index_.find(Lower(name_or_alias));
   return it == index_.end() ? nullptr : &models_[it->second];
+}
+
+StatusOr<Catalog> Catalog::BuiltinWithOverrides(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::InvalidArgument("--catalog", "cannot read " + path);
+  std::stringstream text;
+  text << in.rdbuf();
+  auto overrides = FromJson(text.str());
+  if (!overrides.ok()) return overrides.status().WithContext("--catalog " + path);
+  Catalog merged = Builtin();
+  merged.Merge(*overrides);
+  return merged;
 }
 
 }  // namespace tideslice::catalog

@@ -19,6 +19,8 @@ class Catalog {
   static StatusOr<Catalog> FromJson(std::string_view text);
   // The catalog compiled into the binary from common/catalog/accelerators.json.
   static const Catalog& Builtin();
+  // The built-in catalog with the models of the JSON file at `path` merged in (--catalog).
+  static StatusOr<Catalog> BuiltinWithOverrides(const std::string& path);
 
   // Models from `overrides` replace same-named models and add new ones.
   void Merge(const Catalog& overrides);

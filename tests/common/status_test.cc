@@ -47,3 +47,27 @@ TEST(Status, ReturnIfErrorMacro) {
 
 }  // namespace
 }  // namespace tideslice
+
+#include "common/flags.h"
+
+namespace tideslice {
+namespace {
+
+TEST(Flags, ValuesSwitchesHelpAndErrorsThatNameTheFlag) {
+  const char* argv[] = {"bin", "--a", "1", "--b=two", "--on", "-h"};
+  auto f = ParseFlags(6, argv, {"--a", "--b"}, {"--on"});
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_EQ(f->values.at("--a"), "1");
+  EXPECT_EQ(f->values.at("--b"), "two");
+  EXPECT_EQ(f->values.at("--on"), "true");
+  EXPECT_TRUE(f->help);
+  const char* unknown[] = {"bin", "--frobnicate", "1"};
+  EXPECT_EQ(ParseFlags(3, unknown, {"--a"}).status().message(), "unknown flag --frobnicate");
+  const char* missing[] = {"bin", "--a"};
+  EXPECT_EQ(ParseFlags(2, missing, {"--a"}).status().message(), "--a needs a value");
+  const char* unknown_eq[] = {"bin", "--zzz=1"};
+  EXPECT_EQ(ParseFlags(2, unknown_eq, {"--a"}).status().field(), "--zzz");
+}
+
+}  // namespace
+}  // namespace tideslice

@@ -20,6 +20,7 @@
 #include "device-plugin/kube/kube_assignment_store.h"
 #include "scheduler/service/binder.h"
 #include "tests/support/fake_cards.h"
+#include "tests/support/kube_env.h"
 #include "tests/support/test_apiserver.h"
 #include "tests/support/test_support.h"
 
@@ -35,16 +36,8 @@ json Pod(const std::string& name) {
           {"status", {{"phase", "Pending"}}}};
 }
 
-struct KubeFixture {
-  KubeFixture() {
-    server = TestApiServer::Start();
-    auto access = kube::LoadKubeconfig(server->WriteKubeconfig(dir.path()));
-    client = std::make_unique<kube::KubeClient>(*kube::NewCppRestTransport(*access));
-    server->Upsert("nodes", {{"metadata", {{"name", "node-a"}}}});
-  }
-  testsupport::TempDir dir{"tskube"};
-  std::unique_ptr<TestApiServer> server;
-  std::unique_ptr<kube::KubeClient> client;
+struct KubeFixture : testsupport::KubeEnv {
+  KubeFixture() { server->Upsert("nodes", {{"metadata", {{"name", "node-a"}}}}); }
 };
 
 // Runs the pod reflector that feeds the binder, as the scheduler's cache does.

@@ -7,11 +7,14 @@
 #include <map>
 #include <thread>
 
+#include "tests/support/kube_env.h"
 #include "tests/support/test_apiserver.h"
 #include "tests/support/test_support.h"
 
 namespace tideslice::kube {
 namespace {
+
+using testsupport::WaitFor;
 
 using testsupport::TempDir;
 using testsupport::TestApiServer;
@@ -42,15 +45,6 @@ struct Cache {
     return out;
   }
 };
-
-template <typename Pred>
-bool WaitFor(Pred pred, int ms = 10000) {
-  for (int i = 0; i < ms / 10; ++i) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return pred();
-}
 
 json Node(const std::string& name) { return {{"metadata", {{"name", name}}}}; }
 

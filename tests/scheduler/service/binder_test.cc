@@ -8,7 +8,7 @@
 
 #include "common/codec/annotations.h"
 #include "common/kube/objects.h"
-#include "tests/support/test_apiserver.h"
+#include "tests/support/kube_env.h"
 #include "tests/support/test_support.h"
 
 namespace tideslice::service {
@@ -18,11 +18,9 @@ using kube::json;
 
 class BinderTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    server_ = testsupport::TestApiServer::Start();
-    auto access = kube::LoadKubeconfig(server_->WriteKubeconfig(dir_.path()));
-    client_ = std::make_unique<kube::KubeClient>(*kube::NewCppRestTransport(*access));
-  }
+  testsupport::KubeEnv env_;
+  std::unique_ptr<testsupport::TestApiServer>& server_ = env_.server;
+  std::unique_ptr<kube::KubeClient>& client_ = env_.client;
   std::string AddPod(const std::string& name) {
     json p = server_->Upsert("pods", {{"metadata", {{"name", name}, {"namespace", "ml"}}}, {"spec", json::object()}});
     return p["metadata"]["uid"];
@@ -47,9 +45,6 @@ class BinderTest : public ::testing::Test {
     pod["metadata"]["annotations"][std::string(codec::kAssignmentAnnotation)] = codec::EncodeAssignment(a);
     b.Observe(kube::WatchEventType::kModified, server_->Upsert("pods", pod));
   }
-  testsupport::TempDir dir_;
-  std::unique_ptr<testsupport::TestApiServer> server_;
-  std::unique_ptr<kube::KubeClient> client_;
 };
 
 TEST_F(BinderTest, BindWritesTheAssignmentAndHoldsTheNodeUntilAcknowledged) {

@@ -7,20 +7,14 @@
 #include <regex>
 #include <thread>
 
+#include "tests/support/kube_env.h"
 #include "tests/support/test_apiserver.h"
 #include "tests/support/test_support.h"
 
 namespace tideslice::service {
 namespace {
 
-template <typename Pred>
-bool WaitFor(Pred pred, int ms) {
-  for (int i = 0; i < ms / 10; ++i) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return pred();
-}
+using testsupport::WaitFor;
 
 class Replica {
  public:
@@ -49,15 +43,10 @@ class Replica {
 
 class LeaderElectionTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    server_ = testsupport::TestApiServer::Start();
-    auto access = kube::LoadKubeconfig(server_->WriteKubeconfig(dir_.path()));
-    client_ = std::make_unique<kube::KubeClient>(*kube::NewCppRestTransport(*access));
-  }
+  testsupport::KubeEnv env_;
+  std::unique_ptr<testsupport::TestApiServer>& server_ = env_.server;
+  std::unique_ptr<kube::KubeClient>& client_ = env_.client;
   kube::json Lease() { return *server_->Get("leases", "tideslice-system", "tideslice-scheduler"); }
-  testsupport::TempDir dir_;
-  std::unique_ptr<testsupport::TestApiServer> server_;
-  std::unique_ptr<kube::KubeClient> client_;
 };
 
 TEST(LeaderElectionOptionsTest, ValidationNamesTheFlag) {

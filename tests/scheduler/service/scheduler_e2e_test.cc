@@ -18,6 +18,7 @@
 #include "scheduler/service/app.h"
 #include "scheduler/tidal/pool.h"
 #include "tests/support/fake_cards.h"
+#include "tests/support/kube_env.h"
 #include "tests/support/test_apiserver.h"
 #include "tests/support/test_support.h"
 #include "tests/support/tls.h"
@@ -25,17 +26,10 @@
 namespace tideslice::service {
 namespace {
 
+using testsupport::WaitFor;
+
 using kube::json;
 using testsupport::TestApiServer;
-
-template <typename Pred>
-bool WaitFor(Pred pred, int ms = 15000) {
-  for (int i = 0; i < ms / 10; ++i) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return pred();
-}
 
 // One node: mock cards, the agent's gRPC server, its Kubernetes store and inventory, and a
 // kubelet that admits what is bound here.
