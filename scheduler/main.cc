@@ -194,7 +194,7 @@ int main(int argc, char** argv) {
 
   // Metrics.
   auto registry = std::make_shared<prometheus::Registry>();
-  service::SchedulerMetrics metrics(registry);
+  service::SchedulerMetrics metrics(registry, options.pools);
   std::unique_ptr<prometheus::Exposer> exposer;
   const std::string metrics_address = get("--metrics-address", "0.0.0.0:10261");
   if (metrics_address != "off") {

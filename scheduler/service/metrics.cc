@@ -2,7 +2,8 @@
 
 namespace tideslice::service {
 
-SchedulerMetrics::SchedulerMetrics(std::shared_ptr<prometheus::Registry> registry) {
+SchedulerMetrics::SchedulerMetrics(std::shared_ptr<prometheus::Registry> registry, std::vector<tidal::PoolSpec> pools)
+    : pools_(std::move(pools)) {
   auto& requests = prometheus::BuildCounter()
                        .Name("tideslice_extender_requests_total")
                        .Help("Extender calls from kube-scheduler, by verb.")
@@ -35,6 +36,33 @@ SchedulerMetrics::SchedulerMetrics(std::shared_ptr<prometheus::Registry> registr
   for (const char* k : {"ready", "leader", "nodes", "stale_nodes", "placed_pods", "pending_pods", "assumed_pods"})
     state_[k] = &state.Add({{"what", k}});
   fragmentation_ = &fragmentation.Add({});
+  if (!pools_.empty()) {
+    auto& mode = prometheus::BuildGauge()
+                     .Name("tideslice_pool_mode")
+                     .Help("1 for the tide a tidal pool is in (label tide: day or night), 0 for the other. By the "
+                           "pool's clock; load triggers move it early once the tidal controller runs.")
+                     .Register(*registry);
+    auto& next = prometheus::BuildGauge()
+                     .Name("tideslice_pool_next_switch_timestamp_seconds")
+                     .Help("When the pool's clock next changes the tide, in Unix seconds.")
+                     .Register(*registry);
+    for (const auto& p : pools_) {
+      pool_mode_[p.name] = {&mode.Add({{"pool", p.name}, {"tide", "day"}}), &mode.Add({{"pool", p.name}, {"tide", "night"}})};
+      pool_next_switch_[p.name] = &next.Add({{"pool", p.name}});
+    }
+    UpdatePools(std::chrono::system_clock::now());
+  }
+}
+
+void SchedulerMetrics::UpdatePools(std::chrono::system_clock::time_point now) {
+  for (const auto& p : pools_) {
+    const bool day = tidal::ClockTide(p, now) == tidal::Tide::kDay;
+    pool_mode_[p.name].first->Set(day ? 1 : 0);
+    pool_mode_[p.name].second->Set(day ? 0 : 1);
+    auto next = tidal::NextSwitch(p, now);
+    if (next != std::chrono::system_clock::time_point::max())
+      pool_next_switch_[p.name]->Set(static_cast<double>(std::chrono::duration_cast<std::chrono::seconds>(next.time_since_epoch()).count()));
+  }
 }
 
 void SchedulerMetrics::ObserveVerb(const std::string& verb, double seconds, bool error) {
@@ -46,6 +74,7 @@ void SchedulerMetrics::ObserveVerb(const std::string& verb, double seconds, bool
 }
 
 void SchedulerMetrics::Update(SchedulerApp& app) {
+  UpdatePools(std::chrono::system_clock::now());
   auto s = app.cache().stats();
   state_["ready"]->Set(app.ready() ? 1 : 0);
   state_["leader"]->Set(app.leading() ? 1 : 0);

@@ -13,22 +13,29 @@
 #include <prometheus/registry.h>
 
 #include "scheduler/service/app.h"
+#include "scheduler/tidal/pool.h"
 
 namespace tideslice::service {
 
 class SchedulerMetrics {
  public:
-  explicit SchedulerMetrics(std::shared_ptr<prometheus::Registry> registry);
+  // `pools`: the validated tidal pools (their tide is exported per pool).
+  explicit SchedulerMetrics(std::shared_ptr<prometheus::Registry> registry, std::vector<tidal::PoolSpec> pools = {});
   // Wire as SchedulerService's observer.
   void ObserveVerb(const std::string& verb, double seconds, bool error);
   // Every couple of seconds from the main loop.
   void Update(SchedulerApp& app);
+  // The pools' tide at `now` (called by Update; separate so tests can pin the time).
+  void UpdatePools(std::chrono::system_clock::time_point now);
 
  private:
   std::map<std::string, prometheus::Counter*> requests_, errors_;
   std::map<std::string, prometheus::Histogram*> latency_;
   std::map<std::string, prometheus::Gauge*> state_;
   prometheus::Gauge* fragmentation_ = nullptr;
+  std::vector<tidal::PoolSpec> pools_;
+  std::map<std::string, std::pair<prometheus::Gauge*, prometheus::Gauge*>> pool_mode_;  // pool -> (day, night)
+  std::map<std::string, prometheus::Gauge*> pool_next_switch_;
 };
 
 }  // namespace tideslice::service

@@ -31,7 +31,15 @@ std::set<std::string> Exported() {
   card.power_watts = 300;
   cards.Update({card});
   allocations.Update({card}, {{"ml", "p", "c", "uid", "GPU-0", 1024, 100, false}}, {{{"uid", "GPU-0"}, 1}});
-  service::SchedulerMetrics scheduler(registry);
+  v1::Pool pool;
+  pool.set_name("p");
+  (*pool.mutable_node_selector())["pool"] = "p";
+  pool.set_timezone("UTC");
+  pool.add_day_windows()->set_start("08:00");
+  pool.mutable_day_windows(0)->set_end("20:00");
+  auto spec = tidal::ValidatePool(pool, "pools[0]");
+  EXPECT_TRUE(spec.ok());
+  service::SchedulerMetrics scheduler(registry, {*spec});
   scheduler.ObserveVerb("filter", 0.001, false);
   std::set<std::string> names;
   for (const auto& family : registry->Collect()) {
@@ -61,6 +69,37 @@ TEST(MetricNames, DashboardAndAlertsQueryOnlyExportedMetrics) {
     EXPECT_GT(queried.size(), 4u) << file;
     for (const auto& n : queried) EXPECT_TRUE(exported.count(n)) << file << " queries " << n << ", which nothing exports";
   }
+}
+
+}  // namespace
+}  // namespace tideslice
+
+namespace tideslice {
+namespace {
+
+TEST(MetricNames, PoolModeFollowsThePoolsClock) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  v1::Pool pool;
+  pool.set_name("p");
+  (*pool.mutable_node_selector())["pool"] = "p";
+  pool.set_timezone("UTC");
+  pool.add_day_windows()->set_start("08:00");
+  pool.mutable_day_windows(0)->set_end("20:00");
+  service::SchedulerMetrics metrics(registry, {*tidal::ValidatePool(pool, "pools[0]")});
+  const auto ten_am = std::chrono::system_clock::time_point(std::chrono::seconds(1795399200) + std::chrono::hours(8));
+  metrics.UpdatePools(ten_am);  // 2026-11-23 10:00 UTC
+  std::map<std::string, double> mode;
+  double next = 0;
+  for (const auto& f : registry->Collect())
+    for (const auto& m : f.metric) {
+      std::map<std::string, std::string> labels;
+      for (const auto& l : m.label) labels[l.name] = l.value;
+      if (f.name == "tideslice_pool_mode") mode[labels["tide"]] = m.gauge.value;
+      if (f.name == "tideslice_pool_next_switch_timestamp_seconds") next = m.gauge.value;
+    }
+  EXPECT_EQ(mode["day"], 1);
+  EXPECT_EQ(mode["night"], 0);
+  EXPECT_EQ(next, 1795399200 + 18 * 3600);  // 20:00 UTC the same day
 }
 
 }  // namespace
