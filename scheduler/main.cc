@@ -51,6 +51,10 @@ Flags:
   --leader-elect-identity ID    (default: host name plus a random suffix)
   --leader-elect-lease-duration S, --leader-elect-renew-deadline S, --leader-elect-retry-period S
                                 (defaults 15, 10, 2 seconds)
+  --prometheus-url URL          Prometheus server for pools' loadTrigger.prometheusQuery
+                                (e.g. http://prometheus-operated.monitoring:9090; default: none,
+                                and a pool that names a query is refused at start)
+  --tidal-period-seconds S      how often the tidal controller decides (default 5)
   --http-threads N              threads for HTTP I/O (default: the number of cores, at least 2)
   --catalog FILE                accelerator catalog overrides (JSON, the format of
                                 common/catalog/accelerators.json): models replace or add to the built-in ones
@@ -81,7 +85,7 @@ int main(int argc, char** argv) {
       "--extender-address", "--health-address", "--metrics-address", "--webhook-address", "--tls-cert-file",
       "--tls-key-file", "--webhook-excluded-namespaces", "--kubeconfig", "--config", "--leader-elect", "--lease-name",
       "--lease-namespace", "--leader-elect-identity", "--leader-elect-lease-duration", "--leader-elect-renew-deadline",
-      "--leader-elect-retry-period", "--http-threads", "--catalog"};
+      "--leader-elect-retry-period", "--http-threads", "--catalog", "--prometheus-url", "--tidal-period-seconds"};
   std::map<std::string, std::string> flags;
   auto parsed = ParseFlags(argc, argv, known);
   if (!parsed.ok()) return Fail(parsed.status().message());
@@ -188,6 +192,21 @@ int main(int argc, char** argv) {
     Status v = service::ValidateLeaderElection(options.leader);
     if (!v.ok()) return Fail(v.ToString());
   }
+  // The tidal controller keeps its state next to the lease.
+  options.tidal.state_namespace = options.leader.lease_namespace;
+  int tidal_period_s = 5;
+  if (!seconds("--tidal-period-seconds", 5, &tidal_period_s))
+    return Fail("--tidal-period-seconds must be a whole number of seconds, 1..3600");
+  options.tidal.period = std::chrono::seconds(tidal_period_s);
+  if (flags.count("--prometheus-url")) {
+    auto demand = service::PrometheusDemand(flags["--prometheus-url"]);
+    if (!demand.ok()) return Fail(demand.status().ToString());
+    options.tidal.demand = *demand;
+  }
+  for (const auto& p : options.pools)
+    if (!p.load_trigger.prometheus_query().empty() && !options.tidal.demand)
+      return Fail("pool " + p.name + " sets loadTrigger.prometheusQuery but no --prometheus-url is given; "
+                  "give the Prometheus server's URL or remove the query");
   auto transport = kube::NewCppRestTransport(*access);
   if (!transport.ok()) return Fail(transport.status().ToString());
   kube::KubeClient client(*transport);

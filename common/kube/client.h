@@ -65,7 +65,8 @@ class KubeClient {
               const std::map<std::string, std::string>& annotations);
   // POST pods/{name}/eviction (policy/v1). A PodDisruptionBudget refusal (429) is
   // kResourceExhausted with the API's message; the caller decides when to try again.
-  Status Evict(const std::string& ns, const std::string& name, const std::string& uid);
+  // `grace_seconds` >= 0 sets deleteOptions.gracePeriodSeconds (the pod's termination grace).
+  Status Evict(const std::string& ns, const std::string& name, const std::string& uid, int grace_seconds = -1);
   // A core/v1 Event about an object (involvedObject from its kind/namespace/name/uid).
   Status RecordEvent(const json& involved, const std::string& type, const std::string& reason,
                      const std::string& message, const std::string& component);

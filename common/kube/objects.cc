@@ -49,6 +49,11 @@ StatusOr<std::optional<v1::NodeInventory>> InventoryOf(const nlohmann::json& nod
   return std::optional<v1::NodeInventory>(std::move(*inv));
 }
 
+bool PodIsTerminal(const nlohmann::json& pod) {
+  std::string phase = Str(pod, "status", "phase");
+  return phase == "Succeeded" || phase == "Failed";
+}
+
 bool PodIsFinished(const nlohmann::json& pod) {
   std::string phase = Str(pod, "status", "phase");
   if (phase == "Succeeded" || phase == "Failed") return true;

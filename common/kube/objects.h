@@ -22,5 +22,8 @@ StatusOr<std::optional<v1::PodAssignment>> AssignmentOf(const nlohmann::json& po
 StatusOr<std::optional<v1::NodeInventory>> InventoryOf(const nlohmann::json& node);
 // Succeeded/Failed pods and pods being deleted hold no devices any more.
 bool PodIsFinished(const nlohmann::json& pod);
+// Succeeded or Failed: its containers have stopped. A pod being deleted is not terminal until
+// then (it may still use its cards through its termination grace period).
+bool PodIsTerminal(const nlohmann::json& pod);
 
 }  // namespace tideslice::kube

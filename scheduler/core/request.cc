@@ -215,6 +215,15 @@ WorkloadClass DefaultWorkload(const kube::PodSpec& pod) {
 
 }  // namespace
 
+WorkloadClass WorkloadOf(const kube::PodSpec& pod) {
+  if (auto it = pod.labels.find(names::kWorkloadLabel); it != pod.labels.end()) {
+    if (it->second == "inference") return WorkloadClass::kInference;
+    if (it->second == "training") return WorkloadClass::kTraining;
+    return WorkloadClass::kUnspecified;
+  }
+  return DefaultWorkload(pod);
+}
+
 const char* WorkloadClassName(WorkloadClass c) {
   switch (c) {
     case WorkloadClass::kInference: return "inference";

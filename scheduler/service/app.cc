@@ -18,7 +18,12 @@ StatusOr<std::unique_ptr<SchedulerApp>> SchedulerApp::Start(kube::KubeClient* cl
     self->elector_ = std::make_unique<LeaderElector>(client, self->options_.leader);
   self->service_ = std::make_unique<SchedulerService>(catalog, &self->cache_, &self->binder_, client,
                                                       [self] { return self->leading(); });
-  self->service_->set_pools(self->options_.pools, self->options_.now);
+  self->service_->set_pools(self->options_.pools, self->options_.now, &self->tides_);
+  if (!self->options_.pools.empty()) {
+    TidalControllerOptions to = self->options_.tidal;
+    to.now = self->options_.now;
+    self->tidal_ = std::make_unique<TidalController>(client, &self->cache_, self->options_.pools, &self->tides_, to);
+  }
 
   // The pod watch feeds the cache and the binder's one-allocating-pod-per-node gate.
   kube::Reflector::Handler pods = self->cache_.PodHandler();
@@ -38,6 +43,13 @@ StatusOr<std::unique_ptr<SchedulerApp>> SchedulerApp::Start(kube::KubeClient* cl
   self->threads_.emplace_back([self] {
     while (self->cancel_.SleepFor(static_cast<int>(self->options_.refresh_period.count()))) self->cache_.Refresh();
   });
+  if (self->tidal_)
+    self->threads_.emplace_back([self] {
+      // Decisions need the caches: wait until both have listed once.
+      while (!self->ready())
+        if (!self->cancel_.SleepFor(100)) return;
+      self->tidal_->Run([self] { return self->leading(); }, &self->cancel_);
+    });
 
   auto extender = extender::HttpServer::Start(self->options_.extender_address,
                                               [self](const std::string& verb, const std::string& body) {

@@ -17,6 +17,7 @@
 #include "scheduler/service/cache.h"
 #include "scheduler/service/leader_election.h"
 #include "scheduler/service/scheduler_service.h"
+#include "scheduler/service/tidal_controller.h"
 #include "scheduler/service/webhook.h"
 #include "scheduler/tidal/pool.h"
 
@@ -34,6 +35,7 @@ struct AppOptions {
   BinderOptions binder;
   std::chrono::milliseconds refresh_period{2000};
   std::vector<tidal::PoolSpec> pools;      // validated (tidal::ValidatePools)
+  TidalControllerOptions tidal;            // its `now` is replaced by this struct's
   std::function<std::chrono::system_clock::time_point()> now = [] { return std::chrono::system_clock::now(); };
 };
 
@@ -49,6 +51,9 @@ class SchedulerApp {
   ClusterCache& cache() { return cache_; }
   SchedulerService& service() { return *service_; }
   const Binder& binder() const { return binder_; }
+  // Null when no pools are configured.
+  TidalController* tidal_controller() { return tidal_.get(); }
+  const TideBoard& tides() const { return tides_; }
 
  private:
   SchedulerApp(kube::KubeClient* client, const catalog::Catalog& catalog, AppOptions options);
@@ -59,6 +64,8 @@ class SchedulerApp {
   Binder binder_;
   std::unique_ptr<SchedulerService> service_;
   std::unique_ptr<LeaderElector> elector_;
+  TideBoard tides_;
+  std::unique_ptr<TidalController> tidal_;
   std::unique_ptr<kube::Reflector> nodes_, pods_;
   std::unique_ptr<extender::HttpServer> extender_, health_, webhook_;
   kube::CancelFlag cancel_;

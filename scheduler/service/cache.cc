@@ -4,6 +4,8 @@
 #include <set>
 
 #include "common/kube/objects.h"
+#include "common/kube/pod_json.h"
+#include "scheduler/core/request.h"
 #include "scheduler/service/state.h"
 
 namespace tideslice::service {
@@ -27,6 +29,36 @@ std::string Name(const json& obj) {
 
 bool Holds(const v1::PodAssignment& a) {
   return a.phase() == v1::ASSIGNMENT_PHASE_ALLOCATING || a.phase() == v1::ASSIGNMENT_PHASE_ALLOCATED;
+}
+
+v1::WorkloadClass ToV1(core::WorkloadClass c) {
+  return c == core::WorkloadClass::kInference  ? v1::WORKLOAD_CLASS_INFERENCE
+         : c == core::WorkloadClass::kTraining ? v1::WORKLOAD_CLASS_TRAINING
+                                               : v1::WORKLOAD_CLASS_UNSPECIFIED;
+}
+
+// The few facts of a pod the tidal controller needs. Malformed notice or checkpoint annotations
+// count as absent (the controller rewrites its own notice; a bad checkpoint time acknowledges
+// nothing).
+tidal::Member FactsOf(const json& pod) {
+  tidal::Member m;
+  m.key = kube::PodKey(pod);
+  auto spec = kube::PodSpecFromJson(pod);
+  if (!spec.ok()) return m;
+  m.uid = spec->uid;
+  m.priority = spec->priority;
+  m.deleting = spec->deleting;
+  m.cls = ToV1(core::WorkloadOf(*spec));
+  if (auto it = spec->annotations.find(tidal::kNoticeAnnotation); it != spec->annotations.end())
+    if (auto n = tidal::ParseNotice(it->second); n.ok()) m.notice = *n;
+  if (auto it = spec->annotations.find(tidal::kCheckpointedAnnotation); it != spec->annotations.end())
+    if (auto t = tidal::ParseTime(tidal::kCheckpointedAnnotation, it->second); t.ok()) m.checkpointed_at = *t;
+  return m;
+}
+
+tidal::TimePoint TimeOf(const google::protobuf::Timestamp& t) {
+  return tidal::TimePoint(std::chrono::duration_cast<std::chrono::system_clock::duration>(
+      std::chrono::seconds(t.seconds()) + std::chrono::nanoseconds(t.nanos())));
 }
 
 }  // namespace
@@ -170,11 +202,14 @@ void ClusterCache::Place(const std::string& key, const std::string& node_name, c
 
 void ClusterCache::ApplyPod(const json& pod) {
   const std::string key = kube::PodKey(pod);
-  if (kube::PodIsFinished(pod)) {
+  const std::string node = kube::NodeNameOf(pod);
+  // A bound pod being deleted keeps its cards until its containers stop (terminal phase) or the
+  // object is gone: an evicted training pod may use its grace period to finish a checkpoint,
+  // and nothing else should be placed on its cards meanwhile.
+  if (kube::PodIsTerminal(pod) || (node.empty() && kube::PodIsFinished(pod))) {
     DropPod(key);
     return;
   }
-  const std::string node = kube::NodeNameOf(pod);
   if (node.empty()) {
     const auto spec = pod.value("spec", json::object());
     if (spec.value("schedulerName", std::string()) == options_.scheduler_name) pending_[key] = pod;
@@ -188,6 +223,7 @@ void ClusterCache::ApplyPod(const json& pod) {
                 state_.NodeOfPod(key) != nullptr;
     rec.node = node;
     rec.assignment = **a;
+    rec.facts = FactsOf(pod);
     assumed_.erase(key);
     if (!same) Place(key, node, rec.assignment);  // acknowledgements only add device IDs: skip
     return;
@@ -284,6 +320,75 @@ void ClusterCache::Refresh() {
       ++it;
     }
   }
+}
+
+ClusterCache::TidalInputs ClusterCache::TidalSnapshot(const std::vector<tidal::PoolSpec>& pools) const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  TidalInputs in;
+  std::map<std::string, std::set<std::string>> pool_models;  // pool -> card models it has
+  for (const auto& p : pools) in.pools[p.name];
+  for (const auto& node : state_.nodes()) {
+    const tidal::PoolSpec* pool = tidal::PoolOfNode(pools, node.labels);
+    if (!pool) continue;
+    in.node_labels[pool->name][node.name] = node.labels;
+    tidal::PoolView& view = in.pools[pool->name];
+    for (const auto& card : node.cards)
+      if (card.healthy && node.schedulable) {
+        view.cards.push_back(card.uuid);
+        if (card.model) pool_models[pool->name].insert(card.model->name);
+      }
+    for (const auto& [key, placement] : node.pods) {
+      tidal::Member m;
+      auto rec = pods_.find(key);
+      if (rec != pods_.end()) {
+        m = rec->second.facts;
+        const auto& a = rec->second.assignment;
+        m.started = TimeOf(a.has_allocated_at() ? a.allocated_at() : a.assigned_at());
+      } else {
+        m.key = key;  // reserved by a bind in flight: its class is not known here yet
+        m.uid = placement.pod_uid;
+        m.started = options_.now();
+      }
+      m.key = key;
+      m.node = node.name;
+      std::set<std::string> cards;
+      for (const auto& c : placement.containers)
+        for (const auto& g : c.cards) cards.insert(g.uuid);
+      m.cards.assign(cards.begin(), cards.end());
+      view.members.push_back(std::move(m));
+    }
+  }
+  // Pending pods: those a pool could serve (no nodeSelector key contradicts the pool's, and a
+  // card model of the pool is allowed to them).
+  for (const auto& [key, pod] : pending_) {
+    auto spec = kube::PodSpecFromJson(pod);
+    if (!spec.ok() || spec->deleting) continue;
+    auto request = core::PreFilter(*spec, catalog_);
+    if (!request.ok() || !request->WantsAccelerators()) continue;
+    const v1::WorkloadClass cls = ToV1(request->workload);
+    if (cls == v1::WORKLOAD_CLASS_UNSPECIFIED) continue;
+    std::map<std::string, std::string> selector;
+    if (auto s = pod.find("spec"); s != pod.end() && s->is_object())
+      if (auto ns = s->find("nodeSelector"); ns != s->end()) selector = LabelMap(*ns);
+    std::set<std::string> allowed;
+    for (const auto* m : core::AllowedModels(*request, catalog_)) allowed.insert(m->name);
+    tidal::TimePoint created = options_.now();
+    if (auto meta = pod.find("metadata"); meta != pod.end() && meta->is_object())
+      if (auto c = meta->find("creationTimestamp"); c != meta->end() && c->is_string())
+        if (auto t = tidal::ParseTime("creationTimestamp", c->get<std::string>()); t.ok()) created = *t;
+    int cards = 0;
+    for (const auto& c : request->containers)
+      if (!c.init) cards += c.slice.count;
+    for (const auto& p : pools) {
+      bool fits = true;
+      for (const auto& [k, v] : p.node_selector)
+        if (auto it = selector.find(k); it != selector.end() && it->second != v) fits = false;
+      bool model = false;
+      for (const auto& m : pool_models[p.name]) model = model || allowed.count(m);
+      if (fits && model) in.pools[p.name].waiting.push_back({key, cls, created, std::max(1, cards)});
+    }
+  }
+  return in;
 }
 
 ClusterCache::Stats ClusterCache::stats() const {

@@ -24,6 +24,7 @@
 #include "common/kube/reflector.h"
 #include "scheduler/core/fragmentation.h"
 #include "scheduler/core/placement.h"
+#include "scheduler/tidal/decide.h"
 #include "tideslice/v1/tideslice.pb.h"
 
 namespace tideslice::service {
@@ -78,6 +79,15 @@ class ClusterCache {
   // scope of memoised verdicts. Read while a Snapshot is held.
   std::string PlacementScope() const;
 
+  // What the tidal controller decides on, per pool (by name): the pool's healthy cards, the pods
+  // holding them (with class, priority, notice and checkpoint), and the pending pods the pool
+  // could serve. Node names and their labels come along for the tide labels.
+  struct TidalInputs {
+    std::map<std::string, tidal::PoolView> pools;
+    std::map<std::string, std::map<std::string, std::map<std::string, std::string>>> node_labels;  // pool -> node -> labels
+  };
+  TidalInputs TidalSnapshot(const std::vector<tidal::PoolSpec>& pools) const;
+
   struct Stats {
     size_t nodes = 0, stale_nodes = 0, placed_pods = 0, assumed_pods = 0, pending_pods = 0;
   };
@@ -94,6 +104,7 @@ class ClusterCache {
   struct PodRecord {
     std::string node;
     v1::PodAssignment assignment;             // phase ALLOCATING or ALLOCATED: it holds slices
+    tidal::Member facts;                      // class, priority, notice (cards and node filled on demand)
   };
   struct Assumed {                            // reserved by a bind, not yet seen on the watch
     std::string node;

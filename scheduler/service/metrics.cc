@@ -39,24 +39,106 @@ SchedulerMetrics::SchedulerMetrics(std::shared_ptr<prometheus::Registry> registr
   if (!pools_.empty()) {
     auto& mode = prometheus::BuildGauge()
                      .Name("tideslice_pool_mode")
-                     .Help("1 for the tide a tidal pool is in (label tide: day or night), 0 for the other. By the "
-                           "pool's clock; load triggers move it early once the tidal controller runs.")
+                     .Help("1 for the tide a tidal pool is in (label tide: day or night), 0 for the other, as the tidal "
+                           "controller applies it (clock, or load moving it early).")
                      .Register(*registry);
     auto& next = prometheus::BuildGauge()
                      .Name("tideslice_pool_next_switch_timestamp_seconds")
                      .Help("When the pool's clock next changes the tide, in Unix seconds.")
                      .Register(*registry);
+    auto& transitions = prometheus::BuildCounter()
+                            .Name("tideslice_tidal_transitions_total")
+                            .Help("Tide changes of a pool, by cause (clock: its day windows; load: inference demand moved it early).")
+                            .Register(*registry);
+    auto& notices = prometheus::BuildCounter()
+                        .Name("tideslice_tidal_notices_total")
+                        .Help("Checkpoint notices given to training pods that must leave a pool.")
+                        .Register(*registry);
+    auto& withdrawn = prometheus::BuildCounter()
+                          .Name("tideslice_tidal_notices_withdrawn_total")
+                          .Help("Checkpoint notices withdrawn because the tide turned back before their deadline.")
+                          .Register(*registry);
+    auto& evictions = prometheus::BuildCounter()
+                          .Name("tideslice_tidal_evictions_total")
+                          .Help("Training pods evicted for a tide, by reason (deadline: the notice ran out; acknowledged: "
+                                "the pod reported its checkpoint first).")
+                          .Register(*registry);
+    auto& refusals = prometheus::BuildCounter()
+                         .Name("tideslice_tidal_eviction_refusals_total")
+                         .Help("Eviction attempts a PodDisruptionBudget refused (HTTP 429); each is retried.")
+                         .Register(*registry);
+    auto& errors = prometheus::BuildCounter()
+                       .Name("tideslice_tidal_eviction_errors_total")
+                       .Help("Eviction attempts that failed for another reason than a PodDisruptionBudget.")
+                       .Register(*registry);
+    auto& held = prometheus::BuildGauge()
+                     .Name("tideslice_pool_held_by_load")
+                     .Help("1 while load holds a pool in its inference tide against its clock.")
+                     .Register(*registry);
+    auto& blocked = prometheus::BuildGauge()
+                        .Name("tideslice_tidal_evictions_blocked")
+                        .Help("Pods past their checkpoint deadline whose eviction a PodDisruptionBudget refuses now.")
+                        .Register(*registry);
+    auto& overdue = prometheus::BuildGauge()
+                        .Name("tideslice_tidal_overdue_pods")
+                        .Help("Pods under notice still on the pool after deadline + grace: the switch is not completing.")
+                        .Register(*registry);
+    auto& noticed = prometheus::BuildGauge()
+                        .Name("tideslice_tidal_pods_under_notice")
+                        .Help("Training pods holding a checkpoint notice now.")
+                        .Register(*registry);
+    auto& needed = prometheus::BuildGauge()
+                       .Name("tideslice_tidal_cards_needed")
+                       .Help("Cards the class a pool serves first is short of (what the controller is freeing).")
+                       .Register(*registry);
     for (const auto& p : pools_) {
       pool_mode_[p.name] = {&mode.Add({{"pool", p.name}, {"tide", "day"}}), &mode.Add({{"pool", p.name}, {"tide", "night"}})};
       pool_next_switch_[p.name] = &next.Add({{"pool", p.name}});
+      TidalSeries& t = tidal_[p.name];
+      t.clock = &transitions.Add({{"pool", p.name}, {"cause", "clock"}});
+      t.load = &transitions.Add({{"pool", p.name}, {"cause", "load"}});
+      t.notices = &notices.Add({{"pool", p.name}});
+      t.withdrawn = &withdrawn.Add({{"pool", p.name}});
+      t.evicted_deadline = &evictions.Add({{"pool", p.name}, {"reason", "deadline"}});
+      t.evicted_ack = &evictions.Add({{"pool", p.name}, {"reason", "acknowledged"}});
+      t.refused = &refusals.Add({{"pool", p.name}});
+      t.errors = &errors.Add({{"pool", p.name}});
+      t.held = &held.Add({{"pool", p.name}});
+      t.blocked = &blocked.Add({{"pool", p.name}});
+      t.overdue = &overdue.Add({{"pool", p.name}});
+      t.noticed = &noticed.Add({{"pool", p.name}});
+      t.needed = &needed.Add({{"pool", p.name}});
     }
     UpdatePools(std::chrono::system_clock::now());
   }
 }
 
-void SchedulerMetrics::UpdatePools(std::chrono::system_clock::time_point now) {
+void SchedulerMetrics::UpdatePools(std::chrono::system_clock::time_point now, const TidalController* controller) {
   for (const auto& p : pools_) {
-    const bool day = tidal::ClockTide(p, now) == tidal::Tide::kDay;
+    bool day = tidal::ClockTide(p, now) == tidal::Tide::kDay;
+    if (controller) {
+      const PoolCounters& c = controller->counters(p.name);
+      if (c.tide >= 0) day = c.tide == 0;
+      TidalSeries& t = tidal_[p.name];
+      auto advance = [&t](prometheus::Counter* counter, uint64_t value) {
+        uint64_t& seen = t.seen[counter];
+        if (value > seen) counter->Increment(static_cast<double>(value - seen));
+        seen = value;
+      };
+      advance(t.clock, c.transitions_clock);
+      advance(t.load, c.transitions_load);
+      advance(t.notices, c.notices);
+      advance(t.withdrawn, c.notices_withdrawn);
+      advance(t.evicted_deadline, c.evictions_deadline);
+      advance(t.evicted_ack, c.evictions_acknowledged);
+      advance(t.refused, c.evictions_blocked);
+      advance(t.errors, c.eviction_errors);
+      t.held->Set(c.held_by_load ? 1 : 0);
+      t.blocked->Set(c.blocked_now);
+      t.overdue->Set(c.overdue_now);
+      t.noticed->Set(c.noticed_now);
+      t.needed->Set(c.cards_needed);
+    }
     pool_mode_[p.name].first->Set(day ? 1 : 0);
     pool_mode_[p.name].second->Set(day ? 0 : 1);
     auto next = tidal::NextSwitch(p, now);
@@ -74,7 +156,7 @@ void SchedulerMetrics::ObserveVerb(const std::string& verb, double seconds, bool
 }
 
 void SchedulerMetrics::Update(SchedulerApp& app) {
-  UpdatePools(std::chrono::system_clock::now());
+  UpdatePools(std::chrono::system_clock::now(), app.tidal_controller());
   auto s = app.cache().stats();
   state_["ready"]->Set(app.ready() ? 1 : 0);
   state_["leader"]->Set(app.leading() ? 1 : 0);

@@ -72,7 +72,12 @@ std::string SchedulerService::TideBlocks(const core::NodeState& node, const core
   v1::WorkloadClass cls = request.workload == core::WorkloadClass::kInference  ? v1::WORKLOAD_CLASS_INFERENCE
                           : request.workload == core::WorkloadClass::kTraining ? v1::WORKLOAD_CLASS_TRAINING
                                                                                : v1::WORKLOAD_CLASS_UNSPECIFIED;
-  tidal::GateVerdict v = tidal::Gate(*pool, cls, now_());
+  const auto now = now_();
+  std::optional<tidal::TideNow> posted = tides_ ? tides_->Get(pool->name) : std::nullopt;
+  int cards = 0;
+  for (const auto& c : request.containers)
+    if (!c.init) cards += c.slice.count;
+  tidal::GateVerdict v = tidal::Gate(*pool, cls, posted ? *posted : tidal::ClockTideNow(*pool, now), std::max(1, cards), now);
   return v.allowed ? "" : v.reason;
 }
 

@@ -14,6 +14,7 @@
 #include "scheduler/extender/wire.h"
 #include "scheduler/service/binder.h"
 #include "scheduler/service/cache.h"
+#include "scheduler/service/tidal_controller.h"
 #include "scheduler/tidal/pool.h"
 
 namespace tideslice::service {
@@ -33,9 +34,12 @@ class SchedulerService {
 
   // Tidal pools gate filter and bind: a pod of the class a pool's tide does not serve first stays
   // off that pool's nodes, with the time it may start (unless the tide lets it borrow).
-  void set_pools(std::vector<tidal::PoolSpec> pools, std::function<std::chrono::system_clock::time_point()> now) {
+  // `tides` (may be null: the clock alone) is where the tidal controller posts each pool's tide.
+  void set_pools(std::vector<tidal::PoolSpec> pools, std::function<std::chrono::system_clock::time_point()> now,
+                 const TideBoard* tides = nullptr) {
     pools_ = std::move(pools);
     now_ = std::move(now);
+    tides_ = tides;
   }
 
   // verb + JSON body -> the reply kube-scheduler expects (HTTP 200 with Error on failure).
@@ -60,6 +64,7 @@ class SchedulerService {
   extender::VerdictMemo memo_;
   std::function<void(const std::string&, double, bool)> observer_;
   std::vector<tidal::PoolSpec> pools_;
+  const TideBoard* tides_ = nullptr;
   std::function<std::chrono::system_clock::time_point()> now_ = [] { return std::chrono::system_clock::now(); };
 };
 

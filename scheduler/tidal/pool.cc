@@ -116,6 +116,8 @@ StatusOr<PoolSpec> ValidatePool(const v1::Pool& pool, const std::string& where) 
     return Status::InvalidArgument(where + ".loadTrigger.pendingInferenceSeconds", "must not be negative");
   if (!p.load_trigger.prometheus_query().empty() && p.load_trigger.prometheus_threshold() <= 0)
     return Status::InvalidArgument(where + ".loadTrigger.prometheusThreshold", "must be positive when prometheusQuery is set");
+  if (p.load_trigger.hold_seconds() < 0)
+    return Status::InvalidArgument(where + ".loadTrigger.holdSeconds", "must not be negative (0 = the default, 1800)");
   if (pool.notice_seconds() < 0) return Status::InvalidArgument(where + ".noticeSeconds", "must not be negative");
   if (pool.grace_seconds() < 0) return Status::InvalidArgument(where + ".graceSeconds", "must not be negative");
   p.notice = std::chrono::seconds(pool.notice_seconds());
@@ -210,16 +212,39 @@ const PoolSpec* PoolOfNode(const std::vector<PoolSpec>& pools, const std::map<st
   return nullptr;
 }
 
-GateVerdict Gate(const PoolSpec& pool, v1::WorkloadClass cls, std::chrono::system_clock::time_point now) {
+TideNow ClockTideNow(const PoolSpec& pool, std::chrono::system_clock::time_point now) {
+  TideNow t;
+  t.tide = ClockTide(pool, now);
+  return t;
+}
+
+GateVerdict Gate(const PoolSpec& pool, v1::WorkloadClass cls, const TideNow& tide, int cards,
+                 std::chrono::system_clock::time_point now) {
   if (cls == v1::WORKLOAD_CLASS_UNSPECIFIED) return {};
-  const Tide tide = ClockTide(pool, now);
-  const v1::TidePolicy& policy = tide == Tide::kDay ? pool.day_policy : pool.night_policy;
-  if (cls == policy.first() || policy.other_class_may_borrow()) return {};
+  const v1::TidePolicy& policy = tide.tide == Tide::kDay ? pool.day_policy : pool.night_policy;
+  const char* policy_name = tide.tide == Tide::kDay ? "dayPolicy" : "nightPolicy";
+  const int floor = policy.floor_cards_for_other();
+  const bool counted = tide.pool_cards >= 0;
   const char* served = policy.first() == v1::WORKLOAD_CLASS_INFERENCE ? "inference" : "training";
   const char* mine = cls == v1::WORKLOAD_CLASS_INFERENCE ? "inference" : "training";
-  return {false, std::string("pool ") + pool.name + " serves " + served + " first in its " + TideName(tide) +
-                     " tide until " + DescribeSwitch(pool, now) + "; " + mine + " pods wait for it (" +
-                     (tide == Tide::kDay ? "dayPolicy" : "nightPolicy") + ".otherClassMayBorrow is off)"};
+  const std::string until = tide.held_by_load
+                                ? "the load that holds it ends (at least until " +
+                                      date::format("%a %H:%M UTC", date::floor<std::chrono::minutes>(tide.hold_until)) + ")"
+                                : DescribeSwitch(pool, now);
+  if (cls == policy.first()) {
+    if (counted && floor > 0 && tide.first_class_cards + cards > tide.pool_cards - floor)
+      return {false, std::string("pool ") + pool.name + " keeps " + std::to_string(floor) + " of its " +
+                         std::to_string(tide.pool_cards) + " cards for the other class in its " + TideName(tide.tide) +
+                         " tide (" + policy_name + ".floorCardsForOther) and " + mine + " holds " +
+                         std::to_string(tide.first_class_cards) + "; this pod needs " + std::to_string(cards) + " more"};
+    return {};
+  }
+  if (policy.other_class_may_borrow()) return {};
+  if (counted && floor > 0 && tide.other_class_cards + cards <= floor) return {};
+  return {false, std::string("pool ") + pool.name + " serves " + served + " first in its " + TideName(tide.tide) +
+                     " tide until " + until + "; " + mine + " pods wait for it (" + policy_name +
+                     ".otherClassMayBorrow is off" +
+                     (floor > 0 ? ", and the " + std::to_string(floor) + " cards kept for " + mine + " are taken" : "") + ")"};
 }
 
 }  // namespace tideslice::tidal

@@ -66,10 +66,24 @@ struct GateVerdict {
   std::string reason;  // why not, for kubectl describe
 };
 
-// May a pod of workload class `cls` start on a node of `pool` at `now`? The class the tide
-// serves first always may; the other class may only if the tide's policy lets it borrow idle
-// cards (the tidal controller displaces borrowers when the first class needs them). Pods of no
+// A pool's tide as the scheduler applies it: the clock's, or the tidal controller's (which may
+// hold the inference tide early under load), with what each class holds for the floors.
+struct TideNow {
+  Tide tide = Tide::kNight;
+  bool held_by_load = false;
+  std::chrono::system_clock::time_point hold_until{};
+  int pool_cards = -1;          // healthy cards in the pool; -1 = not known (floors not checked)
+  int first_class_cards = 0;    // cards holding pods of the class the tide serves first
+  int other_class_cards = 0;
+};
+TideNow ClockTideNow(const PoolSpec& pool, std::chrono::system_clock::time_point now);
+
+// May a pod of workload class `cls`, needing `cards` cards, start on a node of `pool`? The class
+// the tide serves first may, up to the pool's cards less the floor kept for the other class;
+// the other class may use the floor, and beyond it only if the tide lets it borrow idle cards
+// (the tidal controller displaces borrowers when the first class needs them). Pods of no
 // declared class are not gated.
-GateVerdict Gate(const PoolSpec& pool, v1::WorkloadClass cls, std::chrono::system_clock::time_point now);
+GateVerdict Gate(const PoolSpec& pool, v1::WorkloadClass cls, const TideNow& tide, int cards,
+                 std::chrono::system_clock::time_point now);
 
 }  // namespace tideslice::tidal

@@ -27,14 +27,15 @@ using web::http::http_response;
 using web::http::experimental::listener::http_listener;
 
 const std::set<std::string> kClusterScoped = {"nodes"};
-const std::set<std::string> kKnown = {"nodes", "pods", "events", "leases", "poddisruptionbudgets"};
+const std::set<std::string> kKnown = {"nodes", "pods", "events", "leases", "poddisruptionbudgets", "configmaps"};
 
 std::string Kind(const std::string& resource) {
   static const std::map<std::string, std::string> kinds = {{"nodes", "Node"},
                                                             {"pods", "Pod"},
                                                             {"events", "Event"},
                                                             {"leases", "Lease"},
-                                                            {"poddisruptionbudgets", "PodDisruptionBudget"}};
+                                                            {"poddisruptionbudgets", "PodDisruptionBudget"},
+                                                            {"configmaps", "ConfigMap"}};
   return kinds.at(resource);
 }
 std::string ApiVersion(const std::string& resource) {

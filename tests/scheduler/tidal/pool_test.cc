@@ -13,6 +13,10 @@ using std::chrono::hours;
 using std::chrono::minutes;
 using std::chrono::system_clock;
 
+GateVerdict ClockGate(const PoolSpec& pool, v1::WorkloadClass cls, system_clock::time_point now) {
+  return Gate(pool, cls, ClockTideNow(pool, now), 1, now);
+}
+
 system_clock::time_point Utc(int y, unsigned m, unsigned d, int h, int min = 0) {
   return date::sys_days(date::year(y) / m / d) + hours(h) + minutes(min);
 }
@@ -122,16 +126,16 @@ TEST(TidalGate, TheOtherClassWaitsWithTheTimeItMayStartOrBorrows) {
   v1::Pool p = Pool("Asia/Shanghai", {{{"Mon", "Tue", "Wed", "Thu", "Fri"}, "08:00", "20:00"}});
   PoolSpec strict = Valid(p);
   auto monday_10 = Utc(2026, 11, 23, 2);  // 10:00 in Shanghai: day, inference first
-  EXPECT_TRUE(Gate(strict, v1::WORKLOAD_CLASS_INFERENCE, monday_10).allowed);
-  EXPECT_TRUE(Gate(strict, v1::WORKLOAD_CLASS_UNSPECIFIED, monday_10).allowed);
-  GateVerdict v = Gate(strict, v1::WORKLOAD_CLASS_TRAINING, monday_10);
+  EXPECT_TRUE(ClockGate(strict, v1::WORKLOAD_CLASS_INFERENCE, monday_10).allowed);
+  EXPECT_TRUE(ClockGate(strict, v1::WORKLOAD_CLASS_UNSPECIFIED, monday_10).allowed);
+  GateVerdict v = ClockGate(strict, v1::WORKLOAD_CLASS_TRAINING, monday_10);
   EXPECT_FALSE(v.allowed);
   EXPECT_EQ(v.reason, "pool p serves inference first in its day tide until Mon 20:00 Asia/Shanghai (in 10h0m); "
                       "training pods wait for it (dayPolicy.otherClassMayBorrow is off)");
-  EXPECT_TRUE(Gate(strict, v1::WORKLOAD_CLASS_TRAINING, Utc(2026, 11, 23, 13)).allowed);  // 21:00: night
-  EXPECT_FALSE(Gate(strict, v1::WORKLOAD_CLASS_INFERENCE, Utc(2026, 11, 23, 13)).allowed);
+  EXPECT_TRUE(ClockGate(strict, v1::WORKLOAD_CLASS_TRAINING, Utc(2026, 11, 23, 13)).allowed);  // 21:00: night
+  EXPECT_FALSE(ClockGate(strict, v1::WORKLOAD_CLASS_INFERENCE, Utc(2026, 11, 23, 13)).allowed);
   p.mutable_day_policy()->set_other_class_may_borrow(true);
-  EXPECT_TRUE(Gate(Valid(p), v1::WORKLOAD_CLASS_TRAINING, monday_10).allowed);
+  EXPECT_TRUE(ClockGate(Valid(p), v1::WORKLOAD_CLASS_TRAINING, monday_10).allowed);
 
   std::vector<PoolSpec> pools = {strict};
   EXPECT_EQ(PoolOfNode(pools, {{"pool", "p"}, {"zone", "a"}}), &pools[0]);
