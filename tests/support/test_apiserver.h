@@ -33,7 +33,8 @@ class TestApiServer {
   virtual std::string WriteKubeconfig(const std::string& dir) const = 0;
 
   // Direct access, as if another client wrote (events go to watchers). `resource` is the
-  // plural ("pods"); namespaced objects take their namespace from metadata.namespace.
+  // plural ("pods"); namespaced objects take their namespace from metadata.namespace. Unlike
+  // the API, a creationTimestamp given here is kept (for tests on a fake clock).
   virtual nlohmann::json Upsert(const std::string& resource, nlohmann::json object) = 0;
   virtual std::optional<nlohmann::json> Get(const std::string& resource, const std::string& ns,
                                             const std::string& name) const = 0;

@@ -442,6 +442,121 @@ TEST_F(SchedulerE2E, TidalPoolKeepsTrainingOffItsNodesByDay) {
   (*app)->Stop();
 }
 
+TEST_F(SchedulerE2E, DaySwitchNoticesAndEvictsTrainingThenWaitingInferenceGetsItsCards) {
+  v1::Pool pool;
+  pool.set_name("day-pool");
+  (*pool.mutable_node_selector())["pool"] = "day-pool";
+  pool.set_timezone("Asia/Shanghai");
+  auto* w = pool.add_day_windows();
+  w->set_start("08:00");
+  w->set_end("20:00");
+  pool.set_notice_seconds(120);
+  pool.set_grace_seconds(30);
+  auto spec = tidal::ValidatePool(pool, "pools[0]");
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  AppOptions o = Options("solo");
+  o.leader_elect = false;
+  o.pools = {*spec};
+  o.tidal.period = std::chrono::milliseconds(50);
+  // Monday 2026-11-23 07:00 in Shanghai: night, training first.
+  static std::atomic<int64_t> clock_s{1795388400};
+  clock_s = 1795388400;
+  o.now = [] { return std::chrono::system_clock::time_point(std::chrono::seconds(clock_s.load())); };
+  auto started = SchedulerApp::Start(client_.get(), catalog::Catalog::Builtin(), o);
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  SchedulerApp* app = started->get();
+  ASSERT_TRUE(WaitFor([&] { return app->ready() && app->cache().stats().nodes == 2; }));
+  KubeSchedulerStandIn pool_node{ports_["solo"], {"gpu-a"}};
+  auto whole_card = [&](const std::string& name, const std::string& cls, int priority) {
+    json pod = {{"apiVersion", "v1"},
+                {"kind", "Pod"},
+                {"metadata", {{"name", name}, {"namespace", "ml"}, {"labels", {{"tideslice.io/workload", cls}}}}},
+                {"spec",
+                 {{"schedulerName", "tideslice-scheduler"},
+                  {"priority", priority},
+                  {"containers", {{{"name", "c0"}, {"image", "x"}, {"resources", {{"limits", {{"tideslice.io/vnpu", "1"}}}}}}}}}},
+                {"status", {{"phase", "Pending"}}}};
+    return Create(pod);
+  };
+  // By night training fills the pool's four cards.
+  for (int i = 0; i < 4; ++i) {
+    json t = whole_card("train-" + std::to_string(i), "training", i);
+    ASSERT_TRUE(WaitFor([&] { return app->cache().PendingPod("ml/train-" + std::to_string(i)).has_value(); }));
+    std::string why;
+    ASSERT_EQ(pool_node.Schedule(t, &why), "gpu-a") << why;
+  }
+  auto phase = [&](const std::string& name) {
+    auto p = server_->Get("pods", "ml", name);
+    if (!p) return std::string("gone");
+    auto a = kube::AssignmentOf(*p);
+    return a.ok() && a->has_value() ? v1::AssignmentPhase_Name((*a)->phase()) : std::string("none");
+  };
+  ASSERT_TRUE(WaitFor([&] {
+    for (int i = 0; i < 4; ++i)
+      if (phase("train-" + std::to_string(i)) != "ASSIGNMENT_PHASE_ALLOCATED") return false;
+    return true;
+  }));
+  ASSERT_TRUE(WaitFor([&] {
+    auto n = server_->Get("nodes", "", "gpu-a");
+    return n && n->at("metadata")["labels"].value("tideslice.io/tide", std::string()) == "night";
+  }));
+
+  // 08:00: the day begins. Every training pod gets a notice; inference waits for the cards.
+  clock_s = 1795392000;
+  auto noticed = [&](const std::string& name) {
+    auto p = server_->Get("pods", "ml", name);
+    return p && p->at("metadata").value("annotations", json::object()).contains("tideslice.io/checkpoint-deadline");
+  };
+  ASSERT_TRUE(WaitFor([&] {
+    for (int i = 0; i < 4; ++i)
+      if (!noticed("train-" + std::to_string(i))) return false;
+    return true;
+  }));
+  EXPECT_EQ(server_->Get("pods", "ml", "train-0")->at("metadata")["annotations"]["tideslice.io/checkpoint-deadline"],
+            "2026-11-23T00:02:00Z");
+  json serve_a = whole_card("serve-a", "inference", 0), serve_b = whole_card("serve-b", "inference", 0);
+  ASSERT_TRUE(WaitFor([&] { return app->cache().PendingPod("ml/serve-b").has_value(); }));
+  std::string why;
+  EXPECT_EQ(pool_node.Schedule(serve_a, &why), "");  // no free card yet
+  // train-3 checkpoints early and says so: it goes before the deadline.
+  json t3 = *server_->Get("pods", "ml", "train-3");
+  t3["metadata"]["annotations"]["tideslice.io/checkpointed-at"] = "2026-11-23T00:00:30Z";
+  server_->Upsert("pods", t3);
+  clock_s = 1795392000 + 40;
+  ASSERT_TRUE(WaitFor([&] { return phase("train-3") == "gone"; }));
+  EXPECT_NE(phase("train-0"), "gone");
+
+  // The deadline: the rest are evicted through the Eviction API, and the inference pods bind.
+  clock_s = 1795392000 + 121;
+  ASSERT_TRUE(WaitFor([&] {
+    for (int i = 0; i < 3; ++i)
+      if (phase("train-" + std::to_string(i)) != "gone") return false;
+    return true;
+  }));
+  for (json* pod : {&serve_a, &serve_b}) {
+    std::string node;
+    ASSERT_TRUE(WaitFor([&] { return (node = pool_node.Schedule(*pod, &why)) == "gpu-a"; })) << why;
+  }
+  ASSERT_TRUE(WaitFor([&] { return phase("serve-a") == "ASSIGNMENT_PHASE_ALLOCATED" && phase("serve-b") == "ASSIGNMENT_PHASE_ALLOCATED"; }));
+  EXPECT_EQ(server_->requests("POST pods/eviction"), 4);
+  auto* tidal = app->tidal_controller();
+  ASSERT_NE(tidal, nullptr);
+  EXPECT_EQ(tidal->counters("day-pool").notices, 4u);
+  EXPECT_EQ(tidal->counters("day-pool").evictions_acknowledged, 1u);
+  EXPECT_EQ(tidal->counters("day-pool").evictions_deadline, 3u);
+  EXPECT_EQ(tidal->counters("day-pool").transitions_clock, 1u);
+  auto n = server_->Get("nodes", "", "gpu-a");
+  EXPECT_EQ(n->at("metadata")["labels"]["tideslice.io/tide"], "day");
+  int notices = 0;
+  for (const auto& e : server_->List("events")) notices += e.value("reason", std::string()) == "CheckpointNotice";
+  EXPECT_EQ(notices, 4);
+  // Training asking now is told when the pool opens again.
+  json late = whole_card("train-late", "training", 0);
+  json r = json::parse(pool_node.Post("filter", {{"Pod", late}, {"NodeNames", pool_node.nodes}}));
+  EXPECT_NE(r["FailedNodes"]["gpu-a"].get<std::string>().find("until Mon 20:00 Asia/Shanghai"), std::string::npos) << r.dump();
+  app->Stop();
+}
+
 TEST_F(SchedulerE2E, AdmissionWebhookOverHttpsMutatesAndValidates) {
   testsupport::TempDir certs("tscert");
   auto tls = testsupport::MakeSelfSignedCert(certs.path());
