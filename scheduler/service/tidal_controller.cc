@@ -104,6 +104,10 @@ void TidalController::Publish(const tidal::PoolSpec& pool, const tidal::PoolStat
       first == v1::WORKLOAD_CLASS_INFERENCE ? v1::WORKLOAD_CLASS_TRAINING : v1::WORKLOAD_CLASS_INFERENCE;
   t.first_class_cards = ClassCards(view, first);
   t.other_class_cards = ClassCards(view, other);
+  std::set<std::string> held;
+  for (const auto& m : view.members) held.insert(m.cards.begin(), m.cards.end());
+  t.free_cards = 0;
+  for (const auto& card : view.cards) t.free_cards += held.count(card) ? 0 : 1;
   board_->Set(pool.name, t);
   PoolCounters& c = *counters_[pool.name];
   c.tide = t.tide == tidal::Tide::kDay ? 0 : 1;
@@ -221,7 +225,7 @@ void TidalController::Act(const tidal::PoolSpec& pool, const tidal::Decision& d,
 Status TidalController::GiveNotice(const tidal::PoolSpec& pool, const std::string& key, const tidal::Decision& d,
                                    TimePoint now) {
   auto [ns, name] = SplitKey(key);
-  tidal::Notice notice{pool.name, d.state.transition, now, now + pool.notice};
+  tidal::Notice notice{pool.name, d.state.transition, now, d.deadline};
   bool wrote = false;
   auto pod = client_->ReadModifyWrite(kube::PodPath(ns, name), [&](json& obj, bool* changed) {
     const json ann = obj["metadata"].value("annotations", json::object());

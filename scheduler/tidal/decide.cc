@@ -199,7 +199,20 @@ Decision Decide(const PoolSpec& pool, const PoolState& last, const PoolView& vie
   else
     d.reason = std::string("the clock's ") + TideName(tide) + " tide; next switch " + DescribeSwitch(pool, now);
 
-  const v1::TidePolicy& policy = PolicyOf(pool, tide);
+  // Displacement follows the tide, or the coming one when a clock switch into the inference
+  // tide is less than a notice away.
+  Tide acting = tide;
+  d.deadline = now + pool.notice;
+  if (!held && inference_tide && tide != *inference_tide && pool.notice.count() > 0) {
+    const TimePoint next = NextSwitch(pool, now);
+    if (next != TimePoint::max() && next - now <= pool.notice && ClockTide(pool, next) == *inference_tide) {
+      acting = *inference_tide;
+      d.deadline = next;
+      d.reason += " (notices go out " + std::to_string(std::chrono::duration_cast<seconds>(next - now).count()) +
+                  " s ahead of the switch)";
+    }
+  }
+  const v1::TidePolicy& policy = PolicyOf(pool, acting);
   // Training is the class the controller displaces: it checkpoints. Inference serves requests
   // and scales with its own autoscaler; it is never evicted here.
   for (const auto& m : view.members) {
@@ -224,7 +237,8 @@ Decision Decide(const PoolSpec& pool, const PoolState& last, const PoolView& vie
     needed = training_cards - floor;
   } else {
     // Training borrows until inference asks: free enough cards for the inference pods waiting
-    // (longer than the trigger's patience, when one is set), beyond those already free or leaving.
+    // (longer than the trigger's patience, when one is set) and keep the headroom free, beyond
+    // the cards already free or leaving.
     int demand = 0;
     const seconds patience(pool.load_trigger.pending_inference_seconds());
     for (const auto& w : view.waiting)
@@ -233,7 +247,8 @@ Decision Decide(const PoolSpec& pool, const PoolState& last, const PoolView& vie
     std::set<const Member*> gone;
     for (const auto& m : view.members)
       if (Leaving(m)) gone.insert(&m);
-    needed = std::min(demand - book.free - book.Freed(gone), training_cards - floor);
+    const int available = book.free + book.Freed(gone);
+    needed = std::min(demand + policy.headroom_cards() - available, training_cards - floor);
   }
   d.cards_needed = std::max(0, needed);
   d.notice = ChooseVictims(view, d.cards_needed, now);

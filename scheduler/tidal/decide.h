@@ -81,7 +81,8 @@ struct Decision {
   bool transition = false;                    // the tide changed now
   Tide from = Tide::kNight;
   std::string reason;                         // why the tide is what it is, for Events and logs
-  std::vector<std::string> notice;            // member keys to notice now (deadline = now + notice)
+  std::vector<std::string> notice;            // member keys to notice now, with `deadline`
+  TimePoint deadline{};                       // for new notices: now + notice, or the coming clock switch
   std::vector<EvictOrder> evict;
   std::vector<std::string> withdraw;          // notices no longer needed
   int cards_needed = 0;                       // cards the first class is short of
@@ -95,6 +96,8 @@ std::optional<Tide> InferenceTide(const PoolSpec& pool);
 // How long a load switch holds the inference tide after the last sign of demand.
 std::chrono::seconds LoadHold(const PoolSpec& pool);
 
+// A clock switch into the inference tide is known ahead: notices go out up to `notice` before it,
+// with the switch as their deadline, so that the cards are free when the day begins.
 Decision Decide(const PoolSpec& pool, const PoolState& last, const PoolView& view, TimePoint now);
 
 // Which of `candidates` (training members without a notice) to displace so that `needed` more

@@ -109,6 +109,10 @@ StatusOr<PoolSpec> ValidatePool(const v1::Pool& pool, const std::string& where) 
   if (p.night_policy.first() == v1::WORKLOAD_CLASS_UNSPECIFIED) p.night_policy.set_first(v1::WORKLOAD_CLASS_TRAINING);
   if (p.day_policy.floor_cards_for_other() < 0)
     return Status::InvalidArgument(where + ".dayPolicy.floorCardsForOther", "must not be negative");
+  if (p.day_policy.headroom_cards() < 0)
+    return Status::InvalidArgument(where + ".dayPolicy.headroomCards", "must not be negative");
+  if (p.night_policy.headroom_cards() < 0)
+    return Status::InvalidArgument(where + ".nightPolicy.headroomCards", "must not be negative");
   if (p.night_policy.floor_cards_for_other() < 0)
     return Status::InvalidArgument(where + ".nightPolicy.floorCardsForOther", "must not be negative");
   p.load_trigger = pool.load_trigger();
@@ -239,8 +243,15 @@ GateVerdict Gate(const PoolSpec& pool, v1::WorkloadClass cls, const TideNow& tid
                          std::to_string(tide.first_class_cards) + "; this pod needs " + std::to_string(cards) + " more"};
     return {};
   }
-  if (policy.other_class_may_borrow()) return {};
   if (counted && floor > 0 && tide.other_class_cards + cards <= floor) return {};
+  if (policy.other_class_may_borrow()) {
+    const int headroom = policy.headroom_cards();
+    if (!counted || headroom == 0 || tide.free_cards < 0 || tide.free_cards - cards >= headroom) return {};
+    return {false, std::string("pool ") + pool.name + " lends idle cards to " + mine + " in its " + TideName(tide.tide) +
+                       " tide but keeps " + std::to_string(headroom) + " free for " + served + " to grow into (" +
+                       policy_name + ".headroomCards); " + std::to_string(tide.free_cards) + " are free and this pod needs " +
+                       std::to_string(cards)};
+  }
   return {false, std::string("pool ") + pool.name + " serves " + served + " first in its " + TideName(tide.tide) +
                      " tide until " + until + "; " + mine + " pods wait for it (" + policy_name +
                      ".otherClassMayBorrow is off" +

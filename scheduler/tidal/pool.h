@@ -75,13 +75,15 @@ struct TideNow {
   int pool_cards = -1;          // healthy cards in the pool; -1 = not known (floors not checked)
   int first_class_cards = 0;    // cards holding pods of the class the tide serves first
   int other_class_cards = 0;
+  int free_cards = -1;          // cards nobody holds; -1 = not known (headroom not checked)
 };
 TideNow ClockTideNow(const PoolSpec& pool, std::chrono::system_clock::time_point now);
 
 // May a pod of workload class `cls`, needing `cards` cards, start on a node of `pool`? The class
 // the tide serves first may, up to the pool's cards less the floor kept for the other class;
 // the other class may use the floor, and beyond it only if the tide lets it borrow idle cards
-// (the tidal controller displaces borrowers when the first class needs them). Pods of no
+// and headroomCards stay free after it (the tidal controller displaces borrowers when the first
+// class needs them). Pods of no
 // declared class are not gated.
 GateVerdict Gate(const PoolSpec& pool, v1::WorkloadClass cls, const TideNow& tide, int cards,
                  std::chrono::system_clock::time_point now);

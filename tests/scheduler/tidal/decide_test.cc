@@ -176,6 +176,56 @@ TEST(TidalDecide, BorrowingTrainingIsDisplacedOnlyOnDemand) {
   EXPECT_TRUE(Decide(pool, day, roomy, t).notice.empty());
 }
 
+TEST(TidalDecide, HeadroomIsKeptFreeWhileTrainingBorrows) {
+  v1::Pool p;
+  p.set_name("h");
+  (*p.mutable_node_selector())["pool"] = "h";
+  p.set_timezone("UTC");
+  auto* w = p.add_day_windows();
+  w->set_start("08:00");
+  w->set_end("20:00");
+  p.mutable_day_policy()->set_other_class_may_borrow(true);
+  p.mutable_day_policy()->set_headroom_cards(2);
+  p.set_notice_seconds(300);
+  auto pool = ValidatePool(p, "pools[0]");
+  ASSERT_TRUE(pool.ok());
+  PoolView v = Cards(6);
+  v.members = {Train("ml/a", {"c0", "c1"}), Train("ml/b", {"c2"}), Serve("ml/s", {"c3"})};
+  const TimePoint t = Utc(2026, 11, 23, 12);
+  // Two cards are free: the headroom holds, nobody is displaced.
+  EXPECT_TRUE(Decide(*pool, Known(Tide::kDay, kMorning), v, t).notice.empty());
+  // One more inference replica took a card: one short of the headroom.
+  v.members.push_back(Serve("ml/s2", {"c4"}));
+  Decision d = Decide(*pool, Known(Tide::kDay, kMorning), v, t);
+  EXPECT_EQ(d.cards_needed, 1);
+  EXPECT_EQ(d.notice, (std::vector<std::string>{"ml/b"}));
+  // The gate keeps borrowers from eating the headroom.
+  TideNow now{Tide::kDay, false, {}, 6, 2, 3, /*free_cards=*/3};
+  EXPECT_TRUE(Gate(*pool, v1::WORKLOAD_CLASS_TRAINING, now, 1, t).allowed);
+  GateVerdict g = Gate(*pool, v1::WORKLOAD_CLASS_TRAINING, now, 2, t);
+  EXPECT_FALSE(g.allowed);
+  EXPECT_NE(g.reason.find("dayPolicy.headroomCards"), std::string::npos) << g.reason;
+}
+
+TEST(TidalDecide, NoticesGoOutAheadOfAClockSwitchWithTheSwitchAsDeadline) {
+  PoolSpec pool = MakePool(false);  // notice 300 s
+  PoolView v = Cards(2);
+  v.members = {Train("ml/a", {"c0", "c1"})};
+  const PoolState night = Known(Tide::kNight, Utc(2026, 11, 22, 20));
+  EXPECT_TRUE(Decide(pool, night, v, Utc(2026, 11, 23, 7, 54)).notice.empty());  // 6 min before: not yet
+  Decision d = Decide(pool, night, v, Utc(2026, 11, 23, 7, 56));
+  EXPECT_FALSE(d.transition);  // still night until 08:00
+  EXPECT_EQ(d.state.tide, Tide::kNight);
+  EXPECT_EQ(d.notice, (std::vector<std::string>{"ml/a"}));
+  EXPECT_EQ(d.deadline, kMorning);
+  // The next round (still night) keeps the notice instead of withdrawing it.
+  v.members[0].notice = Notice{"tide", "x", Utc(2026, 11, 23, 7, 56), kMorning};
+  Decision next = Decide(pool, night, v, Utc(2026, 11, 23, 7, 58));
+  EXPECT_TRUE(next.withdraw.empty());
+  EXPECT_TRUE(next.notice.empty());
+  EXPECT_TRUE(Decide(pool, night, v, kMorning).evict.size() == 1);
+}
+
 TEST(TidalDecide, EvictionAtTheDeadlineOrEarlierOnAnAcknowledgedCheckpoint) {
   PoolSpec pool = MakePool(false);
   const TimePoint issued = kMorning;
