@@ -19,15 +19,6 @@ std::pair<std::string, std::string> SplitKey(const std::string& key) {
   return {key.substr(0, slash), key.substr(slash + 1)};
 }
 
-int ClassCards(const tidal::PoolView& view, v1::WorkloadClass cls) {
-  std::set<std::string> pool(view.cards.begin(), view.cards.end()), held;
-  for (const auto& m : view.members)
-    if (m.cls == cls)
-      for (const auto& c : m.cards)
-        if (pool.count(c)) held.insert(c);
-  return static_cast<int>(held.size());
-}
-
 }  // namespace
 
 TidalController::TidalController(kube::KubeClient* client, ClusterCache* cache, std::vector<tidal::PoolSpec> pools,
@@ -93,21 +84,7 @@ void TidalController::Event(const json& involved, const std::string& type, const
 }
 
 void TidalController::Publish(const tidal::PoolSpec& pool, const tidal::PoolState& state, const tidal::PoolView& view) {
-  const TimePoint now = options_.now();
-  tidal::TideNow t;
-  t.tide = state.known ? state.tide : tidal::ClockTide(pool, now);
-  t.held_by_load = state.known && now < state.load_hold_until && t.tide != tidal::ClockTide(pool, now);
-  t.hold_until = state.load_hold_until;
-  t.pool_cards = static_cast<int>(view.cards.size());
-  const v1::WorkloadClass first = tidal::FirstClass(pool, t.tide);
-  const v1::WorkloadClass other =
-      first == v1::WORKLOAD_CLASS_INFERENCE ? v1::WORKLOAD_CLASS_TRAINING : v1::WORKLOAD_CLASS_INFERENCE;
-  t.first_class_cards = ClassCards(view, first);
-  t.other_class_cards = ClassCards(view, other);
-  std::set<std::string> held;
-  for (const auto& m : view.members) held.insert(m.cards.begin(), m.cards.end());
-  t.free_cards = 0;
-  for (const auto& card : view.cards) t.free_cards += held.count(card) ? 0 : 1;
+  const tidal::TideNow t = tidal::TideNowOf(pool, state, view, options_.now());
   board_->Set(pool.name, t);
   PoolCounters& c = *counters_[pool.name];
   c.tide = t.tide == tidal::Tide::kDay ? 0 : 1;

@@ -3,6 +3,8 @@
 //   tideslice-sim [demo] [--seed N] [--demand 1.3] [--svg OUT] [--json OUT]
 //   tideslice-sim replay --nodes FILE --pods FILE [--policy NAME] [--seed N] [--inflate 1.3]
 //                        [--json OUT] [--svg OUT]
+//   tideslice-sim tidal [--days D] [--cards N] [--peak P] [--static-inference N] [--seed N]
+//                       [--report OUT.md] [--svg OUT.svg]
 //   tideslice-sim sweep --trace-dir DIR [--traces a,b] [--policies a,b] [--seeds 42-51]
 //                       [--inflate 1.3] [--threads N] [--published FILE] [--markdown OUT]
 #include <cstdio>
@@ -19,6 +21,7 @@
 #include "scheduler/sim/scenario.h"
 #include "scheduler/sim/svg.h"
 #include "scheduler/sim/sweep.h"
+#include "scheduler/sim/tidal.h"
 
 using namespace tideslice;
 
@@ -41,6 +44,13 @@ Usage:
                       [--inflate R] [--threads N] [--published FILE] [--markdown OUT]
       Many replays at once; medians per trace and policy, next to the published FGD results.
 
+  tideslice-sim tidal [--days D] [--cards N] [--peak P] [--static-inference N] [--seed N]
+                      [--report OUT.md] [--svg OUT.svg] [--log-transitions true]
+      A tidal pool over D days (default 7) of N cards (default 64): a diurnal inference demand
+      peaking at P cards (default 56) and a training backlog, served by a static split (inference
+      keeps --static-inference cards, default P), by TideSlice's tides with checkpoint notices,
+      and by the same tides without notices. Prints a report; --svg draws the pool over time.
+
 Policies: fragaware (default), binpack, spread, random, bestfit, dotprod, gpupacking, fgd.
 )";
 
@@ -56,7 +66,7 @@ StatusOr<Flags> ParseFlags(int argc, char** argv, const std::map<std::string, st
   if (f.command.empty()) f.command = "demo";
   auto it = allowed.find(f.command);
   if (it == allowed.end())
-    return Status::InvalidArgument(f.command, "unknown command; use demo, replay or sweep (see --help)");
+    return Status::InvalidArgument(f.command, "unknown command; use demo, replay, sweep or tidal (see --help)");
   for (; i < argc; ++i) {
     std::string flag = argv[i];
     if (flag == "--help" || flag == "-h") {
@@ -312,6 +322,68 @@ int RunSweepCommand(const Flags& f) {
   return 0;
 }
 
+StatusOr<double> ParseNumber(const std::string& flag, const std::string& text, double min, double max) {
+  try {
+    size_t used = 0;
+    double v = std::stod(text, &used);
+    if (used != text.size() || !(v >= min) || !(v <= max)) throw std::invalid_argument(text);
+    return v;
+  } catch (...) {
+    char range[96];
+    std::snprintf(range, sizeof range, "must be a number in [%g, %g]", min, max);
+    return Status::InvalidArgument(flag, std::string(range) + ", got \"" + text + "\"");
+  }
+}
+
+int RunTidal(const Flags& f) {
+  sim::TidalSimOptions o;
+  o.pool = sim::DefaultTidalPool();
+  auto number = [&](const char* flag, double min, double max, double* out) {
+    if (!f.values.count(flag)) return Status::Ok();
+    auto v = ParseNumber(flag, f.values.at(flag), min, max);
+    if (!v.ok()) return v.status();
+    *out = *v;
+    return Status::Ok();
+  };
+  double cards = o.cards, statik = -1, peak = -1;
+  for (Status s : {number("--days", 0.01, 366, &o.days), number("--cards", 1, 4096, &cards), number("--peak", 0.01, 4096, &peak),
+                   number("--static-inference", 0, 4096, &statik)})
+    if (!s.ok()) return Fail(s);
+  o.cards = static_cast<int>(cards);
+  // Scaled with the pool unless given: the peak at 7/8 of the cards, the static split at the peak.
+  o.inference_peak_cards = peak > 0 ? peak : o.cards * 7.0 / 8.0;
+  o.static_inference_cards = statik >= 0 ? static_cast<int>(statik) : static_cast<int>(std::ceil(o.inference_peak_cards));
+  if (o.cards != 64) {
+    // The default pool's floor and headroom are for 64 cards: scale them too.
+    auto* night = &o.pool.night_policy;
+    night->set_floor_cards_for_other(o.cards / 4);
+    o.pool.day_policy.set_headroom_cards(std::max(1, o.cards / 16));
+  }
+  if (f.values.count("--seed")) {
+    auto v = ParseU64("--seed", f.values.at("--seed"));
+    if (!v.ok()) return Fail(v.status());
+    o.seed = *v;
+  }
+  if (f.values.count("--log-transitions")) {
+    const std::string& v = f.values.at("--log-transitions");
+    if (v != "true" && v != "false") return Fail(Status::InvalidArgument("--log-transitions", "must be true or false"));
+    o.log_transitions = v == "true";
+  }
+  auto runs = sim::RunTidalSim(o);
+  if (!runs.ok()) return Fail(runs.status());
+  const std::string report = sim::TidalReportMarkdown(o, *runs);
+  std::printf("%s", report.c_str());
+  if (f.values.count("--report")) {
+    Status st = WriteFile(f.values.at("--report"), report);
+    if (!st.ok()) return Fail(st);
+  }
+  if (f.values.count("--svg")) {
+    Status st = WriteFile(f.values.at("--svg"), sim::TidalSvg(o, *runs));
+    if (!st.ok()) return Fail(st);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -319,6 +391,7 @@ int main(int argc, char** argv) {
       {"demo", {"--seed", "--demand", "--svg", "--json"}},
       {"replay", {"--nodes", "--pods", "--policy", "--seed", "--inflate", "--json", "--svg"}},
       {"sweep", {"--trace-dir", "--traces", "--policies", "--seeds", "--inflate", "--threads", "--published", "--markdown"}},
+      {"tidal", {"--days", "--cards", "--peak", "--static-inference", "--seed", "--report", "--svg", "--log-transitions"}},
       {"help", {}},
       {"--help", {}},
       {"-h", {}},
@@ -338,5 +411,6 @@ int main(int argc, char** argv) {
   }
   if (flags->command == "replay") return RunReplay(*flags);
   if (flags->command == "sweep") return RunSweepCommand(*flags);
+  if (flags->command == "tidal") return RunTidal(*flags);
   return RunDemo(*flags);
 }

@@ -193,23 +193,29 @@ Decision Decide(const PoolSpec& pool, const PoolState& last, const PoolView& vie
     d.state.cause = !last.known ? "start" : held ? "load" : "clock";
     d.state.transition = pool.name + "@" + FormatTime(now);
   }
-  if (held)
-    d.reason = "held in the " + std::string(TideName(tide)) + " tide by load (" +
-               (load_why.empty() ? "recent demand" : load_why) + ") until " + FormatTime(d.state.load_hold_until);
-  else
-    d.reason = std::string("the clock's ") + TideName(tide) + " tide; next switch " + DescribeSwitch(pool, now);
+  // Why, for Events and notices; only built when something is said (it reads the clock ahead).
+  auto explain = [&] {
+    if (held)
+      return "held in the " + std::string(TideName(tide)) + " tide by load (" +
+             (load_why.empty() ? "recent demand" : load_why) + ") until " + FormatTime(d.state.load_hold_until);
+    return std::string("the clock's ") + TideName(tide) + " tide; next switch " + DescribeSwitch(pool, now);
+  };
+  std::string ahead;
 
   // Displacement follows the tide, or the coming one when a clock switch into the inference
   // tide is less than a notice away.
   Tide acting = tide;
   d.deadline = now + pool.notice;
-  if (!held && inference_tide && tide != *inference_tide && pool.notice.count() > 0) {
+  // (The cheap test first: the clock at now + notice already in the inference tide. A day window
+  // shorter than the notice could hide between the two; windows are hours long.)
+  if (!held && inference_tide && tide != *inference_tide && pool.notice.count() > 0 &&
+      ClockTide(pool, now + pool.notice) == *inference_tide) {
     const TimePoint next = NextSwitch(pool, now);
     if (next != TimePoint::max() && next - now <= pool.notice && ClockTide(pool, next) == *inference_tide) {
       acting = *inference_tide;
       d.deadline = next;
-      d.reason += " (notices go out " + std::to_string(std::chrono::duration_cast<seconds>(next - now).count()) +
-                  " s ahead of the switch)";
+      ahead = " (notices go out " + std::to_string(std::chrono::duration_cast<seconds>(next - now).count()) +
+              " s ahead of the switch)";
     }
   }
   const v1::TidePolicy& policy = PolicyOf(pool, acting);
@@ -229,7 +235,10 @@ Decision Decide(const PoolSpec& pool, const PoolState& last, const PoolView& vie
   for (const auto& m : view.members)
     if (m.notice && now > m.notice->deadline + pool.grace + kOverdueSlack) d.overdue++;
 
-  if (policy.first() != v1::WORKLOAD_CLASS_INFERENCE) return d;
+  if (policy.first() != v1::WORKLOAD_CLASS_INFERENCE) {
+    if (d.transition) d.reason = explain();
+    return d;
+  }
   const int floor = policy.floor_cards_for_other();  // cards training keeps even now
   const int training_cards = CardsHeldBy(view, v1::WORKLOAD_CLASS_TRAINING);
   int needed = 0;
@@ -252,7 +261,30 @@ Decision Decide(const PoolSpec& pool, const PoolState& last, const PoolView& vie
   }
   d.cards_needed = std::max(0, needed);
   d.notice = ChooseVictims(view, d.cards_needed, now);
+  if (d.transition || !d.notice.empty()) d.reason = explain() + ahead;
   return d;
+}
+
+TideNow TideNowOf(const PoolSpec& pool, const PoolState& state, const PoolView& view, TimePoint now) {
+  TideNow t;
+  const Tide clock = ClockTide(pool, now);
+  t.tide = state.known ? state.tide : clock;
+  t.held_by_load = state.known && now < state.load_hold_until && t.tide != clock;
+  t.hold_until = state.load_hold_until;
+  t.pool_cards = static_cast<int>(view.cards.size());
+  const v1::WorkloadClass first = FirstClass(pool, t.tide);
+  std::set<std::string> pool_cards(view.cards.begin(), view.cards.end()), held, first_held, other_held;
+  for (const auto& m : view.members)
+    for (const auto& c : m.cards) {
+      if (!pool_cards.count(c)) continue;
+      held.insert(c);
+      if (m.cls == first) first_held.insert(c);
+      else if (m.cls != v1::WORKLOAD_CLASS_UNSPECIFIED) other_held.insert(c);
+    }
+  t.first_class_cards = static_cast<int>(first_held.size());
+  t.other_class_cards = static_cast<int>(other_held.size());
+  t.free_cards = t.pool_cards - static_cast<int>(held.size());
+  return t;
 }
 
 std::string FormatTime(TimePoint t) {

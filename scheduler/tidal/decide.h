@@ -80,7 +80,7 @@ struct Decision {
   PoolState state;                            // what to record (changed() tells whether to write)
   bool transition = false;                    // the tide changed now
   Tide from = Tide::kNight;
-  std::string reason;                         // why the tide is what it is, for Events and logs
+  std::string reason;                         // why the tide is what it is (set with a transition or notices)
   std::vector<std::string> notice;            // member keys to notice now, with `deadline`
   TimePoint deadline{};                       // for new notices: now + notice, or the coming clock switch
   std::vector<EvictOrder> evict;
@@ -107,6 +107,10 @@ Decision Decide(const PoolSpec& pool, const PoolState& last, const PoolView& vie
 // checkpoint or start), then the one holding fewer cards (less training capacity lost). A last
 // pass drops any victim the others make unnecessary. Returns member keys.
 std::vector<std::string> ChooseVictims(const PoolView& view, int needed, TimePoint now);
+
+// The tide the gate applies, from the recorded state (the clock's if none) and what holds the
+// pool's cards now.
+TideNow TideNowOf(const PoolSpec& pool, const PoolState& state, const PoolView& view, TimePoint now);
 
 // The notice annotation's JSON and its inverse (errors say what is wrong with the text).
 std::string FormatNotice(const Notice& notice);

@@ -231,10 +231,12 @@ GateVerdict Gate(const PoolSpec& pool, v1::WorkloadClass cls, const TideNow& tid
   const bool counted = tide.pool_cards >= 0;
   const char* served = policy.first() == v1::WORKLOAD_CLASS_INFERENCE ? "inference" : "training";
   const char* mine = cls == v1::WORKLOAD_CLASS_INFERENCE ? "inference" : "training";
-  const std::string until = tide.held_by_load
-                                ? "the load that holds it ends (at least until " +
-                                      date::format("%a %H:%M UTC", date::floor<std::chrono::minutes>(tide.hold_until)) + ")"
-                                : DescribeSwitch(pool, now);
+  // When the tide changes, for the reason; only built for a refusal (it reads the clock ahead).
+  auto until = [&] {
+    return tide.held_by_load ? "the load that holds it ends (at least until " +
+                                   date::format("%a %H:%M UTC", date::floor<std::chrono::minutes>(tide.hold_until)) + ")"
+                             : DescribeSwitch(pool, now);
+  };
   if (cls == policy.first()) {
     if (counted && floor > 0 && tide.first_class_cards + cards > tide.pool_cards - floor)
       return {false, std::string("pool ") + pool.name + " keeps " + std::to_string(floor) + " of its " +
@@ -253,7 +255,7 @@ GateVerdict Gate(const PoolSpec& pool, v1::WorkloadClass cls, const TideNow& tid
                        std::to_string(cards)};
   }
   return {false, std::string("pool ") + pool.name + " serves " + served + " first in its " + TideName(tide.tide) +
-                     " tide until " + until + "; " + mine + " pods wait for it (" + policy_name +
+                     " tide until " + until() + "; " + mine + " pods wait for it (" + policy_name +
                      ".otherClassMayBorrow is off" +
                      (floor > 0 ? ", and the " + std::to_string(floor) + " cards kept for " + mine + " are taken" : "") + ")"};
 }
