@@ -59,6 +59,8 @@ expect_reject "replicass" --set scheduler.replicass=2
 expect_reject "failurePolicy" --set webhook.failurePolicy=Sometimes
 expect_reject "policy" --set scheduler.policy=tetris
 expect_reject "start" --set 'pools[0].name=p' --set 'pools[0].timezone=UTC' --set 'pools[0].dayWindows[0].start=25:00' --set 'pools[0].dayWindows[0].end=08:00'
+expect_reject "headroomCard" --set 'pools[0].name=p' --set 'pools[0].dayPolicy.headroomCard=2'
+expect_reject "prometheusUrl" --set scheduler.tidal.prometheusUrl=prometheus:9090
 expect_reject "mockCards" --set 'devicePlugin.nodeGroups[0].name=x' --set 'devicePlugin.nodeGroups[0].backend=mock'
 
 # The rendered scheduler configuration and catalog are accepted by the real binary: it gets past

@@ -50,7 +50,17 @@ mkdir -p "$dir/dp"
   --kubeconfig "$dir/kubeconfig" --node-name ci-node --metrics-address "127.0.0.1:$AGENT_METRICS" \
   --health-poll-seconds 1 > "$dir/agent.log" 2>&1 &
 pids+=($!)
-"$SCHED" --kubeconfig "$dir/kubeconfig" --extender-address "http://127.0.0.1:$EXT/tideslice" \
+# One tidal pool over the node: the scheduler exports its tide and the tidal controller's counts.
+cat > "$dir/scheduler-config.yaml" <<YAML
+pools:
+  - name: ci
+    nodeSelector: {kubernetes.io/hostname: ci-node}
+    timezone: Europe/Berlin
+    dayWindows: [{start: "08:00", end: "20:00"}]
+    noticeSeconds: 300
+YAML
+"$SCHED" --kubeconfig "$dir/kubeconfig" --config "$dir/scheduler-config.yaml" --tidal-period-seconds 1 \
+  --extender-address "http://127.0.0.1:$EXT/tideslice" \
   --health-address "http://127.0.0.1:$HEALTH" --metrics-address "127.0.0.1:$SCHED_METRICS" \
   --lease-namespace tideslice-system --leader-elect-retry-period 1 --leader-elect-renew-deadline 2 \
   --leader-elect-lease-duration 3 > "$dir/scheduler.log" 2>&1 &
@@ -94,6 +104,21 @@ done
 [ -n "$ok" ] || fail "the scheduler does not report 1 node and leadership: $body $leader"
 body=$(query 'tideslice_extender_requests_total')
 [[ "$body" == *'"verb":"filter"'* ]] || fail "extender counters missing: $body"
+# The pool is in exactly one tide, as the tidal controller applies it, and its counters exist.
+body=$(query 'sum(tideslice_pool_mode%7Bpool%3D%22ci%22%7D)')
+[[ "$body" == *',"1"]'* ]] || fail "the pool is not in exactly one tide: $body"
+body=$(query 'tideslice_tidal_transitions_total%7Bpool%3D%22ci%22%7D')
+[[ "$body" == *'"cause":"clock"'* && "$body" == *'"cause":"load"'* ]] || fail "tidal transition counters missing: $body"
+body=$(query 'tideslice_tidal_evictions_blocked%7Bpool%3D%22ci%22%7D')
+[[ "$body" == *',"0"]'* ]] || fail "tideslice_tidal_evictions_blocked missing or not 0: $body"
+# ...and the leader's controller labelled the pool's node with it (the test API server takes
+# the kubeconfig's token; its URL is the first word it printed).
+api_port=$(awk 'NR==1 {print $1}' "$dir/apiserver.log" | sed 's|.*:||')
+token=$(sed -n 's/^ *token: *//p' "$dir/kubeconfig" | head -1)
+node=$(timeout 10 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+  printf "GET /api/v1/nodes/ci-node HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n" "$2" >&3
+  cat <&3' _ "$api_port" "$token")
+[[ "$node" == *'"tideslice.io/pool":"ci"'* && "$node" == *'"tideslice.io/tide":'* ]] || fail "the pool's node lacks the tide labels: $node"
 
 # The chart's rules loaded into this Prometheus, and the card alert is pending or firing.
 rules=$(http_get "$PROM" /api/v1/rules)

@@ -33,7 +33,9 @@ int main(int argc, char** argv) {
   }
   auto server = tideslice::testsupport::TestApiServer::Start();
   if (!server) return 1;
-  for (const auto& n : nodes) server->Upsert("nodes", {{"metadata", {{"name", n}}}});
+  // Registered as a kubelet registers its node: with its hostname label.
+  for (const auto& n : nodes)
+    server->Upsert("nodes", {{"metadata", {{"name", n}, {"labels", {{"kubernetes.io/hostname", n}}}}}});
   std::string kubeconfig = server->WriteKubeconfig(dir);
   std::printf("%s %s\n", server->url().c_str(), kubeconfig.c_str());
   std::fflush(stdout);
