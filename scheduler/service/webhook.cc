@@ -6,6 +6,7 @@
 
 #include "common/kube/pod_json.h"
 #include "scheduler/core/request.h"
+#include "scheduler/tidal/decide.h"
 
 namespace tideslice::service {
 
@@ -66,6 +67,40 @@ extender::HttpReply Answer(const std::string& uid, bool allowed, const std::stri
   return {200, review.dump()};
 }
 
+// The checkpoint notice as files: a downward-API volume (its files follow the annotations as the
+// kubelet refreshes them) mounted in every container that does not use the path already. A pod
+// that already has a volume of that name keeps its own.
+void AddNoticeVolume(const json& pod_spec, const std::string& mount_path, json* patch) {
+  const json volumes = pod_spec.value("volumes", json::array());
+  if (volumes.is_array())
+    for (const auto& v : volumes)
+      if (v.is_object() && v.contains("name") && v["name"] == kNoticeVolume) return;
+  auto item = [](const char* file, const char* annotation) {
+    return json{{"path", file}, {"fieldRef", {{"fieldPath", std::string("metadata.annotations['") + annotation + "']"}}}};
+  };
+  json volume = {{"name", kNoticeVolume},
+                 {"downwardAPI", {{"items", {item("deadline", tidal::kDeadlineAnnotation), item("notice", tidal::kNoticeAnnotation)}}}}};
+  if (pod_spec.contains("volumes") && pod_spec["volumes"].is_array())
+    patch->push_back({{"op", "add"}, {"path", "/spec/volumes/-"}, {"value", volume}});
+  else
+    patch->push_back({{"op", "add"}, {"path", "/spec/volumes"}, {"value", json::array({volume})}});
+  const json mount = {{"name", kNoticeVolume}, {"mountPath", mount_path}, {"readOnly", true}};
+  const json containers = pod_spec.value("containers", json::array());
+  for (size_t i = 0; containers.is_array() && i < containers.size(); ++i) {
+    const json& c = containers[i];
+    if (!c.is_object()) continue;
+    const std::string base = "/spec/containers/" + std::to_string(i) + "/volumeMounts";
+    if (c.contains("volumeMounts") && c["volumeMounts"].is_array()) {
+      bool taken = false;
+      for (const auto& m : c["volumeMounts"])
+        taken = taken || (m.is_object() && m.contains("mountPath") && m["mountPath"] == mount_path);
+      if (!taken) patch->push_back({{"op", "add"}, {"path", base + "/-"}, {"value", mount}});
+    } else {
+      patch->push_back({{"op", "add"}, {"path", base}, {"value", json::array({mount})}});
+    }
+  }
+}
+
 }  // namespace
 
 extender::HttpReply ServeMutate(const std::string& body, const catalog::Catalog& catalog, const WebhookOptions& options) {
@@ -85,15 +120,16 @@ extender::HttpReply ServeMutate(const std::string& body, const catalog::Catalog&
                      {"value", options.scheduler_name}});
   const json meta = review->pod.value("metadata", json::object());
   const json labels = meta.value("labels", json::object());
+  std::string cls = request->workload == core::WorkloadClass::kTraining    ? "training"
+                    : request->workload == core::WorkloadClass::kInference ? "inference"
+                                                                           : options.default_workload;
   if (!labels.contains(core::names::kWorkloadLabel)) {
-    std::string cls = request->workload == core::WorkloadClass::kTraining    ? "training"
-                      : request->workload == core::WorkloadClass::kInference ? "inference"
-                                                                             : options.default_workload;
     if (!meta.contains("labels") || !meta["labels"].is_object())
       patch.push_back({{"op", "add"}, {"path", "/metadata/labels"}, {"value", {{core::names::kWorkloadLabel, cls}}}});
     else
       patch.push_back({{"op", "add"}, {"path", "/metadata/labels/" + Escape(core::names::kWorkloadLabel)}, {"value", cls}});
   }
+  if (cls == "training" && !options.notice_mount_path.empty()) AddNoticeVolume(pod_spec, options.notice_mount_path, &patch);
   return Answer(review->uid, true, "", patch);
 }
 

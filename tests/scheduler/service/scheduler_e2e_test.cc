@@ -595,6 +595,12 @@ TEST_F(SchedulerE2E, AdmissionWebhookOverHttpsMutatesAndValidates) {
   json patched = pod.patch(json::parse(raw));
   EXPECT_EQ(patched["spec"]["schedulerName"], "tideslice-scheduler");
   EXPECT_EQ(patched["metadata"]["labels"]["tideslice.io/workload"], "training");
+  // A training pod sees its checkpoint notice as files.
+  ASSERT_EQ(patched["spec"]["volumes"].size(), 1u) << patched.dump();
+  EXPECT_EQ(patched["spec"]["volumes"][0]["downwardAPI"]["items"][0]["fieldRef"]["fieldPath"],
+            "metadata.annotations['tideslice.io/checkpoint-deadline']");
+  EXPECT_EQ(patched["spec"]["containers"][0]["volumeMounts"][0]["mountPath"], "/etc/tideslice/notice");
+  EXPECT_TRUE(patched["spec"]["containers"][0]["volumeMounts"][0]["readOnly"].get<bool>());
 
   json bad = Pod("bad", 1, "10Gi", 150);
   review["request"]["object"] = bad;
