@@ -105,5 +105,14 @@ TEST(FuzzSmoke, KubeObjects) {
          2000);
 }
 
+TEST(FuzzSmoke, TidalRecords) {
+  Mutate(Fuzz_tidal_records,
+         {R"({"pool":"p","transition":"p@2026-11-23T08:00:00Z","issued":"2026-11-23T08:00:00Z","deadline":"2026-11-23T08:05:00Z"})",
+          R"({"tide":"day","since":"2026-11-23T08:00:00Z","cause":"load","transition":"x","loadHoldUntil":"2026-11-23T08:30:00.5+08:00"})",
+          R"({"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1.7e9,"12.5"]}]}})",
+          R"({"status":"success","data":{"resultType":"scalar","result":[1.7e9,"3"]}})", "2026-02-29T23:59:60Z"},
+         2000);
+}
+
 }  // namespace
 }  // namespace tideslice::fuzz

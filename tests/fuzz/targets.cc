@@ -15,7 +15,9 @@
 #include "common/codec/yaml_json.h"
 #include "common/kube/objects.h"
 #include "scheduler/service/cache.h"
+#include "scheduler/service/tidal_controller.h"
 #include "scheduler/service/webhook.h"
+#include "scheduler/tidal/decide.h"
 
 namespace tideslice::fuzz {
 namespace {
@@ -130,6 +132,27 @@ void Fuzz_kube_objects(const uint8_t* data, size_t size) {
   cache.Refresh();
   cache.OnPod(kube::WatchEventType::kDeleted, obj);
   cache.OnNode(kube::WatchEventType::kDeleted, obj);
+}
+
+void Fuzz_tidal_records(const uint8_t* data, size_t size) {
+  const std::string text(View(data, size));
+  (void)tidal::ParseNotice(text);
+  (void)tidal::ParsePoolState(text);
+  (void)tidal::ParseTime("fuzz", text);
+  (void)service::ParsePrometheusAnswer(text);
+  // The same text as the annotations a pod carries: the cache reads them into tidal facts.
+  nlohmann::json pod = {{"metadata",
+                         {{"name", "p"},
+                          {"namespace", "n"},
+                          {"annotations",
+                           {{tidal::kNoticeAnnotation, text},
+                            {tidal::kCheckpointedAnnotation, text},
+                            {"tideslice.io/assignment",
+                             R"({"phase":"ASSIGNMENT_PHASE_ALLOCATED","containers":[{"name":"c","slices":[{"cardUuid":"g","wholeCard":true}]}]})"}}}}},
+                        {"spec", {{"nodeName", "n1"}}}};
+  service::ClusterCache cache(catalog::Catalog::Builtin());
+  cache.OnPod(kube::WatchEventType::kAdded, pod);
+  (void)cache.TidalSnapshot({});
 }
 
 }  // namespace tideslice::fuzz
