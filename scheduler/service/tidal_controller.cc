@@ -187,7 +187,9 @@ void TidalController::Act(const tidal::PoolSpec& pool, const tidal::Decision& d,
 
   // Node labels show the tide (kubectl get nodes -L tideslice.io/pool,tideslice.io/tide).
   const std::string tide = tidal::TideName(d.state.tide);
-  for (const auto& [node, labels] : node_labels) {
+  for (const auto& entry : node_labels) {
+    const std::string& node = entry.first;
+    const auto& labels = entry.second;  // a plain reference: clang 14 cannot capture a structured binding
     auto has = [&](const char* k, const std::string& v) {
       auto it = labels.find(k);
       return it != labels.end() && it->second == v;

@@ -59,13 +59,11 @@ class PoolSim {
     const int steps = static_cast<int>(o_.days * 86400 / o_.step_seconds);
     const double dt = o_.step_seconds;
     // Day starts, for the waits around them.
-    std::vector<TimePoint> day_starts;
     for (int i = 1; i <= steps; ++i) {
       TimePoint a = o_.start + seconds((i - 1) * o_.step_seconds), b = o_.start + seconds(i * o_.step_seconds);
       if (tidal::ClockTide(o_.pool, a) == tidal::Tide::kNight && tidal::ClockTide(o_.pool, b) == tidal::Tide::kDay)
-        day_starts.push_back(b);
+        day_starts_.push_back(b);
     }
-    std::vector<double> waits;
     double held_card_s = 0;
     for (int i = 0; i < steps; ++i) {
       const TimePoint t = o_.start + seconds(i * o_.step_seconds);
@@ -75,7 +73,8 @@ class PoolSim {
         Decide(t);
         tide_ = tidal::TideNowOf(o_.pool, state_, View(t), t);
       }
-      StartInference(t, day_starts, &waits);
+      StartInference(t);
+      for (const auto& r : replicas_) run_.inference_unserved_card_h += r.running ? 0 : dt / 3600.0;
       StartTraining(t);
       int held = 0, inference = 0, training = 0;
       for (int owner : owner_) {
@@ -91,6 +90,11 @@ class PoolSim {
       }
     }
     run_.utilisation = held_card_s / (static_cast<double>(o_.cards) * steps * dt);
+    // Replicas still waiting at the end waited at least this long.
+    const TimePoint end = o_.start + seconds(steps * o_.step_seconds);
+    for (const auto& r : replicas_)
+      if (!r.running) RecordWait(r, end);
+    auto& waits = waits_;
     // Progress kept: finished jobs, and what running or queued jobs hold at the end.
     for (const auto& [id, j] : jobs_) run_.training_done_card_h += j.work_s * j.cards / 3600.0;
     run_.training_done_card_h += finished_card_h_;
@@ -137,6 +141,7 @@ class PoolSim {
       auto it = std::find_if(replicas_.rbegin(), replicas_.rend(), [](const Replica& r) { return !r.running; });
       if (it == replicas_.rend()) it = replicas_.rbegin();
       if (it->running) owner_[static_cast<size_t>(it->card)] = kFree;
+      else RecordWait(*it, t);  // never served: it waited all its life
       replicas_.erase(std::next(it).base());
       --alive;
     }
@@ -265,7 +270,15 @@ class PoolSim {
     (cls == tidal::FirstClass(o_.pool, tide_.tide) ? tide_.first_class_cards : tide_.other_class_cards) += cards;
   }
 
-  void StartInference(TimePoint t, const std::vector<TimePoint>& day_starts, std::vector<double>* waits) {
+  void RecordWait(const Replica& r, TimePoint served_or_gone) {
+    const double wait = std::chrono::duration<double>(served_or_gone - r.since).count();
+    waits_.push_back(wait);
+    for (TimePoint s : day_starts_)
+      if (r.since >= s - std::chrono::minutes(30) && r.since <= s + std::chrono::hours(2))
+        run_.day_start_wait_max_s = std::max(run_.day_start_wait_max_s, wait);
+  }
+
+  void StartInference(TimePoint t) {
     for (auto& r : replicas_) {
       if (r.running) continue;
       auto free = FreeCards(1);
@@ -274,12 +287,8 @@ class PoolSim {
       r.card = free[0];
       owner_[static_cast<size_t>(r.card)] = kReplicaBase - r.id;
       Started(v1::WORKLOAD_CLASS_INFERENCE, 1);
-      const double wait = std::chrono::duration<double>(t - r.since).count();
-      waits->push_back(wait);
+      RecordWait(r, t);
       run_.inference_starts++;
-      for (TimePoint s : day_starts)
-        if (r.since >= s - std::chrono::minutes(30) && r.since <= s + std::chrono::hours(2))
-          run_.day_start_wait_max_s = std::max(run_.day_start_wait_max_s, wait);
     }
   }
 
@@ -321,6 +330,8 @@ class PoolSim {
   std::deque<int> queue_;
   std::vector<Replica> replicas_;
   std::deque<std::pair<TimePoint, int>> recent_;  // the autoscaler's recommendations
+  std::vector<TimePoint> day_starts_;
+  std::vector<double> waits_;                       // every replica's wait, served or not
   int next_job_ = 0, next_replica_ = 0;
   tidal::PoolState state_;
   tidal::TideNow tide_;
@@ -404,14 +415,14 @@ std::string TidalReportMarkdown(const TidalSimOptions& o, const std::vector<Tida
                 static_cast<long long>(o.pool.notice.count()), o.checkpoint_seconds, o.periodic_checkpoint_minutes,
                 o.static_inference_cards);
   out += line;
-  out += "| mode | utilisation | inference wait p50 / p99 / max (s) | max wait at day start (s) | training kept (card-h) | "
+  out += "| mode | utilisation | inference wait p50 / p99 / max (s) | max wait at day start (s) | inference unserved (card-h) | training kept (card-h) | "
          "lost (card-h) | lost % | checkpointing (card-h) | jobs done | notices | evictions | switches (load) |\n";
-  out += "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+  out += "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& r : runs) {
     std::snprintf(line, sizeof line,
-                  "| %s | %.1f %% | %.0f / %.0f / %.0f | %.0f | %.0f | %.1f | %.2f %% | %.1f | %d | %d | %d | %d (%d) |\n",
+                  "| %s | %.1f %% | %.0f / %.0f / %.0f | %.0f | %.1f | %.0f | %.1f | %.2f %% | %.1f | %d | %d | %d | %d (%d) |\n",
                   r.mode.c_str(), 100 * r.utilisation, r.inference_wait_p50_s, r.inference_wait_p99_s,
-                  r.inference_wait_max_s, r.day_start_wait_max_s, r.training_done_card_h, r.training_lost_card_h,
+                  r.inference_wait_max_s, r.day_start_wait_max_s, r.inference_unserved_card_h, r.training_done_card_h, r.training_lost_card_h,
                   r.LostPercent(), r.checkpoint_card_h, r.jobs_finished, r.notices, r.evictions, r.switches,
                   r.load_switches);
     out += line;

@@ -46,9 +46,11 @@ double InferenceDemand(const TidalSimOptions& o, std::chrono::system_clock::time
 struct TidalRun {
   std::string mode;                      // "static", "tidal", "no-notice"
   double utilisation = 0;                // card-time held by a replica or a job / card-time
+  // Every replica's wait: until it got a card, or (never served) until it was scaled away or the run ended.
   double inference_wait_p50_s = 0, inference_wait_p99_s = 0, inference_wait_max_s = 0;
   double day_start_wait_max_s = 0;       // replicas asked for within 30 min before to 2 h after a day switch
   int inference_starts = 0;
+  double inference_unserved_card_h = 0;  // replica-time spent waiting for a card
   double training_done_card_h = 0;       // progress kept (finished or checkpointed)
   double training_lost_card_h = 0;       // progress lost to evictions
   double checkpoint_card_h = 0;          // card-time spent checkpointing on notice

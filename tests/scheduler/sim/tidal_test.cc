@@ -47,6 +47,7 @@ TEST(TidalSim, AWeekMeetsTheGoalsWhereAStaticSplitDoesNot) {
   EXPECT_LE(statik.utilisation, 0.75);
   EXPECT_GE(tidal.utilisation, 0.85);
   EXPECT_LE(tidal.day_start_wait_max_s, 60);
+  EXPECT_LT(tidal.inference_unserved_card_h, 0.5);
   EXPECT_LE(tidal.LostPercent(), 2.0);
   EXPECT_GT(tidal.notices, 0);
   EXPECT_GE(tidal.switches, 13);  // two clock switches a day, the first day's night being the start
