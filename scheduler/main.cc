@@ -159,6 +159,21 @@ int main(int argc, char** argv) {
       options.binder.acknowledge_timeout = std::chrono::seconds(config->allocating_timeout_seconds());
   }
 
+  // The tidal controller.
+  int tidal_period_s = 5;
+  if (!seconds("--tidal-period-seconds", 5, &tidal_period_s))
+    return Fail("--tidal-period-seconds must be a whole number of seconds, 1..3600");
+  options.tidal.period = std::chrono::seconds(tidal_period_s);
+  if (flags.count("--prometheus-url")) {
+    auto demand = service::PrometheusDemand(flags["--prometheus-url"]);
+    if (!demand.ok()) return Fail(demand.status().ToString());
+    options.tidal.demand = *demand;
+  }
+  for (const auto& p : options.pools)
+    if (!p.load_trigger.prometheus_query().empty() && !options.tidal.demand)
+      return Fail("pool " + p.name + " sets loadTrigger.prometheusQuery but no --prometheus-url is given; "
+                  "give the Prometheus server's URL or remove the query");
+
   const std::string leader_elect = get("--leader-elect", "true");
   if (leader_elect != "true" && leader_elect != "false") return Fail("--leader-elect must be true or false");
   options.leader_elect = leader_elect == "true";
@@ -194,19 +209,6 @@ int main(int argc, char** argv) {
   }
   // The tidal controller keeps its state next to the lease.
   options.tidal.state_namespace = options.leader.lease_namespace;
-  int tidal_period_s = 5;
-  if (!seconds("--tidal-period-seconds", 5, &tidal_period_s))
-    return Fail("--tidal-period-seconds must be a whole number of seconds, 1..3600");
-  options.tidal.period = std::chrono::seconds(tidal_period_s);
-  if (flags.count("--prometheus-url")) {
-    auto demand = service::PrometheusDemand(flags["--prometheus-url"]);
-    if (!demand.ok()) return Fail(demand.status().ToString());
-    options.tidal.demand = *demand;
-  }
-  for (const auto& p : options.pools)
-    if (!p.load_trigger.prometheus_query().empty() && !options.tidal.demand)
-      return Fail("pool " + p.name + " sets loadTrigger.prometheusQuery but no --prometheus-url is given; "
-                  "give the Prometheus server's URL or remove the query");
   auto transport = kube::NewCppRestTransport(*access);
   if (!transport.ok()) return Fail(transport.status().ToString());
   kube::KubeClient client(*transport);

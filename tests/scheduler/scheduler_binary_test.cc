@@ -48,6 +48,16 @@ TEST(SchedulerBinary, BadFlagsAndFilesSayWhatToChange) {
   std::tie(rc, out) = RunScheduler("--config " + dir.path() + "/c.yaml");
   EXPECT_EQ(rc, 2);
   EXPECT_NE(out.find("pools[0].timezone"), std::string::npos) << out;
+  std::ofstream(dir.path() + "/c.yaml") << "pools:\n- name: p\n  nodeSelector: {pool: p}\n  timezone: UTC\n"
+                                          "  dayWindows: [{start: '08:00', end: '20:00'}]\n"
+                                          "  loadTrigger: {prometheusQuery: 'sum(up)', prometheusThreshold: 1}\n";
+  std::tie(rc, out) = RunScheduler("--config " + dir.path() + "/c.yaml");
+  EXPECT_EQ(rc, 2);
+  EXPECT_NE(out.find("pool p sets loadTrigger.prometheusQuery but no --prometheus-url"), std::string::npos) << out;
+  std::tie(rc, out) = RunScheduler("--prometheus-url prometheus:9090");
+  EXPECT_NE(out.find("--prometheus-url: must start with http:// or https://"), std::string::npos) << out;
+  std::tie(rc, out) = RunScheduler("--tidal-period-seconds 0");
+  EXPECT_NE(out.find("--tidal-period-seconds must be"), std::string::npos) << out;
   std::tie(rc, out) = RunScheduler("--leader-elect-lease-duration 5 --leader-elect-renew-deadline 10 --kubeconfig /nonexistent");
   EXPECT_EQ(rc, 2);
   std::tie(rc, out) = RunScheduler("--help");
