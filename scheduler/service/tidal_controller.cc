@@ -120,6 +120,20 @@ void TidalController::Tick(bool leading) {
       if (demand.ok()) view.demand = *demand;
       else Log("pool " + pool.name + " demand query: " + demand.status().ToString());
     }
+    // Floors are checked against the cards the pool has now (nodes come and go): say so once
+    // per change of the card count, the gate keeps applying them.
+    const int cards = static_cast<int>(view.cards.size());
+    if (auto seen = floor_checked_.find(pool.name); seen == floor_checked_.end() || seen->second != cards) {
+      floor_checked_[pool.name] = cards;
+      Status floor = tidal::ValidateFloor(pool, cards);
+      if (!floor.ok() && cards > 0 && leading) {
+        Log(floor.ToString());
+        json cm = {{"apiVersion", "v1"},
+                   {"kind", "ConfigMap"},
+                   {"metadata", {{"name", options_.state_name}, {"namespace", options_.state_namespace}}}};
+        Event(cm, "Warning", "PoolFloorTooLarge", floor.ToString() + "; the class served first cannot start on pool " + pool.name);
+      }
+    }
     tidal::PoolState last;
     if (auto it = states->find(pool.name); it != states->end()) last = it->second;
     if (!leading) {

@@ -111,6 +111,7 @@ class TidalController {
   // runs before the watch catches up must not choose the same pods again.
   std::map<std::string, tidal::Notice> written_notices_;
   std::set<std::string> blocked_;                      // pod keys whose eviction a PDB refuses
+  std::map<std::string, int> floor_checked_;           // pool -> card count its floors were checked at
 };
 
 // Reads an instant-query answer of the Prometheus HTTP API (/api/v1/query): the sum of a vector

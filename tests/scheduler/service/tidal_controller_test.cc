@@ -359,6 +359,21 @@ TEST_F(TidalControllerTest, OnlyTheLeaderWritesAndFollowersFollowTheRecord) {
   EXPECT_EQ(board_.Get("tide")->tide, tidal::Tide::kDay);
 }
 
+TEST_F(TidalControllerTest, AFloorLargerThanThePoolIsReportedOnce) {
+  AddNode("n1", "tide", 2);
+  Sync();
+  tidal::PoolSpec pool = MakePool("tide", "UTC");
+  pool.night_policy.set_floor_cards_for_other(4);
+  auto c = Controller({pool});
+  c->Tick(true);
+  c->Tick(true);
+  EXPECT_EQ(Events("PoolFloorTooLarge"), 1);
+  AddNode("n2", "tide", 2);  // now the pool has the cards
+  Sync();
+  c->Tick(true);
+  EXPECT_EQ(Events("PoolFloorTooLarge"), 1);
+}
+
 TEST(PrometheusAnswer, SumsVectorsAndExplainsEverythingElse) {
   auto v = ParsePrometheusAnswer(
       R"({"status":"success","data":{"resultType":"vector","result":[{"metric":{"a":"1"},"value":[1.7e9,"12.5"]},{"metric":{},"value":[1.7e9,"2.5"]}]}})");
