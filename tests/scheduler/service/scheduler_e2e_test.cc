@@ -17,6 +17,7 @@
 #include "device-plugin/kube/kube_assignment_store.h"
 #include "scheduler/service/app.h"
 #include "scheduler/tidal/pool.h"
+#include "tests/support/admission.h"
 #include "tests/support/fake_cards.h"
 #include "tests/support/kube_env.h"
 #include "tests/support/test_apiserver.h"
@@ -593,13 +594,7 @@ TEST_F(SchedulerE2E, AdmissionWebhookOverHttpsMutatesAndValidates) {
   EXPECT_EQ(answer["response"]["uid"], "req-1");
   EXPECT_TRUE(answer["response"]["allowed"].get<bool>());
   // Decode the JSON patch and apply it: the pod now names our scheduler and is training.
-  std::string b64 = answer["response"]["patch"];
-  std::string raw(b64.size(), '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(raw.data()), reinterpret_cast<const unsigned char*>(b64.data()),
-                          static_cast<int>(b64.size()));
-  raw.resize(static_cast<size_t>(n));
-  while (!raw.empty() && raw.back() == '\0') raw.pop_back();
-  json patched = pod.patch(json::parse(raw));
+  json patched = testsupport::ApplyAdmissionPatch(pod, answer);
   EXPECT_EQ(patched["spec"]["schedulerName"], "tideslice-scheduler");
   EXPECT_EQ(patched["metadata"]["labels"]["tideslice.io/workload"], "training");
   // A training pod sees its checkpoint notice as files.

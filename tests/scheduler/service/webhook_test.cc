@@ -4,9 +4,10 @@
 #include "scheduler/service/webhook.h"
 
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 
 #include <nlohmann/json.hpp>
+
+#include "tests/support/admission.h"
 
 namespace tideslice::service {
 namespace {
@@ -19,15 +20,7 @@ json Mutated(json pod) {
                  {"request", {{"uid", "u1"}, {"namespace", "ml"}, {"operation", "CREATE"}, {"object", pod}}}};
   auto reply = ServeMutate(review.dump(), catalog::Catalog::Builtin(), WebhookOptions{});
   EXPECT_EQ(reply.status, 200);
-  json answer = json::parse(reply.body);
-  if (!answer["response"].contains("patch")) return pod;
-  std::string b64 = answer["response"]["patch"];
-  std::string raw(b64.size(), '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(raw.data()), reinterpret_cast<const unsigned char*>(b64.data()),
-                          static_cast<int>(b64.size()));
-  raw.resize(static_cast<size_t>(n));
-  while (!raw.empty() && raw.back() == '\0') raw.pop_back();
-  return pod.patch(json::parse(raw));  // throws if the patch does not apply
+  return testsupport::ApplyAdmissionPatch(pod, json::parse(reply.body));  // throws if the patch does not apply
 }
 
 json Pod(const std::string& workload) {
