@@ -6,6 +6,7 @@
 
 #include "common/codec/annotations.h"
 #include "scheduler/core/request.h"
+#include "tests/support/inventory_node.h"
 
 namespace tideslice::service {
 namespace {
@@ -22,19 +23,7 @@ class CacheTest : public ::testing::Test {
     cache_ = std::make_unique<ClusterCache>(catalog::Catalog::Builtin(), o);
   }
   json Node(const std::string& name, int cards, std::chrono::system_clock::time_point heartbeat, bool healthy = true) {
-    v1::NodeInventory inv;
-    inv.set_node_name(name);
-    inv.mutable_heartbeat()->set_seconds(std::chrono::duration_cast<std::chrono::seconds>(heartbeat.time_since_epoch()).count());
-    for (int i = 0; i < cards; ++i) {
-      auto* c = inv.add_cards();
-      c->set_uuid(name + "-GPU-" + std::to_string(i));
-      c->set_index(i);
-      c->set_vendor("nvidia");
-      c->set_model("H100-80G");
-      c->set_memory_mib(81920);
-      c->set_health(healthy ? v1::HEALTH_HEALTHY : v1::HEALTH_UNHEALTHY);
-    }
-    return {{"metadata", {{"name", name}, {"annotations", {{std::string(codec::kInventoryAnnotation), codec::EncodeInventory(inv)}}}}}};
+    return testsupport::InventoryNode(name, cards, heartbeat, healthy);
   }
   static json Pod(const std::string& name, const std::string& node, const std::string& card, int64_t mib,
                   v1::AssignmentPhase phase) {

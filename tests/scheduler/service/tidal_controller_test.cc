@@ -10,6 +10,7 @@
 #include <date/date.h>
 
 #include "common/codec/annotations.h"
+#include "tests/support/inventory_node.h"
 #include "tests/support/kube_env.h"
 
 namespace tideslice::service {
@@ -51,22 +52,7 @@ class TidalControllerTest : public ::testing::Test {
   }
 
   void AddNode(const std::string& name, const std::string& pool, int cards) {
-    v1::NodeInventory inv;
-    inv.set_node_name(name);
-    inv.mutable_heartbeat()->set_seconds(std::chrono::duration_cast<seconds>(now_.time_since_epoch()).count());
-    for (int i = 0; i < cards; ++i) {
-      auto* c = inv.add_cards();
-      c->set_uuid(name + "-GPU-" + std::to_string(i));
-      c->set_index(i);
-      c->set_vendor("nvidia");
-      c->set_model("H100-80G");
-      c->set_memory_mib(81920);
-      c->set_health(v1::HEALTH_HEALTHY);
-    }
-    env_.server->Upsert("nodes", {{"metadata",
-                                   {{"name", name},
-                                    {"labels", {{"pool", pool}}},
-                                    {"annotations", {{std::string(codec::kInventoryAnnotation), codec::EncodeInventory(inv)}}}}}});
+    env_.server->Upsert("nodes", testsupport::InventoryNode(name, cards, now_, true, {{"pool", pool}}));
   }
 
   // A running pod of `cls` holding whole cards `cards` (indexes) on `node`.
