@@ -353,6 +353,9 @@ StatusOr<std::chrono::system_clock::time_point> ParseRfc3339(const std::string& 
     return Status::InvalidArgument(field, "\"" + text + "\" has no time zone (end it with Z or +hh:mm)");
   }
   if (i != rest.size()) return Status::InvalidArgument(field, "\"" + text + "\" has trailing text");
+  // system_clock counts nanoseconds in 64 bits (about 1678..2262): keep well inside.
+  if (tm.tm_year < 70 || tm.tm_year >= 300)
+    return Status::InvalidArgument(field, "\"" + text + "\" is not between 1970 and 2200");
   std::time_t secs = timegm(&tm) - offset_s;
   return std::chrono::system_clock::time_point(std::chrono::seconds(secs) + std::chrono::microseconds(micros));
 }

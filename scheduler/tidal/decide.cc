@@ -302,6 +302,10 @@ StatusOr<TimePoint> ParseTime(const std::string& field, const std::string& text)
   }
   if (in.fail() || (in.peek(), !in.eof()))
     return Status::InvalidArgument(field, "must be an RFC 3339 time such as 2026-11-24T20:00:00Z, got \"" + text + "\"");
+  // system_clock counts nanoseconds in 64 bits: about 1678..2262. Keep well inside.
+  static const auto kFirst = date::sys_days(date::year(1970) / 1 / 1), kLast = date::sys_days(date::year(2200) / 1 / 1);
+  if (t < kFirst || t >= kLast)
+    return Status::InvalidArgument(field, "must be a time between 1970 and 2200, got \"" + text + "\"");
   return TimePoint(std::chrono::duration_cast<system_clock::duration>(t.time_since_epoch()));
 }
 

@@ -293,6 +293,9 @@ TEST(MicroTimeTest, SixFractionalDigitsAndRoundTrip) {
   ASSERT_TRUE(offset.ok());
   EXPECT_EQ(*offset, std::chrono::system_clock::time_point(std::chrono::seconds(1795000000)));
   EXPECT_EQ(ParseRfc3339("spec.renewTime", "yesterday").status().field(), "spec.renewTime");
+  // Beyond what a 64-bit nanosecond clock holds: refused, not overflowed.
+  EXPECT_FALSE(ParseRfc3339("x", "9999-01-01T00:00:00Z").ok());
+  EXPECT_FALSE(ParseRfc3339("x", "1000-01-01T00:00:00Z").ok());
   EXPECT_FALSE(ParseRfc3339("x", "2026-11-18T10:26:40").ok());
 }
 

@@ -391,6 +391,8 @@ TEST(TidalFormats, NoticeAndStateRoundTripAndBadTextIsExplained) {
   EXPECT_EQ(std::chrono::floor<seconds>(*t), Utc(2026, 11, 23, 8));
   EXPECT_FALSE(ParseTime("x", "2026-11-23 08:00").ok());
   EXPECT_FALSE(ParseTime("x", "2026-11-23T08:00:00Zjunk").ok());
+  EXPECT_NE(ParseTime("x", "-1743-01-01T00:00:00Z").status().message().find("between 1970 and 2200"), std::string::npos);
+  EXPECT_FALSE(ParseTime("x", "9999-12-31T23:59:59Z").ok());
 }
 
 }  // namespace
