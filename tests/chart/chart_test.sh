@@ -47,6 +47,16 @@ render examplepools -f "$SRC/deploy/examples/pools.yaml"
 # The validator itself must catch a broken object (a test that cannot fail is no test).
 sed 's/^  replicas: 2$/  replicas: "two"/' "$dir/default.yaml" > "$dir/broken.yaml"
 ! $VALIDATE "$dir/broken.yaml" > /dev/null 2>&1 || fail "the validator accepted replicas: \"two\""
+# The example pod specs and pools are valid objects too (strict fields included).
+for f in "$SRC"/deploy/examples/pods/*.yaml; do
+  $VALIDATE "$f" > /dev/null || fail "example $f is not a valid Kubernetes object"
+  passed=$((passed + 1))
+done
+# ...and a field the API does not define, deep in a pod template (a typo kubectl --validate=strict refuses).
+sed '0,/imagePullPolicy:/s//imagePullPolicyy:/' "$dir/default.yaml" > "$dir/unknown.yaml"
+grep -q imagePullPolicyy "$dir/unknown.yaml" || fail "could not plant an unknown field"
+out=$($VALIDATE "$dir/unknown.yaml" 2>&1) && fail "the validator accepted an unknown field"
+[[ "$out" == *"unknown field spec.template.spec."*"imagePullPolicyy"* ]] || fail "unknown field not named: $out"
 
 # Bad values stop the install with a message that names the key.
 expect_reject() {  # pattern, helm args...
