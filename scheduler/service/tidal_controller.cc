@@ -123,10 +123,10 @@ void TidalController::Tick(bool leading) {
     // Floors are checked against the cards the pool has now (nodes come and go): say so once
     // per change of the card count, the gate keeps applying them.
     const int cards = static_cast<int>(view.cards.size());
-    if (auto seen = floor_checked_.find(pool.name); seen == floor_checked_.end() || seen->second != cards) {
+    if (auto seen = floor_checked_.find(pool.name); leading && (seen == floor_checked_.end() || seen->second != cards)) {
       floor_checked_[pool.name] = cards;
       Status floor = tidal::ValidateFloor(pool, cards);
-      if (!floor.ok() && cards > 0 && leading) {
+      if (!floor.ok() && cards > 0) {
         Log(floor.ToString());
         json cm = {{"apiVersion", "v1"},
                    {"kind", "ConfigMap"},
