@@ -3,8 +3,7 @@
 namespace tideslice::service {
 
 SchedulerApp::SchedulerApp(kube::KubeClient* client, const catalog::Catalog& catalog, AppOptions options)
-    : client_(client),
-      catalog_(catalog),
+    : catalog_(catalog),
       options_(std::move(options)),
       cache_(catalog, options_.cache),
       binder_(client, options_.binder) {}

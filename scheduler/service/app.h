@@ -57,7 +57,6 @@ class SchedulerApp {
 
  private:
   SchedulerApp(kube::KubeClient* client, const catalog::Catalog& catalog, AppOptions options);
-  kube::KubeClient* client_;
   const catalog::Catalog& catalog_;
   AppOptions options_;
   ClusterCache cache_;
