@@ -22,6 +22,13 @@ bool WaitFor(Pred pred, int ms = 15000) {
   return pred();
 }
 
+// Bookmarks every 50 ms, for tests of watch streams that wait for them.
+inline TestApiServer::Options FastBookmarks() {
+  TestApiServer::Options o;
+  o.bookmark_interval_ms = 50;
+  return o;
+}
+
 struct KubeEnv {
   explicit KubeEnv(TestApiServer::Options options = {}) {
     server = TestApiServer::Start(options);

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <thread>
 
+#include "tests/support/kube_env.h"
 #include "tests/support/test_apiserver.h"
 #include "tests/support/test_support.h"
 
@@ -25,20 +26,10 @@ json Pod(const std::string& name, const std::string& node = "", const json& labe
 
 class ClientTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    TestApiServer::Options o;
-    o.bookmark_interval_ms = 50;
-    server_ = TestApiServer::Start(o);
-    ASSERT_NE(server_, nullptr);
-    auto access = LoadKubeconfig(server_->WriteKubeconfig(dir_.path()));
-    ASSERT_TRUE(access.ok()) << access.status().ToString();
-    auto transport = NewCppRestTransport(*access);
-    ASSERT_TRUE(transport.ok());
-    client_ = std::make_unique<KubeClient>(*transport);
-  }
-  TempDir dir_;
-  std::unique_ptr<TestApiServer> server_;
-  std::unique_ptr<KubeClient> client_;
+  testsupport::KubeEnv env_{testsupport::FastBookmarks()};
+  TestApiServer* server_ = env_.server.get();
+  KubeClient* client_ = env_.client.get();
+  TempDir& dir_ = env_.dir;
 };
 
 TEST_F(ClientTest, CreateGetAndErrorsCarryTheApiMessage) {

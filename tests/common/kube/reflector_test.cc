@@ -50,15 +50,6 @@ json Node(const std::string& name) { return {{"metadata", {{"name", name}}}}; }
 
 class ReflectorTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    TestApiServer::Options o;
-    o.bookmark_interval_ms = 50;
-    server_ = TestApiServer::Start(o);
-    ASSERT_NE(server_, nullptr);
-    auto access = LoadKubeconfig(server_->WriteKubeconfig(dir_.path()));
-    ASSERT_TRUE(access.ok());
-    client_ = std::make_unique<KubeClient>(*NewCppRestTransport(*access));
-  }
   void TearDown() override {
     cancel_.Cancel();
     if (runner_.joinable()) runner_.join();
@@ -66,9 +57,9 @@ class ReflectorTest : public ::testing::Test {
   void Run(Reflector* r) {
     runner_ = std::thread([this, r] { r->Run(&cancel_); });
   }
-  TempDir dir_;
-  std::unique_ptr<TestApiServer> server_;
-  std::unique_ptr<KubeClient> client_;
+  testsupport::KubeEnv env_{testsupport::FastBookmarks()};
+  TestApiServer* server_ = env_.server.get();
+  KubeClient* client_ = env_.client.get();
   CancelFlag cancel_;
   std::thread runner_;
 };
@@ -78,7 +69,7 @@ TEST_F(ReflectorTest, ListsThenWatchesAndRelistsAfterExpiry) {
   Cache cache;
   ReflectorOptions opts;
   opts.page_size = 2;
-  Reflector r(client_.get(), "/api/v1/nodes", cache.Handler(), opts);
+  Reflector r(client_, "/api/v1/nodes", cache.Handler(), opts);
   Run(&r);
   ASSERT_TRUE(WaitFor([&] { return r.synced(); }));
   EXPECT_EQ(cache.Names().size(), 5u);
@@ -110,7 +101,7 @@ TEST_F(ReflectorTest, ListsThenWatchesAndRelistsAfterExpiry) {
 TEST_F(ReflectorTest, ReconnectsFromTheLastResourceVersionWithoutRelisting) {
   server_->Upsert("nodes", Node("a"));
   Cache cache;
-  Reflector r(client_.get(), "/api/v1/nodes", cache.Handler());
+  Reflector r(client_, "/api/v1/nodes", cache.Handler());
   Run(&r);
   ASSERT_TRUE(WaitFor([&] { return r.synced() && server_->open_watches() == 1; }));
   server_->CloseWatches();          // a clean end, as at the watch timeout
@@ -125,7 +116,7 @@ TEST_F(ReflectorTest, FailingListsBackOffAndRecover) {
   Cache cache;
   ReflectorOptions opts;
   opts.backoff_initial_ms = 20;
-  Reflector r(client_.get(), "/api/v1/nodes", cache.Handler(), opts);
+  Reflector r(client_, "/api/v1/nodes", cache.Handler(), opts);
   Run(&r);
   ASSERT_TRUE(WaitFor([&] { return r.synced(); }, 20000));
   EXPECT_EQ(cache.Names(), std::set<std::string>{"a"});
@@ -133,7 +124,7 @@ TEST_F(ReflectorTest, FailingListsBackOffAndRecover) {
 
 TEST_F(ReflectorTest, CancelStopsAWatchingReflector) {
   Cache cache;
-  Reflector r(client_.get(), "/api/v1/nodes", cache.Handler());
+  Reflector r(client_, "/api/v1/nodes", cache.Handler());
   Run(&r);
   ASSERT_TRUE(WaitFor([&] { return r.synced() && server_->open_watches() == 1; }));
   cancel_.Cancel();

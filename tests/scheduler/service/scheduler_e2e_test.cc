@@ -176,11 +176,8 @@ json Pod(const std::string& name, int slices, const std::string& memory, int cor
 class SchedulerE2E : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_ = TestApiServer::Start();
-    auto access = kube::LoadKubeconfig(server_->WriteKubeconfig(dir_.path()));
-    client_ = std::make_unique<kube::KubeClient>(*kube::NewCppRestTransport(*access));
-    nodes_.push_back(std::make_unique<Node>(client_.get(), server_.get(), "gpu-a"));
-    nodes_.push_back(std::make_unique<Node>(client_.get(), server_.get(), "gpu-b"));
+    nodes_.push_back(std::make_unique<Node>(client_, server_, "gpu-a"));
+    nodes_.push_back(std::make_unique<Node>(client_, server_, "gpu-b"));
   }
   void TearDown() override {
     apps_.clear();
@@ -205,7 +202,7 @@ class SchedulerE2E : public ::testing::Test {
   SchedulerApp* StartApp(const std::string& identity, bool leader_elect = false) {
     AppOptions o = Options(identity);
     o.leader_elect = leader_elect;
-    auto app = SchedulerApp::Start(client_.get(), catalog::Catalog::Builtin(), o);
+    auto app = SchedulerApp::Start(client_, catalog::Catalog::Builtin(), o);
     EXPECT_TRUE(app.ok()) << app.status().ToString();
     apps_[identity] = std::move(*app);
     SchedulerApp* a = apps_[identity].get();
@@ -236,9 +233,9 @@ class SchedulerE2E : public ::testing::Test {
     return out;
   }
 
-  testsupport::TempDir dir_{"tse2e"};
-  std::unique_ptr<TestApiServer> server_;
-  std::unique_ptr<kube::KubeClient> client_;
+  testsupport::KubeEnv env_;
+  TestApiServer* server_ = env_.server.get();
+  kube::KubeClient* client_ = env_.client.get();
   std::vector<std::unique_ptr<Node>> nodes_;
   std::map<std::string, std::unique_ptr<SchedulerApp>> apps_;
   std::map<std::string, int> ports_, health_ports_;
@@ -344,7 +341,7 @@ TEST_F(SchedulerE2E, StaleNodeLeavesPlacementWithAReason) {
   AppOptions o = Options("solo");
   o.leader_elect = false;
   o.cache.stale_after = std::chrono::seconds(1);
-  auto app = SchedulerApp::Start(client_.get(), catalog::Catalog::Builtin(), o);
+  auto app = SchedulerApp::Start(client_, catalog::Catalog::Builtin(), o);
   ASSERT_TRUE(app.ok());
   ASSERT_TRUE(WaitFor([&] { return (*app)->ready(); }));
   KubeSchedulerStandIn ks{ports_["solo"], {"gpu-a", "gpu-b"}};
@@ -428,7 +425,7 @@ TEST_F(SchedulerE2E, TidalPoolKeepsTrainingOffItsNodesByDay) {
   o.pools = {*spec};
   // Monday 2026-11-23, 10:00 in Shanghai.
   o.now = [] { return std::chrono::system_clock::time_point(std::chrono::seconds(1795399200)); };
-  auto app = SchedulerApp::Start(client_.get(), catalog::Catalog::Builtin(), o);
+  auto app = SchedulerApp::Start(client_, catalog::Catalog::Builtin(), o);
   ASSERT_TRUE(app.ok()) << app.status().ToString();
   ASSERT_TRUE(WaitFor([&] { return (*app)->ready() && (*app)->cache().stats().nodes == 2; }));
   KubeSchedulerStandIn ks{ports_["solo"], {"gpu-a", "gpu-b"}};
@@ -470,7 +467,7 @@ TEST_F(SchedulerE2E, DaySwitchNoticesAndEvictsTrainingThenWaitingInferenceGetsIt
   static std::atomic<int64_t> clock_s{1795388400};
   clock_s = 1795388400;
   o.now = [] { return std::chrono::system_clock::time_point(std::chrono::seconds(clock_s.load())); };
-  auto started = SchedulerApp::Start(client_.get(), catalog::Catalog::Builtin(), o);
+  auto started = SchedulerApp::Start(client_, catalog::Catalog::Builtin(), o);
   ASSERT_TRUE(started.ok()) << started.status().ToString();
   SchedulerApp* app = started->get();
   ASSERT_TRUE(WaitFor([&] { return app->ready() && app->cache().stats().nodes == 2; }));
@@ -574,7 +571,7 @@ TEST_F(SchedulerE2E, AdmissionWebhookOverHttpsMutatesAndValidates) {
   o.webhook_address = "https://127.0.0.1:" + std::to_string(port);
   o.tls_cert_file = tls.cert_file;
   o.tls_key_file = tls.key_file;
-  auto app = SchedulerApp::Start(client_.get(), catalog::Catalog::Builtin(), o);
+  auto app = SchedulerApp::Start(client_, catalog::Catalog::Builtin(), o);
   ASSERT_TRUE(app.ok()) << app.status().ToString();
   kube::KubeAccess access;
   access.server = "https://127.0.0.1:" + std::to_string(port);
