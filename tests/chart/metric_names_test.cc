@@ -16,6 +16,19 @@
 namespace tideslice {
 namespace {
 
+// A pool "p" whose day is 08:00-20:00 UTC.
+tidal::PoolSpec DayPool() {
+  v1::Pool pool;
+  pool.set_name("p");
+  (*pool.mutable_node_selector())["pool"] = "p";
+  pool.set_timezone("UTC");
+  pool.add_day_windows()->set_start("08:00");
+  pool.mutable_day_windows(0)->set_end("20:00");
+  auto spec = tidal::ValidatePool(pool, "pools[0]");
+  EXPECT_TRUE(spec.ok()) << spec.status().ToString();
+  return *spec;
+}
+
 std::set<std::string> Exported() {
   auto registry = std::make_shared<prometheus::Registry>();
   deviceplugin::CardMetrics cards(registry, "n");
@@ -31,15 +44,7 @@ std::set<std::string> Exported() {
   card.power_watts = 300;
   cards.Update({card});
   allocations.Update({card}, {{"ml", "p", "c", "uid", "GPU-0", 1024, 100, false}}, {{{"uid", "GPU-0"}, 1}});
-  v1::Pool pool;
-  pool.set_name("p");
-  (*pool.mutable_node_selector())["pool"] = "p";
-  pool.set_timezone("UTC");
-  pool.add_day_windows()->set_start("08:00");
-  pool.mutable_day_windows(0)->set_end("20:00");
-  auto spec = tidal::ValidatePool(pool, "pools[0]");
-  EXPECT_TRUE(spec.ok());
-  service::SchedulerMetrics scheduler(registry, {*spec});
+  service::SchedulerMetrics scheduler(registry, {DayPool()});
   scheduler.ObserveVerb("filter", 0.001, false);
   std::set<std::string> names;
   for (const auto& family : registry->Collect()) {
@@ -71,21 +76,9 @@ TEST(MetricNames, DashboardAndAlertsQueryOnlyExportedMetrics) {
   }
 }
 
-}  // namespace
-}  // namespace tideslice
-
-namespace tideslice {
-namespace {
-
 TEST(MetricNames, PoolModeFollowsThePoolsClock) {
   auto registry = std::make_shared<prometheus::Registry>();
-  v1::Pool pool;
-  pool.set_name("p");
-  (*pool.mutable_node_selector())["pool"] = "p";
-  pool.set_timezone("UTC");
-  pool.add_day_windows()->set_start("08:00");
-  pool.mutable_day_windows(0)->set_end("20:00");
-  service::SchedulerMetrics metrics(registry, {*tidal::ValidatePool(pool, "pools[0]")});
+  service::SchedulerMetrics metrics(registry, {DayPool()});
   const auto ten_am = std::chrono::system_clock::time_point(std::chrono::seconds(1795399200) + std::chrono::hours(8));
   metrics.UpdatePools(ten_am);  // 2026-11-23 10:00 UTC
   std::map<std::string, double> mode;
