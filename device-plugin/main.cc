@@ -22,6 +22,7 @@
 #include "device-plugin/backends/mock_backend.h"
 #include "device-plugin/backends/nvml_backend.h"
 #include "common/flags.h"
+#include "common/metrics/endpoint.h"
 #include "common/kube/access.h"
 #include "common/kube/client.h"
 #include "common/kube/objects.h"
@@ -255,16 +256,10 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "tideslice-device-plugin: %s\n", err.empty() ? "inventory published" : err.c_str());
     last_publish_error = err;
   };
-  std::unique_ptr<prometheus::Exposer> exposer;
-  std::string metrics_address = get("--metrics-address", "0.0.0.0:9400");
-  if (metrics_address != "off") {
-    try {
-      exposer = std::make_unique<prometheus::Exposer>(metrics_address);
-    } catch (const std::exception& e) {
-      return Fail("--metrics-address " + metrics_address + ": " + e.what());
-    }
-    exposer->RegisterCollectable(registry);
-  }
+  const std::string metrics_address = get("--metrics-address", "0.0.0.0:9400");
+  auto started_exposer = tideslice::metrics::StartEndpoint(metrics_address, registry);
+  if (!started_exposer.ok()) return Fail(started_exposer.status().ToString());
+  std::unique_ptr<prometheus::Exposer> exposer = std::move(*started_exposer);
 
   Agent agent(options, backend.get(), handler.get());
   Status st = agent.Start();

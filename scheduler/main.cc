@@ -18,6 +18,7 @@
 #include "common/codec/annotations.h"
 #include "common/codec/yaml_json.h"
 #include "common/flags.h"
+#include "common/metrics/endpoint.h"
 #include "common/kube/access.h"
 #include "common/kube/client.h"
 #include "scheduler/core/placement.h"
@@ -216,16 +217,10 @@ int main(int argc, char** argv) {
   // Metrics.
   auto registry = std::make_shared<prometheus::Registry>();
   service::SchedulerMetrics metrics(registry, options.pools);
-  std::unique_ptr<prometheus::Exposer> exposer;
   const std::string metrics_address = get("--metrics-address", "0.0.0.0:10261");
-  if (metrics_address != "off") {
-    try {
-      exposer = std::make_unique<prometheus::Exposer>(metrics_address);
-    } catch (const std::exception& e) {
-      return Fail("--metrics-address " + metrics_address + ": " + e.what());
-    }
-    exposer->RegisterCollectable(registry);
-  }
+  auto started_exposer = tideslice::metrics::StartEndpoint(metrics_address, registry);
+  if (!started_exposer.ok()) return Fail(started_exposer.status().ToString());
+  std::unique_ptr<prometheus::Exposer> exposer = std::move(*started_exposer);
 
   auto app = service::SchedulerApp::Start(&client, catalog, options);
   if (!app.ok()) return Fail(app.status().ToString());
