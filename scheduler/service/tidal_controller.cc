@@ -77,14 +77,21 @@ Status TidalController::SaveState(const std::string& pool, const tidal::PoolStat
   return created.status();
 }
 
+json TidalController::StateObject() const {
+  return {{"apiVersion", "v1"},
+          {"kind", "ConfigMap"},
+          {"metadata", {{"name", options_.state_name}, {"namespace", options_.state_namespace}}}};
+}
+
 void TidalController::Event(const json& involved, const std::string& type, const std::string& reason,
                             const std::string& message) {
   Status s = client_->RecordEvent(involved, type, reason, message, options_.component);
   if (!s.ok()) Log("event " + reason + ": " + s.ToString());
 }
 
-void TidalController::Publish(const tidal::PoolSpec& pool, const tidal::PoolState& state, const tidal::PoolView& view) {
-  const tidal::TideNow t = tidal::TideNowOf(pool, state, view, options_.now());
+void TidalController::Publish(const tidal::PoolSpec& pool, const tidal::PoolState& state, const tidal::PoolView& view,
+                              TimePoint now) {
+  const tidal::TideNow t = tidal::TideNowOf(pool, state, view, now);
   board_->Set(pool.name, t);
   PoolCounters& c = *counters_[pool.name];
   c.tide = t.tide == tidal::Tide::kDay ? 0 : 1;
@@ -128,16 +135,13 @@ void TidalController::Tick(bool leading) {
       Status floor = tidal::ValidateFloor(pool, cards);
       if (!floor.ok() && cards > 0) {
         Log(floor.ToString());
-        json cm = {{"apiVersion", "v1"},
-                   {"kind", "ConfigMap"},
-                   {"metadata", {{"name", options_.state_name}, {"namespace", options_.state_namespace}}}};
-        Event(cm, "Warning", "PoolFloorTooLarge", floor.ToString() + "; the class served first cannot start on pool " + pool.name);
+        Event(StateObject(), "Warning", "PoolFloorTooLarge", floor.ToString() + "; the class served first cannot start on pool " + pool.name);
       }
     }
     tidal::PoolState last;
     if (auto it = states->find(pool.name); it != states->end()) last = it->second;
     if (!leading) {
-      Publish(pool, last, view);
+      Publish(pool, last, view, now);
       continue;
     }
     tidal::Decision d = tidal::Decide(pool, last, view, now);
@@ -152,14 +156,11 @@ void TidalController::Tick(bool leading) {
     PoolCounters& c = *counters_[pool.name];
     if (d.transition) {
       (d.state.cause == "load" ? c.transitions_load : c.transitions_clock)++;
-      json cm = {{"apiVersion", "v1"},
-                 {"kind", "ConfigMap"},
-                 {"metadata", {{"name", options_.state_name}, {"namespace", options_.state_namespace}}}};
-      Event(cm, "Normal", "TideChanged",
+      Event(StateObject(), "Normal", "TideChanged",
             "pool " + pool.name + " moved from its " + tidal::TideName(d.from) + " tide to its " +
                 tidal::TideName(d.state.tide) + " tide: " + d.reason);
     }
-    Publish(pool, d.state, view);
+    Publish(pool, d.state, view, now);
     Act(pool, d, view, inputs.node_labels[pool.name], now);
   }
 }

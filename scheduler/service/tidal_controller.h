@@ -92,7 +92,10 @@ class TidalController {
   std::string StatePath() const;
   StatusOr<std::map<std::string, tidal::PoolState>> LoadStates();
   Status SaveState(const std::string& pool, const tidal::PoolState& state);
-  void Publish(const tidal::PoolSpec& pool, const tidal::PoolState& state, const tidal::PoolView& view);
+  void Publish(const tidal::PoolSpec& pool, const tidal::PoolState& state, const tidal::PoolView& view,
+               tidal::TimePoint now);
+  // The ConfigMap that holds the pools' state, as the object of transition and floor Events.
+  kube::json StateObject() const;
   void Act(const tidal::PoolSpec& pool, const tidal::Decision& d, const tidal::PoolView& view,
            const std::map<std::string, std::map<std::string, std::string>>& node_labels, tidal::TimePoint now);
   Status GiveNotice(const tidal::PoolSpec& pool, const std::string& key, const tidal::Decision& d, tidal::TimePoint now);
