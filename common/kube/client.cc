@@ -25,12 +25,20 @@ bool CancelFlag::SleepFor(int ms) {
   return !cancelled();
 }
 
-std::string PodPath(const std::string& ns, const std::string& name) {
-  return "/api/v1/namespaces/" + ns + "/pods/" + name;
+std::string PathSegment(const std::string& value) {
+  // "." and ".." would walk the path; every other byte outside the unreserved set is
+  // percent-encoded, so a name can never add a segment ("ml/../kube-system") or a query ("?watch").
+  if (value.empty()) return "%00-empty";  // never a valid name: the API answers 404, not a list
+  if (value == "." || value == "..") return value == "." ? "%2E" : "%2E%2E";
+  return QueryEscape(value);
 }
-std::string NodePath(const std::string& name) { return "/api/v1/nodes/" + name; }
+
+std::string PodPath(const std::string& ns, const std::string& name) {
+  return "/api/v1/namespaces/" + PathSegment(ns) + "/pods/" + PathSegment(name);
+}
+std::string NodePath(const std::string& name) { return "/api/v1/nodes/" + PathSegment(name); }
 std::string LeasePath(const std::string& ns, const std::string& name) {
-  return "/apis/coordination.k8s.io/v1/namespaces/" + ns + "/leases/" + name;
+  return "/apis/coordination.k8s.io/v1/namespaces/" + PathSegment(ns) + "/leases/" + PathSegment(name);
 }
 
 std::string QueryEscape(const std::string& value) {
@@ -137,8 +145,11 @@ StatusOr<json> KubeClient::Call(const ApiRequest& request, const std::string& wh
   }
 }
 
-StatusOr<json> KubeClient::Get(const std::string& path) {
-  return Call({"GET", path, "", "application/json"}, "GET " + path, true);
+StatusOr<json> KubeClient::Get(const std::string& path, std::chrono::milliseconds timeout) {
+  ApiRequest r{"GET", path, "", "application/json"};
+  r.timeout = timeout;
+  // A bounded read is not retried: its caller has a deadline to keep.
+  return Call(r, "GET " + path, timeout.count() == 0);
 }
 
 StatusOr<ListResult> KubeClient::List(const std::string& path, const std::string& query, int page_size) {
@@ -216,12 +227,17 @@ Status KubeClient::Watch(const std::string& path, const std::string& query, cons
   return failure;
 }
 
-StatusOr<json> KubeClient::Create(const std::string& collection_path, const json& object) {
-  return Call({"POST", collection_path, object.dump(), "application/json"}, "create in " + collection_path, false);
+StatusOr<json> KubeClient::Create(const std::string& collection_path, const json& object,
+                                  std::chrono::milliseconds timeout) {
+  ApiRequest r{"POST", collection_path, object.dump(), "application/json"};
+  r.timeout = timeout;
+  return Call(r, "create in " + collection_path, false);
 }
 
-StatusOr<json> KubeClient::Replace(const std::string& path, const json& object) {
-  return Call({"PUT", path, object.dump(), "application/json"}, "update " + path, false);
+StatusOr<json> KubeClient::Replace(const std::string& path, const json& object, std::chrono::milliseconds timeout) {
+  ApiRequest r{"PUT", path, object.dump(), "application/json"};
+  r.timeout = timeout;
+  return Call(r, "update " + path, false);
 }
 
 StatusOr<json> KubeClient::MergePatch(const std::string& path, const json& patch) {
@@ -253,15 +269,17 @@ StatusOr<json> KubeClient::ReadModifyWrite(const std::string& path,
 }
 
 Status KubeClient::Bind(const std::string& ns, const std::string& name, const std::string& uid,
-                        const std::string& node, const std::map<std::string, std::string>& annotations) {
+                        const std::string& node, const std::map<std::string, std::string>& annotations,
+                        std::chrono::milliseconds timeout) {
   json binding = {{"apiVersion", "v1"},
                   {"kind", "Binding"},
                   {"metadata", {{"name", name}, {"namespace", ns}}},
                   {"target", {{"apiVersion", "v1"}, {"kind", "Node"}, {"name", node}}}};
   if (!uid.empty()) binding["metadata"]["uid"] = uid;
   if (!annotations.empty()) binding["metadata"]["annotations"] = annotations;
-  auto r = Call({"POST", PodPath(ns, name) + "/binding", binding.dump(), "application/json"},
-                "bind " + ns + "/" + name + " to " + node, false);
+  ApiRequest request{"POST", PodPath(ns, name) + "/binding", binding.dump(), "application/json"};
+  request.timeout = timeout;
+  auto r = Call(request, "bind " + ns + "/" + name + " to " + node, false);
   return r.status();
 }
 

@@ -4,7 +4,9 @@
 // and the node agent.
 #pragma once
 
+#include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -30,9 +32,13 @@ struct WatchEvent {
 };
 
 // "pods" path helpers: PodPath("ns", "name") = /api/v1/namespaces/ns/pods/name.
+// Names are escaped as one path segment each (see PathSegment).
 std::string PodPath(const std::string& ns, const std::string& name);
 std::string NodePath(const std::string& name);
 std::string LeasePath(const std::string& ns, const std::string& name);
+// One path segment: percent-encodes everything outside [A-Za-z0-9-._~]; "." and ".." are encoded
+// whole. Names from outside (a pod name in an extender request) can never change the path.
+std::string PathSegment(const std::string& value);
 // Percent-encodes a query value (selectors contain '=' and ',').
 std::string QueryEscape(const std::string& value);
 
@@ -40,7 +46,8 @@ class KubeClient {
  public:
   explicit KubeClient(std::shared_ptr<HttpTransport> transport) : transport_(std::move(transport)) {}
 
-  StatusOr<json> Get(const std::string& path);
+  // Calls with a `timeout` > 0 are bounded by it (and reads are then not retried).
+  StatusOr<json> Get(const std::string& path, std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
   // All pages (limit/continue) of a list; `query` like "fieldSelector=spec.nodeName%3Dn1".
   StatusOr<ListResult> List(const std::string& path, const std::string& query = "", int page_size = 500);
   // Watches from `resource_version` with bookmarks until the server closes the stream
@@ -49,8 +56,10 @@ class KubeClient {
   Status Watch(const std::string& path, const std::string& query, const std::string& resource_version, int timeout_s,
                const std::function<bool(const WatchEvent&)>& on_event, CancelFlag* cancel);
 
-  StatusOr<json> Create(const std::string& collection_path, const json& object);
-  StatusOr<json> Replace(const std::string& path, const json& object);          // PUT
+  StatusOr<json> Create(const std::string& collection_path, const json& object,
+                        std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
+  StatusOr<json> Replace(const std::string& path, const json& object,            // PUT
+                         std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
   StatusOr<json> MergePatch(const std::string& path, const json& patch);        // JSON merge patch
   Status Delete(const std::string& path);
 
@@ -61,8 +70,10 @@ class KubeClient {
                                  int attempts = 8);
 
   // POST pods/{name}/binding: binds and merges `annotations` into the pod in one call.
+  // `timeout` > 0 bounds the call (the leader's remaining lease time).
   Status Bind(const std::string& ns, const std::string& name, const std::string& uid, const std::string& node,
-              const std::map<std::string, std::string>& annotations);
+              const std::map<std::string, std::string>& annotations,
+              std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
   // POST pods/{name}/eviction (policy/v1). A PodDisruptionBudget refusal (429) is
   // kResourceExhausted with the API's message; the caller decides when to try again.
   // `grace_seconds` >= 0 sets deleteOptions.gracePeriodSeconds (the pod's termination grace).

@@ -80,6 +80,7 @@ class CppRestTransport : public HttpTransport {
         stream_client_(web::uri(a.server), MakeConfig(a, stream_timeout_s)) {}
 
   StatusOr<ApiReply> Send(const ApiRequest& r) override {
+    if (r.timeout.count() > 0) return SendWithin(r);
     try {
       http_response resp = client_.request(Build(r)).get();
       ApiReply reply;
@@ -91,6 +92,54 @@ class CppRestTransport : public HttpTransport {
       return Status::Unavailable("cannot reach the Kubernetes API at " + server_ + " (" + r.method + " " +
                                  PathOnly(r.path) + "): " + e.what());
     }
+  }
+
+  // A call with its own deadline: the request is cancelled when the deadline passes, and the
+  // caller is answered then even if the connection hangs (cpprest's own timeout is per read).
+  StatusOr<ApiReply> SendWithin(const ApiRequest& r) {
+    struct Shared {
+      std::mutex mu;
+      std::condition_variable cv;
+      bool done = false;
+      StatusOr<ApiReply> result = Status::Unavailable("no answer");
+    };
+    auto shared = std::make_shared<Shared>();
+    pplx::cancellation_token_source cts;
+    const std::string what = r.method + " " + PathOnly(r.path);
+    const std::string server = server_;
+    try {
+      client_.request(Build(r), cts.get_token())
+          .then([](http_response resp) {
+            return resp.extract_utf8string(true).then([resp](std::string body) mutable {
+              ApiReply reply;
+              reply.status = resp.status_code();
+              reply.retry_after_seconds = RetryAfter(resp);
+              reply.body = std::move(body);
+              return reply;
+            });
+          })
+          .then([shared, what, server](pplx::task<ApiReply> t) {
+            StatusOr<ApiReply> result = Status::Unavailable("no answer");
+            try {
+              result = t.get();
+            } catch (const std::exception& e) {
+              result = Status::Unavailable("cannot reach the Kubernetes API at " + server + " (" + what + "): " + e.what());
+            }
+            std::lock_guard<std::mutex> lock(shared->mu);
+            shared->result = std::move(result);
+            shared->done = true;
+            shared->cv.notify_all();
+          });
+    } catch (const std::exception& e) {
+      return Status::Unavailable("cannot reach the Kubernetes API at " + server_ + " (" + what + "): " + e.what());
+    }
+    std::unique_lock<std::mutex> lock(shared->mu);
+    if (!shared->cv.wait_for(lock, r.timeout, [&] { return shared->done; })) {
+      cts.cancel();
+      return Status::Unavailable("the Kubernetes API at " + server_ + " did not answer " + what + " within " +
+                                 std::to_string(r.timeout.count()) + " ms");
+    }
+    return std::move(shared->result);
   }
 
   StatusOr<ApiReply> Stream(const ApiRequest& r, const std::function<bool(std::string_view)>& on_line,

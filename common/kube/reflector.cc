@@ -2,6 +2,8 @@
 
 #include <random>
 
+#include "common/log/log.h"
+
 namespace tideslice::kube {
 
 std::string Reflector::last_resource_version() const {
@@ -14,9 +16,33 @@ std::string Reflector::last_error() const {
   return last_error_;
 }
 
-void Reflector::SetError(const Status& s) {
+std::chrono::milliseconds Reflector::failing_for() const {
   std::lock_guard<std::mutex> lock(mu_);
-  last_error_ = s.ok() ? "" : s.ToString();
+  if (failing_since_ == std::chrono::steady_clock::time_point{}) return std::chrono::milliseconds(0);
+  return std::max(std::chrono::milliseconds(1), std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                    std::chrono::steady_clock::now() - failing_since_));
+}
+
+void Reflector::SetError(const Status& s) {
+  bool started = false, ended = false;
+  std::string previous;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    previous = last_error_;
+    if (s.ok()) {
+      ended = failing_since_ != std::chrono::steady_clock::time_point{};
+      failing_since_ = {};
+      last_error_.clear();
+    } else {
+      started = failing_since_ == std::chrono::steady_clock::time_point{};
+      if (started) failing_since_ = std::chrono::steady_clock::now();
+      last_error_ = s.ToString();
+    }
+  }
+  if (started)
+    log::Warn("api.unreachable", "cannot list or watch " + path_ + "; retrying with back-off",
+              {{"path", path_}, {"error", s.ToString()}});
+  if (ended) log::Info("api.recovered", "listing and watching " + path_ + " works again", {{"path", path_}, {"last_error", previous}});
 }
 
 void Reflector::Run(CancelFlag* cancel) {
@@ -42,6 +68,7 @@ void Reflector::Run(CancelFlag* cancel) {
         rv_ = list->resource_version;
       }
       handler_.replace(std::move(list->items));
+      SetError(Status::Ok());
       lists_++;
       synced_ = true;
       need_list = false;
@@ -55,12 +82,16 @@ void Reflector::Run(CancelFlag* cancel) {
             std::lock_guard<std::mutex> lock(mu_);
             rv_ = rv;
           }
+          if (backoff_ms != options_.backoff_initial_ms || !last_error().empty()) SetError(Status::Ok());
           backoff_ms = options_.backoff_initial_ms;  // the stream works
           return !cancel->cancelled();
         },
         cancel);
     if (cancel->cancelled()) return;
-    if (s.ok()) continue;  // the server closed the watch at its timeout: re-watch from rv_
+    if (s.ok()) {
+      SetError(Status::Ok());
+      continue;  // the server closed the watch at its timeout: re-watch from rv_
+    }
     SetError(s);
     if (s.code() == StatusCode::kExpired) {
       need_list = true;  // history is gone: only a fresh list tells us the truth

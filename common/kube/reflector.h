@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -41,8 +42,13 @@ class Reflector {
   int lists() const { return lists_.load(); }            // how many full lists so far (re-lists + 1)
   std::string last_resource_version() const;
   std::string last_error() const;
+  // How long the API server has failed this reflector without a success in between (list,
+  // watch event or clean watch end); zero while it works. Readiness reports it.
+  std::chrono::milliseconds failing_for() const;
 
  private:
+  // Records a failure (logged once when the outage starts) or a success (logged once when it
+  // ends), never once per retry.
   void SetError(const Status& s);
 
   KubeClient* client_;
@@ -54,6 +60,7 @@ class Reflector {
   mutable std::mutex mu_;
   std::string rv_;
   std::string last_error_;
+  std::chrono::steady_clock::time_point failing_since_{};  // guarded by mu_; epoch = not failing
 };
 
 }  // namespace tideslice::kube

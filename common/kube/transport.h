@@ -3,6 +3,7 @@
 // other headers); tests may substitute their own.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -20,6 +21,9 @@ struct ApiRequest {
   std::string path;                         // path and query, e.g. "/api/v1/pods?limit=500"
   std::string body;
   std::string content_type = "application/json";
+  // Bounds this call below the transport's default timeout (0 = the default). A leader bounds
+  // its writes by the time its lease is still provably its own.
+  std::chrono::milliseconds timeout{0};
 };
 
 struct ApiReply {
