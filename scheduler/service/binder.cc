@@ -18,6 +18,13 @@ Status Binder::Bind(const std::string& ns, const std::string& name, const std::s
   const std::string key = ns + "/" + name;
   std::unique_lock<std::mutex> lock(mu_);
   const auto deadline = Clock::now() + options_.max_wait;
+  bool counted = false;
+  auto uncount = [&] {
+    if (!counted) return;
+    counted = false;
+    if (--waiting_[node] <= 0) waiting_.erase(node);
+    --waiting_total_;
+  };
   while (true) {
     auto it = gates_.find(node);
     if (it == gates_.end() || it->second.pod_key.empty() || it->second.pod_key == key) break;
@@ -27,15 +34,38 @@ Status Binder::Bind(const std::string& ns, const std::string& name, const std::s
       lock.unlock();
       Status s = ExpireHolder(node, holder);
       lock.lock();
-      if (!s.ok()) return s.WithContext("node " + node + " is blocked by pod " + holder);
+      if (!s.ok()) {
+        uncount();
+        return s.WithContext("node " + node + " is blocked by pod " + holder);
+      }
       auto again = gates_.find(node);
       if (again != gates_.end() && again->second.pod_key == holder) gates_.erase(again);
       continue;
     }
-    if (Clock::now() >= deadline)
+    if (!counted) {
+      if (waiting_[node] >= options_.max_waiters_per_node || waiting_total_ >= options_.max_waiters) {
+        if (waiting_[node] == 0) waiting_.erase(node);
+        return Status::Unavailable("node " + node + " is still handing devices to pod " + it->second.pod_key +
+                                   " and other binds already wait for it; the bind of " + key + " will be retried");
+      }
+      ++waiting_[node];
+      ++waiting_total_;
+      counted = true;
+    }
+    if (Clock::now() >= deadline) {
+      uncount();
       return Status::Unavailable("node " + node + " is still handing devices to pod " + it->second.pod_key +
                                  "; the bind of " + key + " will be retried");
+    }
     cv_.wait_until(lock, std::min(deadline, expires));
+  }
+  uncount();
+  // The fence is read after the wait: a bind that waited must not act on a lease it lost meanwhile.
+  std::optional<LeaseTerm> term;
+  if (options_.fence) {
+    term = options_.fence();
+    if (!term)
+      return Status::Unavailable("this tideslice-scheduler replica cannot prove it still leads; kube-scheduler will retry");
   }
   gates_[node] = {key, Clock::now()};
   lock.unlock();
@@ -45,8 +75,20 @@ Status Binder::Bind(const std::string& ns, const std::string& name, const std::s
   if (!uid.empty()) assignment.set_pod_uid(uid);
   auto now = std::chrono::system_clock::now().time_since_epoch();
   assignment.mutable_assigned_at()->set_seconds(std::chrono::duration_cast<std::chrono::seconds>(now).count());
-  Status s = client_->Bind(ns, name, uid, node,
-                           {{std::string(codec::kAssignmentAnnotation), codec::EncodeAssignment(assignment)}});
+  Status s;
+  if (term) {
+    assignment.set_lease_holder(term->holder);
+    assignment.set_lease_term(term->term);
+  }
+  if (options_.signer) s = options_.signer->Sign(&assignment);
+  if (s.ok()) {
+    // Bounded by what is left of the lease: past it another replica may lead, and a bind that
+    // lands later still carries this term, which the agent and the next leader refuse.
+    std::chrono::milliseconds timeout = term ? std::max(std::chrono::milliseconds(1), term->time_left)
+                                             : std::chrono::milliseconds(0);
+    s = client_->Bind(ns, name, uid, node, {{std::string(codec::kAssignmentAnnotation), codec::EncodeAssignment(assignment)}},
+                      timeout);
+  }
   if (!s.ok()) {
     lock.lock();
     auto it = gates_.find(node);
@@ -56,11 +98,57 @@ Status Binder::Bind(const std::string& ns, const std::string& name, const std::s
   return s;
 }
 
+namespace {
+std::string PodPathOfKey(const std::string& pod_key) {
+  auto slash = pod_key.find('/');
+  return kube::PodPath(pod_key.substr(0, slash), slash == std::string::npos ? "" : pod_key.substr(slash + 1));
+}
+std::string UidOf(const kube::json& pod) {
+  auto m = pod.find("metadata");
+  if (m == pod.end() || !m->is_object()) return "";
+  auto u = m->find("uid");
+  return u != m->end() && u->is_string() ? u->get<std::string>() : "";
+}
+}  // namespace
+
+Status Binder::Reseal(const std::string& pod_key, const std::string& pod_uid, int64_t from_term, const LeaseTerm& term) {
+  auto r = client_->ReadModifyWrite(PodPathOfKey(pod_key), [&](kube::json& pod, bool* changed) -> Status {
+    auto a = kube::AssignmentOf(pod);
+    if (UidOf(pod) != pod_uid || !a.ok() || !a->has_value() || (*a)->phase() != v1::ASSIGNMENT_PHASE_ALLOCATING ||
+        (*a)->lease_term() != from_term) {
+      *changed = false;
+      return Status::Ok();
+    }
+    (*a)->set_lease_holder(term.holder);
+    (*a)->set_lease_term(term.term);
+    if (options_.signer) TS_RETURN_IF_ERROR(options_.signer->Sign(&**a));
+    pod["metadata"]["annotations"][std::string(codec::kAssignmentAnnotation)] = codec::EncodeAssignment(**a);
+    return Status::Ok();
+  });
+  if (!r.ok() && r.status().code() == StatusCode::kNotFound) return Status::Ok();
+  return r.status();
+}
+
+Status Binder::Refuse(const std::string& pod_key, const std::string& pod_uid, const std::string& why) {
+  auto r = client_->ReadModifyWrite(PodPathOfKey(pod_key), [&](kube::json& pod, bool* changed) -> Status {
+    auto a = kube::AssignmentOf(pod);
+    if (UidOf(pod) != pod_uid || !a.ok() || !a->has_value() || (*a)->phase() != v1::ASSIGNMENT_PHASE_ALLOCATING) {
+      *changed = false;
+      return Status::Ok();
+    }
+    (*a)->set_phase(v1::ASSIGNMENT_PHASE_FAILED);
+    (*a)->set_message(why.substr(0, 512));
+    pod["metadata"]["annotations"][std::string(codec::kAssignmentAnnotation)] = codec::EncodeAssignment(**a);
+    return Status::Ok();
+  });
+  if (!r.ok() && r.status().code() == StatusCode::kNotFound) return Status::Ok();
+  return r.status();
+}
+
 // The agent never acknowledged: mark the assignment FAILED so that no later Allocate can match
 // it, then the node is free for the next pod. If the agent acknowledged meanwhile, nothing to do.
 Status Binder::ExpireHolder(const std::string& node, const std::string& pod_key) {
-  auto slash = pod_key.find('/');
-  auto r = client_->ReadModifyWrite(kube::PodPath(pod_key.substr(0, slash), pod_key.substr(slash + 1)),
+  auto r = client_->ReadModifyWrite(PodPathOfKey(pod_key),
                                     [&](kube::json& pod, bool* changed) -> Status {
                                       auto a = kube::AssignmentOf(pod);
                                       if (!a.ok() || !a->has_value() ||

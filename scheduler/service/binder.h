@@ -10,12 +10,16 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "common/kube/client.h"
+#include "common/trust/assignment_seal.h"
+#include "scheduler/service/leader_election.h"
 #include "tideslice/v1/tideslice.pb.h"
 
 namespace tideslice::service {
@@ -27,6 +31,16 @@ struct BinderOptions {
   // A bind call waits at most this long for its node, then fails so that kube-scheduler retries
   // the pod later. Keep it below the extender's httpTimeout.
   std::chrono::milliseconds max_wait{20000};
+  // Binds waiting for a busy node are capped per node and overall, so that waiting binds never
+  // hold every worker of the HTTP server: past the cap a bind fails at once and kube-scheduler
+  // retries it, while binds to idle nodes always find a worker (the server's pool is 16).
+  int max_waiters_per_node = 2;
+  int max_waiters = 8;
+  // Fencing: the lease term the bind is made in; nullopt = not leading (the bind is refused).
+  // The Binding call is bounded by the term's time left. Unset: no fencing (tests, no election).
+  std::function<std::optional<LeaseTerm>()> fence;
+  // Signs each assignment (Ed25519); null = unsigned (only for local runs and tests).
+  const trust::AssignmentSigner* signer = nullptr;
 };
 
 class Binder {
@@ -37,12 +51,22 @@ class Binder {
   Status Bind(const std::string& ns, const std::string& name, const std::string& uid, const std::string& node,
               v1::PodAssignment assignment);
 
+  // The fence of every later bind (set once, before binds start).
+  void set_fence(std::function<std::optional<LeaseTerm>()> fence) { options_.fence = std::move(fence); }
+
   // Feed from the pod reflector: the full set after each list, and every event.
   void Replace(const std::vector<kube::json>& pods);
   void Observe(kube::WatchEventType type, const kube::json& pod);
 
   // The pod holding `node`'s gate, "" if none.
   std::string Holder(const std::string& node) const;
+
+  // Fencing after a change of leader: an ALLOCATING pod bound in another term is re-sealed with
+  // `term` (its slices unchanged; the caller checked that they fit), or refused: marked FAILED
+  // with `why` so that no Allocate can match it. Both are read-modify-writes that change nothing
+  // if the pod moved on (acknowledged, re-sealed, gone).
+  Status Reseal(const std::string& pod_key, const std::string& pod_uid, int64_t from_term, const LeaseTerm& term);
+  Status Refuse(const std::string& pod_key, const std::string& pod_uid, const std::string& why);
 
  private:
   struct Gate {
@@ -57,6 +81,8 @@ class Binder {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::map<std::string, Gate> gates_;  // node -> the pod in ALLOCATING there
+  std::map<std::string, int> waiting_;  // node -> binds waiting for it
+  int waiting_total_ = 0;
 };
 
 }  // namespace tideslice::service

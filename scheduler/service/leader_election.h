@@ -10,6 +10,7 @@
 #include <chrono>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "common/kube/client.h"
@@ -29,6 +30,16 @@ struct LeaderElectionOptions {
 // leaseDuration > renewDeadline > 1.2 x retryPeriod, identity set; errors name the flag.
 Status ValidateLeaderElection(const LeaderElectionOptions& options);
 
+// The lease as held: the fencing token every bind carries. `term` is the Lease's
+// leaseTransitions, which changes whenever another replica takes the lease over.
+struct LeaseTerm {
+  std::string holder;
+  int64_t term = -1;
+  // How long this replica may still act on it: until its renew deadline, measured on the local
+  // monotonic clock from the start of the last successful renewal.
+  std::chrono::milliseconds time_left{0};
+};
+
 class LeaderElector {
  public:
   LeaderElector(kube::KubeClient* client, LeaderElectionOptions options, std::function<void(bool leading)> on_change = {})
@@ -36,12 +47,16 @@ class LeaderElector {
 
   // Runs until `cancel` fires (then releases the lease if leading and release_on_cancel).
   void Run(kube::CancelFlag* cancel);
-  bool leading() const { return leading_.load(); }
-  int transitions_seen() const { return transitions_.load(); }
+  // True only while the lease is provably ours: judged against the monotonic clock at the moment
+  // of the call, not when a blocked renewal returns. A renewal that hangs cannot keep us leading.
+  bool leading() const;
+  // The term we lead in, with the time left; nullopt when not leading.
+  std::optional<LeaseTerm> Term() const;
 
  private:
-  // One attempt; true when we hold the lease afterwards.
-  bool TryAcquireOrRenew();
+  using Clock = std::chrono::steady_clock;
+  // One attempt; true when we hold the lease afterwards. Every API call is bounded by `budget`.
+  bool TryAcquireOrRenew(std::chrono::milliseconds budget);
   void Release();
   void SetLeading(bool leading);
 
@@ -49,10 +64,12 @@ class LeaderElector {
   LeaderElectionOptions options_;
   std::function<void(bool)> on_change_;
   std::atomic<bool> leading_{false};
-  std::atomic<int> transitions_{0};
+  mutable std::mutex mu_;
+  Clock::time_point valid_until_{};   // guarded by mu_
+  int64_t term_ = -1;                 // guarded by mu_
+  int64_t last_seen_term_ = -1;       // what TryAcquireOrRenew read or wrote
   // What we last saw of the lease and when (our monotonic clock).
   std::string observed_key_;
-  std::chrono::steady_clock::time_point observed_at_{};
+  Clock::time_point observed_at_{};
 };
-
 }  // namespace tideslice::service
