@@ -9,7 +9,7 @@ HttpReply ServeVerb(const Verbs& verbs, const SnapshotSource& snapshot, const st
     if (!args.ok()) {
       ExtenderArgs empty;
       FilterResult r;
-      r.error = args.status().ToString();
+      r.error = BoundedText(args.status().ToString(), kMaxReasonBytes);  // it may quote the body
       return {200, EncodeFilterResult(r, empty)};
     }
     return {200, EncodeFilterResult(verbs.Filter(*args, *cluster), *args)};
@@ -27,7 +27,7 @@ HttpReply ServeVerb(const Verbs& verbs, const SnapshotSource& snapshot, const st
   }
   if (verb == "bind") {
     auto args = ParseBindingArgs(body);
-    if (!args.ok()) return {200, EncodeBindingResult(args.status().ToString())};
+    if (!args.ok()) return {200, EncodeBindingResult(BoundedText(args.status().ToString(), kMaxReasonBytes))};
     return {200, EncodeBindingResult("bind is not available in this build: TideSlice binds through the Kubernetes "
                                      "API with the assignment annotation, which this build does not include yet")};
   }

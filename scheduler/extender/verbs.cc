@@ -1,10 +1,15 @@
 #include "scheduler/extender/verbs.h"
 
+#include <algorithm>
 #include <optional>
 #include <thread>
 #include <set>
 
 namespace tideslice::extender {
+
+size_t NodeReasonCap(size_t nodes) {
+  return std::clamp(nodes ? kNodeReasonBudgetBytes / nodes : kMaxReasonBytes, kMinNodeReasonBytes, kMaxReasonBytes);
+}
 
 std::string RequestShape(const core::PodRequest& r) {
   std::string k;
@@ -87,9 +92,15 @@ FilterResult Verbs::Filter(const ExtenderArgs& args, const core::ClusterState& c
   FilterResult r;
   auto req = core::PreFilter(args.pod, catalog_);
   Status invalid = req.ok() ? core::ValidateAgainstCluster(*req, cluster) : req.status();
+  const size_t cap = NodeReasonCap(args.node_names.size());
   if (!invalid.ok()) {
-    std::string why = "TideSlice rejects the request: " +
-                      (invalid.field().empty() ? invalid.message() : invalid.field() + ": " + invalid.message());
+    // The same words on every node: kube-scheduler's FailedScheduling event prints identical
+    // reasons once with their count ("0/1000 nodes are available: 1000 TideSlice rejects ..."),
+    // and the pod waits as unschedulable (an Error would be retried as a scheduler failure).
+    const std::string why = BoundedText(
+        "TideSlice rejects the request: " +
+            (invalid.field().empty() ? invalid.message() : invalid.field() + ": " + invalid.message()),
+        cap);
     for (const auto& n : args.node_names) r.unresolvable[n] = why;
     return r;
   }
@@ -112,8 +123,8 @@ FilterResult Verbs::Filter(const ExtenderArgs& args, const core::ClusterState& c
     VerdictMemo::Entry& v = verdicts[i];
     switch (v.kind) {
       case core::VerdictKind::kFits: r.passed.push_back(name); break;
-      case core::VerdictKind::kNoFit: r.failed[name] = v.reason; break;
-      case core::VerdictKind::kNeverFits: r.unresolvable[name] = v.reason; break;
+      case core::VerdictKind::kNoFit: r.failed[name] = BoundedText(v.reason, cap); break;
+      case core::VerdictKind::kNeverFits: r.unresolvable[name] = BoundedText(v.reason, cap); break;
     }
   }
   return r;

@@ -14,6 +14,16 @@
 
 namespace tideslice::extender {
 
+// Reply text is bounded: reasons quote the request (an annotation value, a list of card types)
+// and filter answers one per node, so a 250 KB annotation on 1,000 nodes must not become a
+// 250 MB reply. The Error field and any one message: kMaxReasonBytes. Per-node reasons share a
+// budget: whole messages (up to kMaxReasonBytes) on small clusters, a prefix of at least
+// kMinNodeReasonBytes on large ones (NodeReasonCap).
+inline constexpr size_t kMaxReasonBytes = 1024;
+inline constexpr size_t kMinNodeReasonBytes = 96;
+inline constexpr size_t kNodeReasonBudgetBytes = 128 << 10;
+size_t NodeReasonCap(size_t nodes);
+
 // The parts of a request that decide Filter and Score, as a string key: pods of one Deployment
 // share it, so their verdicts on nodes that did not change can be reused.
 std::string RequestShape(const core::PodRequest& request);

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/codec/bounded_json.h"
 #include "common/kube/pod_json.h"
 
 namespace tideslice::extender {
@@ -29,9 +30,9 @@ const json* Field(const json& obj, std::string_view key) {
 }
 
 StatusOr<json> ParseObject(std::string_view body, const char* what) {
-  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object())
-    return Status::InvalidArgument(what, "request body is not a JSON object");
+  auto j = codec::BoundedParse(body, what);
+  if (!j.ok()) return Status::InvalidArgument(what, "request body " + j.status().message());
+  if (!j->is_object()) return Status::InvalidArgument(what, "request body is not a JSON object");
   return j;
 }
 
@@ -50,6 +51,10 @@ StatusOr<std::string> ReadString(const json& root, std::string_view key, const s
   return v->get<std::string>();
 }
 
+// Answers quote request content: invalid UTF-8 is replaced rather than thrown on (the same
+// bytes as dump() for valid text).
+std::string Dump(const ordered& j) { return j.dump(-1, ' ', false, ordered::error_handler_t::replace); }
+
 ordered StringMapOrNull(const std::map<std::string, std::string>& m) {
   if (m.empty()) return nullptr;
   ordered o = ordered::object();
@@ -58,6 +63,17 @@ ordered StringMapOrNull(const std::map<std::string, std::string>& m) {
 }
 
 }  // namespace
+
+std::string BoundedText(std::string_view text, size_t max_bytes) {
+  if (text.size() <= max_bytes) return std::string(text);
+  static constexpr std::string_view kEllipsis = "...";
+  size_t keep = max_bytes > kEllipsis.size() ? max_bytes - kEllipsis.size() : 0;
+  // Back off to the start of a character: continuation bytes are 10xxxxxx.
+  while (keep > 0 && (static_cast<unsigned char>(text[keep]) & 0xC0) == 0x80) --keep;
+  std::string out(text.substr(0, keep));
+  out += kEllipsis.substr(0, std::min(kEllipsis.size(), max_bytes));
+  return out;
+}
 
 StatusOr<ExtenderArgs> ParseExtenderArgs(std::string_view body) {
   auto root = ParseObject(body, "ExtenderArgs");
@@ -234,7 +250,7 @@ std::string EncodeFilterResult(const FilterResult& r, const ExtenderArgs& args) 
   out["FailedNodes"] = StringMapOrNull(r.failed);
   out["FailedAndUnresolvableNodes"] = StringMapOrNull(r.unresolvable);
   out["Error"] = r.error;
-  return out.dump();
+  return Dump(out);
 }
 
 std::string EncodeHostPriorityList(const std::vector<HostPriority>& list) {
@@ -255,7 +271,7 @@ std::string EncodeHostPriorityList(const std::vector<HostPriority>& list) {
 std::string EncodeBindingResult(const std::string& error) {
   ordered out;
   out["Error"] = error;
-  return out.dump();
+  return Dump(out);
 }
 
 std::string EncodePreemptionResult(const std::map<std::string, MetaVictims>& node_to_victims) {
@@ -267,7 +283,7 @@ std::string EncodePreemptionResult(const std::map<std::string, MetaVictims>& nod
   }
   ordered out;
   out["NodeNameToMetaVictims"] = map;
-  return out.dump();
+  return Dump(out);
 }
 
 }  // namespace tideslice::extender

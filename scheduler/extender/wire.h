@@ -49,9 +49,15 @@ struct PreemptionArgs {
   std::map<std::string, MetaVictims> node_to_victims;  // from NodeNameToMetaVictims or NodeNameToVictims
 };
 
+// Request bodies are external input: parsed with depth and size limits (codec::BoundedParse;
+// nlohmann recurses once per nesting level when copying or dumping), read with type checks.
 StatusOr<ExtenderArgs> ParseExtenderArgs(std::string_view body);
 StatusOr<BindingArgs> ParseBindingArgs(std::string_view body);
 StatusOr<PreemptionArgs> ParsePreemptionArgs(std::string_view body);
+
+// `text` cut to at most `max_bytes` bytes, ending in "..." when cut, never inside a UTF-8
+// character (replies quote request content, and kube-scheduler reads them as JSON strings).
+std::string BoundedText(std::string_view text, size_t max_bytes);
 
 // `args` says how to answer: NodeNames for a cache-capable config, Nodes for the other.
 std::string EncodeFilterResult(const FilterResult& result, const ExtenderArgs& args);

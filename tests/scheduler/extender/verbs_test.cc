@@ -98,5 +98,37 @@ TEST(ExtenderVerbs, PreemptPicksOnlyAmongProposedVictimsAndDropsHopelessNodes) {
   EXPECT_TRUE(f.verbs.Preempt(args, f.cluster)->empty());
 }
 
+// A filter error quotes the request; it used to do so once per node, so a 250 KB annotation and
+// 1,000 nodes made a 250 MB reply. Now the reason is said once per node within a shared budget.
+TEST(ExtenderVerbs, InvalidPodRepliesStayBoundedWhateverTheNodeCount) {
+  Fixture f;
+  const std::string pod = R"({"metadata":{"name":"p","annotations":{"tideslice.io/exclusive":")" +
+                          std::string(250 * 1024, 'y') +
+                          R"("}},"spec":{"containers":[{"name":"c","resources":{"limits":{"tideslice.io/vnpu":"1"}}}]}})";
+  std::vector<std::string> names;
+  for (int i = 0; i < 1000; ++i) names.push_back("node-" + std::to_string(i));
+  ExtenderArgs args = Args(pod, names);
+  FilterResult r = f.verbs.Filter(args, f.cluster);
+  ASSERT_EQ(r.unresolvable.size(), 1000u);
+  const std::string& why = r.unresolvable.at("node-0");
+  EXPECT_THAT(why, HasSubstr("tideslice.io/exclusive: must be \"true\" or \"false\""));
+  EXPECT_THAT(why, ::testing::EndsWith("..."));
+  for (const auto& [node, reason] : r.unresolvable) ASSERT_EQ(reason, why) << node;  // kube-scheduler counts them as one
+  EXPECT_LE(why.size(), NodeReasonCap(1000));
+  const std::string reply = EncodeFilterResult(r, args);
+  EXPECT_LT(reply.size(), 200u * 1024) << "reply of " << reply.size() << " bytes";
+  // A small cluster gets the message in full up to 1 KiB.
+  FilterResult few = f.verbs.Filter(Args(pod, {"free", "busy"}), f.cluster);
+  EXPECT_EQ(few.unresolvable.at("free").size(), kMaxReasonBytes);
+  EXPECT_LT(EncodeFilterResult(few, Args(pod, {"free", "busy"})).size(), 4u * 1024);
+}
+
+TEST(ExtenderVerbs, NodeReasonCapSharesABudget) {
+  EXPECT_EQ(NodeReasonCap(0), kMaxReasonBytes);
+  EXPECT_EQ(NodeReasonCap(3), kMaxReasonBytes);
+  EXPECT_EQ(NodeReasonCap(1000), kNodeReasonBudgetBytes / 1000);
+  EXPECT_EQ(NodeReasonCap(100000), kMinNodeReasonBytes);
+}
+
 }  // namespace
 }  // namespace tideslice::extender

@@ -85,5 +85,38 @@ TEST(ExtenderWire, BadBodiesNameTheField) {
               HasSubstr("needs a UID"));
 }
 
+// nlohmann copies and dumps recursively: 100k nested brackets in a node item (echoed with
+// dump()) or anywhere else used to exhaust the stack. Bodies are refused past the depth limit.
+TEST(ExtenderWire, DeepNestingIsRefusedBeforeAnyRecursion) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  const std::vector<std::string> bodies = {
+      R"({"Pod":{},"Nodes":{"items":[{"metadata":{"name":"n"},"x":)" + deep + "}]}}",
+      R"({"Pod":{},"Nodes":{"items":)" + deep + "}}",
+      R"({"Pod":{"metadata":{"labels":{"a":)" + deep + R"(}}},"NodeNames":["n"]})"};
+  for (const auto& body : bodies) {
+    auto args = ParseExtenderArgs(body);
+    ASSERT_FALSE(args.ok());
+    EXPECT_THAT(args.status().message(), HasSubstr("nests deeper than"));
+  }
+  EXPECT_FALSE(ParseBindingArgs(R"({"PodName":)" + deep + "}").ok());
+  EXPECT_FALSE(ParsePreemptionArgs(R"({"Pod":{},"NodeNameToVictims":{"n":)" + deep + "}}").ok());
+  // Real node objects nest far less: an item 20 levels deep is still echoed.
+  const std::string nested = std::string(20, '[') + std::string(20, ']');
+  auto ok = ParseExtenderArgs(R"({"Pod":{},"Nodes":{"items":[{"metadata":{"name":"n"},"x":)" + nested + "}]}}");
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  FilterResult r;
+  r.passed = {"n"};
+  EXPECT_THAT(EncodeFilterResult(r, *ok), HasSubstr(nested));
+}
+
+TEST(ExtenderWire, BoundedTextCutsOnCharacterBoundaries) {
+  EXPECT_EQ(BoundedText("short", 10), "short");
+  EXPECT_EQ(BoundedText("0123456789", 8), "01234...");
+  // "é" is two bytes: a cut never leaves half of one.
+  EXPECT_EQ(BoundedText("aaaa\xc3\xa9zzzz", 8), "aaaa...");
+  EXPECT_EQ(BoundedText("aaa\xc3\xa9zzzz", 8), "aaa\xc3\xa9...");
+  EXPECT_EQ(BoundedText("abcdef", 2), "..");
+}
+
 }  // namespace
 }  // namespace tideslice::extender
