@@ -2,9 +2,15 @@
 
 #include <openssl/evp.h>
 
+#include <exception>
+
 #include <nlohmann/json.hpp>
 
+#include "common/codec/annotations.h"
+#include "common/codec/bounded_json.h"
 #include "common/kube/pod_json.h"
+#include "common/log/log.h"
+#include "scheduler/extender/wire.h"
 #include "scheduler/core/request.h"
 #include "scheduler/tidal/decide.h"
 
@@ -33,67 +39,180 @@ std::string Escape(const std::string& s) {
   return out;
 }
 
+static_assert(kOwnedAnnotations[0] == codec::kAssignmentAnnotation);
+static_assert(kOwnedAnnotations[1] == std::string_view(tidal::kNoticeAnnotation));
+static_assert(kOwnedAnnotations[2] == std::string_view(tidal::kDeadlineAnnotation));
+
+// What the API server tells us (or anyone who can reach the port claims) is read with type checks
+// only: nlohmann's value() and get<>() throw on a wrong type, and one throw would end the process.
+constexpr size_t kMaxMessageBytes = 1024;  // a refusal is read by a person; it quotes input
+constexpr size_t kMaxLogFieldBytes = 256;
+
+// obj[key] when obj is an object and the member is present and not null (Go writes nil as null).
+const json* Member(const json* obj, std::string_view key) {
+  if (!obj || !obj->is_object()) return nullptr;
+  auto it = obj->find(key);
+  if (it == obj->end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+// An optional string member: absent or null is "", any other type is an error naming `where`.
+Status ReadString(const json* obj, std::string_view key, const std::string& where, std::string* out) {
+  const json* v = Member(obj, key);
+  if (!v) return Status::Ok();
+  if (!v->is_string()) return Status::InvalidArgument(where, "must be a string");
+  *out = v->get_ref<const std::string&>();
+  return Status::Ok();
+}
+
+std::string StringOr(const json* obj, std::string_view key, std::string fallback = "") {
+  const json* v = Member(obj, key);
+  return v && v->is_string() ? v->get_ref<const std::string&>() : fallback;
+}
+
 struct Review {
-  std::string uid;
-  std::string ns;
-  json pod;
+  std::string uid;  // set as soon as it is known: from then on, failures are refusals, not 400s
+  std::string ns, name, operation, username;
+  json pod;      // request.object (null for DELETE and CONNECT)
+  json old_pod;  // request.oldObject (UPDATE; null otherwise)
 };
 
-StatusOr<Review> ParseReview(const std::string& body) {
-  json root = json::parse(body, nullptr, false);
-  if (!root.is_object() || root.value("kind", std::string()) != "AdmissionReview" || !root.contains("request") ||
-      !root["request"].is_object())
+Status ParseReview(const std::string& body, Review* r) {
+  auto parsed = codec::BoundedParse(body, "AdmissionReview body");
+  if (!parsed.ok()) return parsed.status();
+  json& root = *parsed;
+  if (!root.is_object() || StringOr(&root, "kind") != "AdmissionReview")
     return Status::InvalidArgument("body", "is not an admission.k8s.io/v1 AdmissionReview");
-  const json& req = root["request"];
-  Review r;
-  r.uid = req.value("uid", std::string());
-  r.ns = req.value("namespace", std::string());
-  if (r.uid.empty()) return Status::InvalidArgument("request.uid", "is missing");
-  if (!req.contains("object") || !req["object"].is_object())
-    return Status::InvalidArgument("request.object", "is missing");
-  r.pod = req["object"];
-  if (r.ns.empty()) r.ns = r.pod.value("metadata", json::object()).value("namespace", std::string());
-  return r;
+  json* req = root.contains("request") && root["request"].is_object() ? &root["request"] : nullptr;
+  if (!req) return Status::InvalidArgument("request", "is missing or not an object");
+  std::string uid;
+  TS_RETURN_IF_ERROR(ReadString(req, "uid", "request.uid", &uid));
+  if (uid.empty()) return Status::InvalidArgument("request.uid", "is missing");
+  r->uid = std::move(uid);
+  TS_RETURN_IF_ERROR(ReadString(req, "namespace", "request.namespace", &r->ns));
+  TS_RETURN_IF_ERROR(ReadString(req, "name", "request.name", &r->name));
+  TS_RETURN_IF_ERROR(ReadString(req, "operation", "request.operation", &r->operation));
+  // admission.k8s.io/v1 always names the operation; a review without one is judged as a CREATE,
+  // the stricter of the two for TideSlice's annotations.
+  if (r->operation.empty()) r->operation = "CREATE";
+  if (const json* user = Member(req, "userInfo")) {
+    if (!user->is_object()) return Status::InvalidArgument("request.userInfo", "must be an object");
+    TS_RETURN_IF_ERROR(ReadString(user, "username", "request.userInfo.username", &r->username));
+  }
+  const bool writes = r->operation == "CREATE" || r->operation == "UPDATE";
+  for (auto [key, out] : {std::pair<const char*, json*>{"object", &r->pod}, {"oldObject", &r->old_pod}}) {
+    const json* obj = Member(req, key);
+    const std::string where = std::string("request.") + key;
+    if (!obj) continue;
+    if (!obj->is_object()) return Status::InvalidArgument(where, "must be an object");
+    if (const json* meta = Member(obj, "metadata"); meta && !meta->is_object())
+      return Status::InvalidArgument(where + ".metadata", "must be an object");
+    if (const json* annotations = Member(Member(obj, "metadata"), "annotations"); annotations && !annotations->is_object())
+      return Status::InvalidArgument(where + ".metadata.annotations", "must be an object of strings");
+    std::string ignored;
+    TS_RETURN_IF_ERROR(ReadString(Member(obj, "metadata"), "namespace", where + ".metadata.namespace", &ignored));
+    TS_RETURN_IF_ERROR(ReadString(Member(obj, "metadata"), "name", where + ".metadata.name", &ignored));
+    *out = std::move((*req)[key]);  // moved out of the tree, not copied
+  }
+  if (writes && !r->pod.is_object()) return Status::InvalidArgument("request.object", "is missing");
+  const json* meta = Member(&r->pod, "metadata");
+  if (r->ns.empty()) r->ns = StringOr(meta, "namespace");
+  if (r->name.empty()) r->name = StringOr(meta, "name", StringOr(meta, "generateName"));
+  return Status::Ok();
 }
+
+// The annotation value `key` on `pod`, null when the pod does not carry it.
+const json* OwnedAnnotation(const json& pod, std::string_view key) {
+  return Member(Member(Member(&pod, "metadata"), "annotations"), key);
+}
+
+// The first owned annotation this request writes without the right to: any on CREATE (no pod
+// is born with an assignment or a notice), and on UPDATE any added, changed or removed by a user
+// who is not a trusted writer. "" when there is none.
+std::string_view ForgedAnnotation(const Review& r, const WebhookOptions& options) {
+  if (r.operation == "CREATE") {
+    for (std::string_view key : kOwnedAnnotations)
+      if (OwnedAnnotation(r.pod, key)) return key;
+    return "";
+  }
+  if (r.operation != "UPDATE" || IsTrustedWriter(r.username, options.trusted_writers)) return "";
+  for (std::string_view key : kOwnedAnnotations) {
+    const json* now = OwnedAnnotation(r.pod, key);
+    const json* before = OwnedAnnotation(r.old_pod, key);
+    if ((now == nullptr) != (before == nullptr) || (now && *now != *before)) return key;
+  }
+  return "";
+}
+
+// Replies are dumped with invalid UTF-8 replaced, never thrown on (messages quote input).
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 extender::HttpReply Answer(const std::string& uid, bool allowed, const std::string& message, const json& patch) {
   json response = {{"uid", uid}, {"allowed", allowed}};
-  if (!allowed) response["status"] = {{"code", 422}, {"reason", "Invalid"}, {"message", message}};
+  if (!allowed)
+    response["status"] = {{"code", 422}, {"reason", "Invalid"}, {"message", extender::BoundedText(message, kMaxMessageBytes)}};
   if (allowed && patch.is_array() && !patch.empty()) {
     response["patchType"] = "JSONPatch";
-    response["patch"] = Base64(patch.dump());
+    response["patch"] = Base64(Dump(patch));
   }
   json review = {{"apiVersion", "admission.k8s.io/v1"}, {"kind", "AdmissionReview"}, {"response", response}};
-  return {200, review.dump()};
+  return {200, Dump(review)};
+}
+
+// A request we cannot read: without a uid there is nothing to answer (400, which only a caller
+// that is not the API server sees); with one, a refusal that names the field to fix.
+extender::HttpReply Unreadable(const Review& r, const std::string& what) {
+  const std::string message = "TideSlice cannot read this admission request: " + what;
+  if (r.uid.empty()) return {400, Dump(json{{"error", extender::BoundedText(message, kMaxMessageBytes)}})};
+  return Answer(r.uid, false, message, json::array());
+}
+
+// The one guard around every decoding step: whatever the body holds, the answer is a reply.
+// Typed reads make a throw unexpected; the catch keeps an oversight (or bad_alloc) from ending
+// the process that also serves the extender.
+template <typename Serve>
+extender::HttpReply Guarded(const std::string& body, Serve serve) {
+  Review r;
+  try {
+    Status s = ParseReview(body, &r);
+    if (!s.ok()) return Unreadable(r, s.field().empty() ? s.message() : s.field() + ": " + s.message());
+    return serve(r);
+  } catch (const std::exception& e) {
+    try {
+      return Unreadable(r, std::string("unexpected content (") + e.what() + ")");
+    } catch (...) {
+      return {500, R"({"error":"internal error"})"};
+    }
+  }
 }
 
 // The checkpoint notice as files: a downward-API volume (its files follow the annotations as the
 // kubelet refreshes them) mounted in every container that does not use the path already. A pod
 // that already has a volume of that name keeps its own.
-void AddNoticeVolume(const json& pod_spec, const std::string& mount_path, json* patch) {
-  const json volumes = pod_spec.value("volumes", json::array());
-  if (volumes.is_array())
-    for (const auto& v : volumes)
-      if (v.is_object() && v.contains("name") && v["name"] == kNoticeVolume) return;
+void AddNoticeVolume(const json* pod_spec, const std::string& mount_path, json* patch) {
+  const json* volumes = Member(pod_spec, "volumes");
+  if (volumes && volumes->is_array())
+    for (const auto& v : *volumes)
+      if (StringOr(&v, "name") == kNoticeVolume) return;
   auto item = [](const char* file, const char* annotation) {
     return json{{"path", file}, {"fieldRef", {{"fieldPath", std::string("metadata.annotations['") + annotation + "']"}}}};
   };
   json volume = {{"name", kNoticeVolume},
                  {"downwardAPI", {{"items", {item("deadline", tidal::kDeadlineAnnotation), item("notice", tidal::kNoticeAnnotation)}}}}};
-  if (pod_spec.contains("volumes") && pod_spec["volumes"].is_array())
+  if (volumes && volumes->is_array())
     patch->push_back({{"op", "add"}, {"path", "/spec/volumes/-"}, {"value", volume}});
   else
     patch->push_back({{"op", "add"}, {"path", "/spec/volumes"}, {"value", json::array({volume})}});
   const json mount = {{"name", kNoticeVolume}, {"mountPath", mount_path}, {"readOnly", true}};
-  const json containers = pod_spec.value("containers", json::array());
-  for (size_t i = 0; containers.is_array() && i < containers.size(); ++i) {
-    const json& c = containers[i];
+  const json* containers = Member(pod_spec, "containers");
+  for (size_t i = 0; containers && containers->is_array() && i < containers->size(); ++i) {
+    const json& c = (*containers)[i];
     if (!c.is_object()) continue;
     const std::string base = "/spec/containers/" + std::to_string(i) + "/volumeMounts";
-    if (c.contains("volumeMounts") && c["volumeMounts"].is_array()) {
+    const json* mounts = Member(&c, "volumeMounts");
+    if (mounts && mounts->is_array()) {
       bool taken = false;
-      for (const auto& m : c["volumeMounts"])
-        taken = taken || (m.is_object() && m.contains("mountPath") && m["mountPath"] == mount_path);
+      for (const auto& m : *mounts) taken = taken || StringOr(&m, "mountPath") == mount_path;
       if (!taken) patch->push_back({{"op", "add"}, {"path", base + "/-"}, {"value", mount}});
     } else {
       patch->push_back({{"op", "add"}, {"path", base}, {"value", json::array({mount})}});
@@ -101,54 +220,87 @@ void AddNoticeVolume(const json& pod_spec, const std::string& mount_path, json* 
   }
 }
 
-}  // namespace
-
-extender::HttpReply ServeMutate(const std::string& body, const catalog::Catalog& catalog, const WebhookOptions& options) {
-  auto review = ParseReview(body);
-  if (!review.ok()) return {400, json{{"error", review.status().ToString()}}.dump()};
-  if (options.excluded_namespaces.count(review->ns)) return Answer(review->uid, true, "", json::array());
-  auto spec = kube::PodSpecFromJson(review->pod);
-  if (!spec.ok()) return Answer(review->uid, true, "", json::array());  // not ours to judge; validation says more
+extender::HttpReply Mutate(const Review& review, const catalog::Catalog& catalog, const WebhookOptions& options) {
+  // A pod's spec is immutable after CREATE: a patch on any other operation would be refused.
+  if (review.operation != "CREATE" || options.excluded_namespaces.count(review.ns))
+    return Answer(review.uid, true, "", json::array());
+  auto spec = kube::PodSpecFromJson(review.pod);
+  if (!spec.ok()) return Answer(review.uid, true, "", json::array());  // not ours to judge; validation says more
   auto request = core::PreFilter(*spec, catalog);
   // Invalid requests are the validating webhook's to reject; only well-formed ones are mutated.
-  if (!request.ok() || !request->WantsAccelerators()) return Answer(review->uid, true, "", json::array());
+  if (!request.ok() || !request->WantsAccelerators()) return Answer(review.uid, true, "", json::array());
   json patch = json::array();
-  const json pod_spec = review->pod.value("spec", json::object());
-  const std::string scheduler = pod_spec.value("schedulerName", std::string());
+  const json* pod_spec = Member(&review.pod, "spec");
+  const std::string scheduler = StringOr(pod_spec, "schedulerName");
   if (scheduler.empty() || scheduler == "default-scheduler")
     patch.push_back({{"op", scheduler.empty() ? "add" : "replace"}, {"path", "/spec/schedulerName"},
                      {"value", options.scheduler_name}});
-  const json meta = review->pod.value("metadata", json::object());
-  const json labels = meta.value("labels", json::object());
+  const json* meta = Member(&review.pod, "metadata");
+  const json* labels = Member(meta, "labels");
   std::string cls = request->workload == core::WorkloadClass::kTraining    ? "training"
                     : request->workload == core::WorkloadClass::kInference ? "inference"
                                                                            : options.default_workload;
-  if (!labels.contains(core::names::kWorkloadLabel)) {
-    if (!meta.contains("labels") || !meta["labels"].is_object())
+  if (!Member(labels, core::names::kWorkloadLabel)) {
+    if (!labels || !labels->is_object())
       patch.push_back({{"op", "add"}, {"path", "/metadata/labels"}, {"value", {{core::names::kWorkloadLabel, cls}}}});
     else
       patch.push_back({{"op", "add"}, {"path", "/metadata/labels/" + Escape(core::names::kWorkloadLabel)}, {"value", cls}});
   }
   if (cls == "training" && !options.notice_mount_path.empty()) AddNoticeVolume(pod_spec, options.notice_mount_path, &patch);
-  return Answer(review->uid, true, "", patch);
+  return Answer(review.uid, true, "", patch);
+}
+
+extender::HttpReply Validate(const Review& review, const catalog::Catalog& catalog, const WebhookOptions& options) {
+  if (std::string_view forged = ForgedAnnotation(review, options); !forged.empty()) {
+    auto bounded = [](const std::string& s) { return extender::BoundedText(s, kMaxLogFieldBytes); };
+    log::Warn("admission.forgery_refused", "refused a pod write that sets an annotation only TideSlice may set",
+              {{"user", bounded(review.username)},
+               {"operation", bounded(review.operation)},
+               {"pod", bounded(review.ns + "/" + review.name)},
+               {"annotation", std::string(forged)}});
+    return Answer(review.uid, false,
+                  std::string("only TideSlice may set the annotation ") + std::string(forged) +
+                      (review.operation == "CREATE"
+                           ? ": remove it from the pod (TideSlice writes it after scheduling)"
+                           : ": it is written by TideSlice's scheduler and node agents; leave it as it is"),
+                  json::array());
+  }
+  // The request contract is checked once, when the pod is created; later updates cannot change
+  // what it asks for (requests, limits and annotations read by PreFilter are fixed by then or
+  // TideSlice's own).
+  if (review.operation != "CREATE" || options.excluded_namespaces.count(review.ns))
+    return Answer(review.uid, true, "", json::array());
+  auto spec = kube::PodSpecFromJson(review.pod);
+  if (!spec.ok())
+    return Answer(review.uid, false, "TideSlice cannot read this pod: " + spec.status().ToString(), json::array());
+  auto request = core::PreFilter(*spec, catalog);
+  if (!request.ok()) {
+    const Status& s = request.status();
+    return Answer(review.uid, false,
+                  "TideSlice rejects the request: " + (s.field().empty() ? s.message() : s.field() + ": " + s.message()),
+                  json::array());
+  }
+  return Answer(review.uid, true, "", json::array());
+}
+
+}  // namespace
+
+bool IsTrustedWriter(const std::string& username, const std::set<std::string>& trusted) {
+  if (username.empty()) return false;
+  if (trusted.count(username)) return true;
+  for (const auto& entry : trusted)
+    if (!entry.empty() && entry.back() == '*' && username.compare(0, entry.size() - 1, entry, 0, entry.size() - 1) == 0)
+      return true;
+  return false;
+}
+
+extender::HttpReply ServeMutate(const std::string& body, const catalog::Catalog& catalog, const WebhookOptions& options) {
+  return Guarded(body, [&](const Review& r) { return Mutate(r, catalog, options); });
 }
 
 extender::HttpReply ServeValidate(const std::string& body, const catalog::Catalog& catalog,
                                   const WebhookOptions& options) {
-  auto review = ParseReview(body);
-  if (!review.ok()) return {400, json{{"error", review.status().ToString()}}.dump()};
-  if (options.excluded_namespaces.count(review->ns)) return Answer(review->uid, true, "", json::array());
-  auto spec = kube::PodSpecFromJson(review->pod);
-  if (!spec.ok())
-    return Answer(review->uid, false, "TideSlice cannot read this pod: " + spec.status().ToString(), json::array());
-  auto request = core::PreFilter(*spec, catalog);
-  if (!request.ok()) {
-    const Status& s = request.status();
-    return Answer(review->uid, false,
-                  "TideSlice rejects the request: " + (s.field().empty() ? s.message() : s.field() + ": " + s.message()),
-                  json::array());
-  }
-  return Answer(review->uid, true, "", json::array());
+  return Guarded(body, [&](const Review& r) { return Validate(r, catalog, options); });
 }
 
 }  // namespace tideslice::service
