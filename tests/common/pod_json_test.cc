@@ -64,5 +64,25 @@ TEST(PodJson, MalformedInputNamesTheField) {
   EXPECT_EQ(PodSpecFromJson(R"({"spec":{"priority":1e999}})").status().field(), "pod");
 }
 
+// Every field the decoder reads, given the wrong JSON type (or nesting far deeper than any
+// pod): a Status, never an exception. The webhook and the extender hand it whatever they got.
+TEST(PodJson, HostileTypesAreStatusesNeverThrows) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  const char* fields[] = {R"("metadata":5)", R"("metadata":{"name":[]})", R"("metadata":{"namespace":{}})",
+                          R"("metadata":{"labels":"x"})", R"("metadata":{"annotations":{"a":{}}})",
+                          R"("metadata":{"ownerReferences":{}})", R"("metadata":{"ownerReferences":[5,{"kind":1}]})",
+                          R"("spec":[])", R"("spec":{"containers":{}})", R"("spec":{"containers":[7]})",
+                          R"("spec":{"containers":[{"resources":[]}]})", R"("spec":{"containers":[{"resources":{"limits":[1]}}]})",
+                          R"("spec":{"priority":"high"})", R"("spec":{"priority":1.5})", R"("spec":{"priority":18446744073709551615})",
+                          R"("spec":{"schedulerName":true})", R"("status":7)", R"("status":{"phase":{}})"};
+  for (const char* f : fields) {
+    const std::string text = std::string("{") + f + "}";
+    EXPECT_NO_THROW((void)PodSpecFromJson(text)) << text;
+  }
+  EXPECT_FALSE(PodSpecFromJson(R"({"metadata":{"labels":{"a":)" + deep + "}}}").ok());
+  EXPECT_FALSE(PodSpecFromJson(deep).ok());
+  EXPECT_FALSE(PodSpecFromJson(R"({"spec":{"priority":18446744073709551615}})").ok());
+}
+
 }  // namespace
 }  // namespace tideslice::kube
