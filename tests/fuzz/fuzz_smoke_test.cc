@@ -75,6 +75,13 @@ TEST(FuzzSmoke, PreFilter) {
          2000);
 }
 
+// Bodies that once ended the process: wrong types where nlohmann's value() threw, and nesting
+// deep enough to exhaust the stack in a recursive copy or dump. Few rounds: they are large.
+std::vector<std::string> HostileJson(const std::string& prefix, const std::string& suffix) {
+  const std::string deep = std::string(90000, '[') + std::string(90000, ']');
+  return {prefix + deep + suffix, prefix + std::string(90000, '{') + suffix, deep};
+}
+
 TEST(FuzzSmoke, Extender) {
   Mutate(Fuzz_extender,
          {R"({"Pod":{"metadata":{"name":"p","uid":"u"},"spec":{"containers":[{"name":"c","resources":{"limits":{"tideslice.io/vnpu":"1","tideslice.io/vnpu-memory":"8Gi"}}}]}},"Nodes":null,"NodeNames":["n1","n2"]})",
@@ -82,13 +89,35 @@ TEST(FuzzSmoke, Extender) {
           R"({"PodName":"p","PodNamespace":"d","PodUID":"u","Node":"n1"})",
           R"({"Pod":{"metadata":{"name":"p"},"spec":{"priority":9}},"NodeNameToMetaVictims":{"n1":{"Pods":[{"UID":"x"}],"NumPDBViolations":0}}})"},
          2000);
+  Mutate(Fuzz_extender, HostileJson(R"({"Pod":{},"Nodes":{"items":[{"metadata":{"name":"n"},"x":)", "}]}}"), 20);
+  Mutate(Fuzz_extender, {R"({"Pod":{"metadata":null,"spec":5},"NodeNames":[1]})", R"({"Pod":[],"Nodes":{"items":[7]}})",
+                         R"({"PodName":{},"Node":[]})", R"({"Pod":{},"NodeNameToVictims":{"n":{"Pods":[5]}}})"},
+         500);
 }
 
 TEST(FuzzSmoke, Admission) {
+  const std::string update =
+      R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","namespace":"ml","operation":"UPDATE",)"
+      R"("userInfo":{"username":"mallory"},"object":{"metadata":{"name":"p","annotations":{"tideslice.io/assignment":"{}"}}},)"
+      R"("oldObject":{"metadata":{"name":"p","annotations":{"tideslice.io/assignment":"{\"phase\":1}"}}}}})";
   Mutate(Fuzz_admission,
          {R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","namespace":"ml","object":{"metadata":{"name":"p","labels":{"a":"b"}},"spec":{"containers":[{"name":"c","resources":{"limits":{"nvidia.com/gpu":"1"}}}]}}}})",
-          R"({"kind":"AdmissionReview","request":{"uid":"u","object":{"spec":{"schedulerName":"default-scheduler","containers":[]}}}})"},
+          R"({"kind":"AdmissionReview","request":{"uid":"u","object":{"spec":{"schedulerName":"default-scheduler","containers":[]}}}})",
+          update,
+          R"({"kind":"AdmissionReview","request":{"uid":"u","operation":"CREATE","namespace":"kube-system","userInfo":{"username":"system:serviceaccount:agents:x"},)"
+          R"("object":{"metadata":{"name":"t","labels":{"tideslice.io/workload":"training"},"annotations":{"tideslice.io/checkpoint-notice":"{}"}},)"
+          R"("spec":{"volumes":[{"name":"v"}],"containers":[{"name":"c","volumeMounts":[{"mountPath":"/m"}],"resources":{"limits":{"tideslice.io/vnpu":"1"}}}]}}}})",
+          // Wrong types everywhere the old code used value().
+          R"({"kind":5,"request":{}})", R"({"kind":"AdmissionReview","request":{"uid":7,"namespace":[],"object":{}}})",
+          R"({"kind":"AdmissionReview","request":{"uid":"u","namespace":"ml","userInfo":"x","object":{"metadata":"m"}}})",
+          R"({"kind":"AdmissionReview","request":{"uid":"u","object":{"metadata":null,"spec":{"containers":[{"resources":{"limits":{"tideslice.io/vnpu":"1"}}}]}}}})",
+          // Flag byte + pod (or [new, old]): see Fuzz_admission.
+          "\x01" R"([{"metadata":{"name":"p","annotations":{"tideslice.io/assignment":"a"}}},{"metadata":{"name":"p"}}])",
+          "\x05" R"({"metadata":{"annotations":{"tideslice.io/checkpoint-deadline":"x"}},"spec":{"containers":[{"resources":{"limits":{"tideslice.io/vnpu":"1"}}}]}})",
+          "\x20" R"({"metadata":null,"spec":{"containers":[{"resources":{"limits":{"nvidia.com/gpu":"1"}}}]}})"},
          2000);
+  Mutate(Fuzz_admission,
+         HostileJson(R"({"kind":"AdmissionReview","request":{"uid":"u","object":{"metadata":{"labels":{"a":)", "}}}}}"), 20);
 }
 
 TEST(FuzzSmoke, YamlConfig) {

@@ -5,6 +5,7 @@
 
 #include "common/catalog/catalog.h"
 #include "common/codec/annotations.h"
+#include "common/codec/bounded_json.h"
 #include "common/kube/pod_json.h"
 #include "common/quantity.h"
 #include "scheduler/core/placement.h"
@@ -105,11 +106,44 @@ void Fuzz_extender(const uint8_t* data, size_t size) {
   }
 }
 
+// Both verbs on the raw bytes (the envelope parser), then the same bytes after a flag byte as
+// the pod of a well-formed review, so that mutation reaches the ownership and contract checks
+// without having to build the envelope first: flags pick the operation, the user (trusted
+// exactly, trusted by prefix, untrusted, anonymous) and the namespace (excluded or not). A JSON
+// array [new, old] is an UPDATE's object and oldObject; anything else is both (or the object
+// alone when flag 32 is set).
 void Fuzz_admission(const uint8_t* data, size_t size) {
-  std::string body(View(data, size));
-  service::WebhookOptions options;
-  (void)service::ServeMutate(body, catalog::Catalog::Builtin(), options);
-  (void)service::ServeValidate(body, catalog::Catalog::Builtin(), options);
+  static const service::WebhookOptions options = [] {
+    service::WebhookOptions o;
+    o.trusted_writers = {"system:serviceaccount:tideslice-system:tideslice-scheduler", "system:serviceaccount:agents:*"};
+    return o;
+  }();
+  const auto& cat = catalog::Catalog::Builtin();
+  const std::string body(View(data, size));
+  (void)service::ServeMutate(body, cat, options);
+  (void)service::ServeValidate(body, cat, options);
+  if (size == 0) return;
+  const uint8_t flags = data[0];
+  auto pod = codec::BoundedParse(View(data + 1, size - 1), "fuzz pod");
+  if (!pod.ok()) return;
+  static const char* const kOperations[] = {"CREATE", "UPDATE", "DELETE", ""};
+  static const char* const kUsers[] = {"system:serviceaccount:tideslice-system:tideslice-scheduler",
+                                       "system:serviceaccount:agents:node-7", "mallory", ""};
+  nlohmann::json request = {{"uid", "u"},
+                            {"operation", kOperations[flags & 3]},
+                            {"userInfo", {{"username", kUsers[(flags >> 2) & 3]}}},
+                            {"namespace", (flags & 16) ? "kube-system" : "ml"}};
+  if (pod->is_array() && pod->size() == 2) {
+    request["object"] = (*pod)[0];
+    request["oldObject"] = (*pod)[1];
+  } else {
+    request["object"] = *pod;
+    if (!(flags & 32)) request["oldObject"] = *pod;
+  }
+  const std::string review =
+      nlohmann::json{{"apiVersion", "admission.k8s.io/v1"}, {"kind", "AdmissionReview"}, {"request", request}}.dump();
+  (void)service::ServeMutate(review, cat, options);
+  (void)service::ServeValidate(review, cat, options);
 }
 
 void Fuzz_yaml_config(const uint8_t* data, size_t size) {
