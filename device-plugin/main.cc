@@ -296,8 +296,7 @@ int main(int argc, char** argv) {
     pods = std::make_unique<kube::Reflector>(
         client.get(), "/api/v1/pods",
         kube::Reflector::Handler{[&](std::vector<kube::json> items) {
-                                   on_node.clear();
-                                   for (auto& p : items) on_node[kube::PodKey(p)] = std::move(p);
+                                   ReplacePodsByKey(on_node, std::move(items));
                                    refresh();
                                  },
                                  [&](kube::WatchEventType type, const kube::json& p) {

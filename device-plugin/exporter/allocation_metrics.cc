@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/kube/objects.h"
+
 namespace tideslice::deviceplugin {
 
 AllocationMetrics::AllocationMetrics(std::shared_ptr<prometheus::Registry> registry, std::string node_name)
@@ -83,6 +85,14 @@ void AllocationMetrics::Update(const std::vector<DeviceInfo>& cards,
     set(card_memory_, card_labels, std::min(memory, card_bytes));
     set(card_compute_, card_labels, std::min(compute, 1.0));
     set(card_slices_, card_labels, slices);
+  }
+}
+
+void ReplacePodsByKey(std::map<std::string, nlohmann::json>& by_key, std::vector<nlohmann::json> items) {
+  by_key.clear();
+  for (auto& p : items) {
+    std::string key = kube::PodKey(p);
+    by_key[key] = std::move(p);
   }
 }
 

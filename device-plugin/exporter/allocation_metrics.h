@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
@@ -45,5 +46,11 @@ class AllocationMetrics {
   prometheus::Family<prometheus::Gauge>& pod_memory_used_;
   std::vector<std::pair<prometheus::Family<prometheus::Gauge>*, prometheus::Gauge*>> series_;
 };
+
+// A relist of this node's pods (the reflector's list at start and after an expired watch)
+// replaces `by_key`, keyed by kube::PodKey so that later watch events find the same entries.
+// The key is taken before the pod is moved into the map: a moved-from pod has no name, and all
+// pods would collapse onto one key (after a restart the metrics showed one pod of three).
+void ReplacePodsByKey(std::map<std::string, nlohmann::json>& by_key, std::vector<nlohmann::json> items);
 
 }  // namespace tideslice::deviceplugin
