@@ -228,6 +228,7 @@ int main(int argc, char** argv) {
     auto opened = PartitionLedger::Open(options.plugin.socket_dir + "/tideslice-partitions.json");
     if (!opened.ok()) return Fail(opened.status().ToString());
     ledger = std::move(*opened);
+    if (auto cards = backend->Discover(); cards.ok()) RemoveOrphanPartitions(*ledger, *backend, *cards);
     handler = std::make_unique<HandoffHandler>(store.get(), backend.get(), ledger.get());
     publisher = std::make_unique<InventoryPublisher>(client.get(), node, backend->Name(), catalog,
                                                      std::chrono::seconds(heartbeat_s));

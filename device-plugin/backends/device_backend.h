@@ -36,6 +36,15 @@ struct ProcessUsage {
   int64_t memory_bytes = 0;
 };
 
+// A hard partition that exists on a card now, whoever made it (the agent or an administrator).
+struct LivePartition {
+  std::string id;        // as CreatePartition returns it: MIG device UUID, vNPU ID
+  std::string profile;   // catalog profile / vNPU template name
+  int start_slot = -1;   // MIG placement start; -1 where unknown or not MIG
+
+  bool operator==(const LivePartition&) const = default;
+};
+
 class DeviceBackend {
  public:
   virtual ~DeviceBackend() = default;
@@ -59,6 +68,12 @@ class DeviceBackend {
   virtual Status DestroyPartition(const DeviceInfo& card, const std::string& partition_id) {
     return Status::FailedPrecondition("the " + Name() + " backend cannot destroy partition " + partition_id + " on " +
                                       card.uuid);
+  }
+  // The partitions on `card` now. The agent asks at start for partitions whose creation was
+  // interrupted before their ID reached the ledger; a backend that cannot tell says so, and such
+  // partitions are then left alone rather than guessed at.
+  virtual StatusOr<std::vector<LivePartition>> ListPartitions(const DeviceInfo& card) {
+    return Status::FailedPrecondition("the " + Name() + " backend cannot list the partitions on " + card.uuid);
   }
 };
 

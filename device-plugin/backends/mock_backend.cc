@@ -152,7 +152,7 @@ StatusOr<std::string> MockBackend::CreatePartition(const DeviceInfo& card, const
   int n = next_partition_++;
   std::string id = card.vendor == "huawei" ? std::to_string(100 + n)
                                            : "MIG-" + card.uuid + "-" + std::to_string(start_slot) + "-" + std::to_string(n);
-  partitions_.insert(card.uuid + "/" + id);
+  partitions_[card.uuid + "/" + id] = LivePartition{id, profile, start_slot};
   return id;
 }
 
@@ -163,9 +163,20 @@ Status MockBackend::DestroyPartition(const DeviceInfo& card, const std::string& 
   return Status::Ok();
 }
 
+StatusOr<std::vector<LivePartition>> MockBackend::ListPartitions(const DeviceInfo& card) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<LivePartition> out;
+  const std::string prefix = card.uuid + "/";
+  for (const auto& [key, p] : partitions_)
+    if (key.compare(0, prefix.size(), prefix) == 0) out.push_back(p);
+  return out;
+}
+
 std::vector<std::string> MockBackend::Partitions() {
   std::lock_guard<std::mutex> lock(mu_);
-  return {partitions_.begin(), partitions_.end()};
+  std::vector<std::string> out;
+  for (const auto& [key, p] : partitions_) out.push_back(key);
+  return out;
 }
 
 void MockBackend::FailNextPartition(const std::string& reason) {

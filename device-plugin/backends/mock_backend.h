@@ -8,6 +8,7 @@
 // "model" must be a catalog model (or alias); vendor and default memory come from the catalog.
 #pragma once
 
+#include <map>
 #include <mutex>
 #include <set>
 #include <string>
@@ -32,6 +33,7 @@ class MockBackend : public DeviceBackend {
   // Ascend. A profile the card's catalog model does not have is refused, as a driver would.
   StatusOr<std::string> CreatePartition(const DeviceInfo& card, const std::string& profile, int start_slot) override;
   Status DestroyPartition(const DeviceInfo& card, const std::string& partition_id) override;
+  StatusOr<std::vector<LivePartition>> ListPartitions(const DeviceInfo& card) override;
   std::vector<std::string> Partitions();  // "card/id", sorted
   void FailNextPartition(const std::string& reason);
   // Processes reported by Processes() (tests of the per-pod usage metrics).
@@ -47,7 +49,7 @@ class MockBackend : public DeviceBackend {
   static std::string FileStamp(const std::string& path);
   std::string path_;        // FromFile: re-read for health changes when it changes
   std::string file_stamp_;
-  std::set<std::string> partitions_;
+  std::map<std::string, LivePartition> partitions_;  // by "card/id"
   int next_partition_ = 0;
   std::string fail_next_;
   std::vector<ProcessUsage> processes_;

@@ -326,6 +326,52 @@ Status NvmlBackend::DestroyPartition(const DeviceInfo& card, const std::string& 
   return Status::Ok();
 }
 
+StatusOr<std::vector<LivePartition>> NvmlBackend::ListPartitions(const DeviceInfo& card) {
+  std::lock_guard<std::mutex> lock(mig_mu_);
+  if (!api_.device_get_max_mig_device_count || !api_.device_get_mig_device_handle_by_index ||
+      !api_.device_get_gpu_instance_id || !api_.device_get_gpu_instance_by_id || !api_.gpu_instance_get_info ||
+      !api_.device_get_gpu_instance_profile_info)
+    return Status::FailedPrecondition("this NVIDIA driver's NVML cannot list MIG instances");
+  auto dev = DeviceFor(card);
+  if (!dev.ok()) return dev.status();
+  std::vector<LivePartition> out;
+  unsigned int current = 0, pending = 0;
+  if (!api_.device_get_mig_mode || api_.device_get_mig_mode(*dev, &current, &pending) != nvml::kSuccess || current != 1)
+    return out;  // MIG off: no instances can exist
+  nvml::Memory mem{};
+  int rc = api_.device_get_memory_info(*dev, &mem);
+  if (rc != nvml::kSuccess) return Status::Unavailable("cannot read the memory size of " + card.uuid + ": " + Error(rc));
+  unsigned int max = 0;
+  if ((rc = api_.device_get_max_mig_device_count(*dev, &max)) != nvml::kSuccess)
+    return Status::Unavailable("cannot count the MIG devices of " + card.uuid + ": " + Error(rc));
+  for (unsigned int i = 0; i < max; ++i) {
+    nvml::Device mig = nullptr;
+    // NOT_FOUND: no MIG device at this index (indices of destroyed instances stay empty).
+    if ((rc = api_.device_get_mig_device_handle_by_index(*dev, i, &mig)) == nvml::kErrorNotFound) continue;
+    if (rc != nvml::kSuccess) return Status::Unavailable("MIG device " + std::to_string(i) + " of " + card.uuid + ": " + Error(rc));
+    unsigned int gi_id = 0;
+    nvml::GpuInstance gi = nullptr;
+    nvml::GpuInstanceInfo gi_info{};
+    char uuid[96] = {};
+    if ((rc = api_.device_get_gpu_instance_id(mig, &gi_id)) != nvml::kSuccess ||
+        (rc = api_.device_get_gpu_instance_by_id(*dev, gi_id, &gi)) != nvml::kSuccess ||
+        (rc = api_.gpu_instance_get_info(gi, &gi_info)) != nvml::kSuccess ||
+        (rc = api_.device_get_uuid(mig, uuid, sizeof uuid)) != nvml::kSuccess)
+      return Status::Unavailable("MIG device " + std::to_string(i) + " of " + card.uuid + ": " + Error(rc));
+    uuid[sizeof uuid - 1] = '\0';
+    // GpuInstanceInfo names the profile by its ID; the name comes from the profile index with that ID.
+    std::string profile;
+    for (unsigned int p = 0; p < nvml::kGpuInstanceProfileCount && profile.empty(); ++p) {
+      nvml::GpuInstanceProfileInfo candidate{};
+      if (api_.device_get_gpu_instance_profile_info(*dev, p, &candidate) == nvml::kSuccess &&
+          candidate.id == gi_info.profile_id)
+        profile = nvml::MigProfileName(candidate, p, mem.total);
+    }
+    out.push_back({uuid, profile, static_cast<int>(gi_info.placement.start)});
+  }
+  return out;
+}
+
 Status NvmlBackend::StartHealthEvents(std::function<void()> on_change) {
   if (!api_.event_set_create || !api_.device_register_events || !api_.event_set_wait)
     return Status::FailedPrecondition("this NVML has no event API; health is polled only");

@@ -130,6 +130,9 @@ class NvmlBackend : public DeviceBackend {
   // spanning it; returns the MIG device UUID. Needs MIG mode on (nvidia-smi -mig 1).
   StatusOr<std::string> CreatePartition(const DeviceInfo& card, const std::string& profile, int start_slot) override;
   Status DestroyPartition(const DeviceInfo& card, const std::string& partition_id) override;
+  // The MIG devices on the card (GPU instance with its compute instance), with profile name and
+  // start slot. A GPU instance without a compute instance has no MIG device and is not listed.
+  StatusOr<std::vector<LivePartition>> ListPartitions(const DeviceInfo& card) override;
 
   // Watches XID critical errors; a card with an XID that is not an application error is
   // unhealthy from then on (until the agent restarts, as a reset needs a drained node anyway).

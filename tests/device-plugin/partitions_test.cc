@@ -4,8 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
+#include <set>
 
+#include "common/log/log.h"
 #include "device-plugin/backends/mock_backend.h"
 #include "device-plugin/plugin/handoff.h"
 #include "tests/support/test_support.h"
@@ -166,6 +169,196 @@ TEST(PartitionLedgerTest, CorruptFileIsAnErrorThatNamesIt) {
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find(dir.path() + "/l.json"), std::string::npos);
   EXPECT_NE(s.message().find("nvidia-smi"), std::string::npos);
+}
+
+// Log lines written while a test runs (the orphan removals are logged, not only counted).
+class CapturedLog {
+ public:
+  CapturedLog() { log::SetSink([](const std::string& line, void* self) { static_cast<CapturedLog*>(self)->lines.push_back(line); }, this); }
+  ~CapturedLog() { log::SetSink(nullptr, nullptr); }
+  int Count(const std::string& event) const {
+    int n = 0;
+    for (const auto& l : lines) n += l.find("\"event\":\"" + event + "\"") != std::string::npos;
+    return n;
+  }
+  std::vector<std::string> lines;
+};
+
+const DeviceInfo& CardOf(const std::vector<DeviceInfo>& cards, const std::string& uuid) {
+  for (const auto& c : cards)
+    if (c.uuid == uuid) return c;
+  ADD_FAILURE() << "no card " << uuid;
+  return cards.front();
+}
+
+// What CreateRecordedPartition writes first, for simulating a crash right after it.
+PartitionIntent IntentFor(MockBackend& backend, const DeviceInfo& card, const std::string& profile, int slot,
+                          const std::string& pod) {
+  PartitionIntent in;
+  in.card_uuid = card.uuid;
+  in.kind = card.vendor == "huawei" ? "vnpu" : "mig";
+  in.profile = profile;
+  in.start_slot = slot;
+  in.pod_key = pod;
+  in.container = "main";
+  in.created_unix = 1000;
+  auto live = backend.ListPartitions(card);
+  EXPECT_TRUE(live.ok());
+  in.existing.emplace();
+  for (const auto& p : *live) in.existing->push_back(p.id);
+  return in;
+}
+
+TEST(PartitionLedgerTest, WritesThroughATempFileThatIsGoneAfterwardsAndSurvivesReload) {
+  testsupport::TempDir dir;
+  const std::string path = dir.path() + "/ledger.json";
+  auto ledger = PartitionLedger::Open(path);
+  ASSERT_TRUE(ledger.ok());
+  ASSERT_TRUE((*ledger)->Add({"ml/a", "main", "GPU-0", "MIG-x", 1000}).ok());
+  PartitionIntent in;
+  in.card_uuid = "NPU-0";
+  in.kind = "vnpu";
+  in.profile = "vir05_1c_16g";
+  in.pod_key = "ml/b";
+  in.container = "main";
+  in.created_unix = 1001;
+  in.existing = std::vector<std::string>{"100"};
+  auto id = (*ledger)->AddIntent(in);
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));  // renamed over the ledger, not left beside it
+  // The agent restarts: records and open intents are read back as written.
+  auto reopened = PartitionLedger::Open(path);
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  EXPECT_EQ((*reopened)->All(), (*ledger)->All());
+  ASSERT_EQ((*reopened)->Intents().size(), 1u);
+  EXPECT_EQ((*reopened)->Intents()[0], (*ledger)->Intents()[0]);
+  EXPECT_EQ((*reopened)->Intents()[0].id, *id);
+  // A new intent after the restart does not reuse an open intent's ID.
+  auto next = (*reopened)->AddIntent(in);
+  ASSERT_TRUE(next.ok());
+  EXPECT_NE(*next, *id);
+  // A ledger that cannot be written refuses the change and keeps nothing of it.
+  auto unwritable = PartitionLedger::Open(dir.path() + "/no-such-dir/ledger.json");
+  ASSERT_TRUE(unwritable.ok());
+  EXPECT_FALSE((*unwritable)->AddIntent(in).ok());
+  EXPECT_TRUE((*unwritable)->Intents().empty());
+}
+
+TEST(PartitionOrphans, CrashBetweenCreatingAndRecordingIsUndoneAtStart) {
+  auto backend = Cards();  // the driver's state outlives the agent
+  auto cards = *backend->Discover();
+  testsupport::TempDir dir;
+  const std::string path = dir.path() + "/ledger.json";
+  {  // the agent that crashes: intents written, partitions made, records never written
+    auto ledger = PartitionLedger::Open(path);
+    ASSERT_TRUE(ledger.ok());
+    const auto& gpu = CardOf(cards, "GPU-1");
+    const auto& npu = CardOf(cards, "NPU-0");
+    ASSERT_TRUE((*ledger)->AddIntent(IntentFor(*backend, gpu, "1g.10gb", 4, "ml/p")).ok());
+    ASSERT_TRUE(backend->CreatePartition(gpu, "1g.10gb", 4).ok());
+    ASSERT_TRUE((*ledger)->AddIntent(IntentFor(*backend, npu, "vir05_1c_16g", -1, "ml/q")).ok());
+    ASSERT_TRUE(backend->CreatePartition(npu, "vir05_1c_16g", -1).ok());
+  }
+  ASSERT_EQ(backend->Partitions().size(), 2u);
+  CapturedLog log;
+  auto ledger = PartitionLedger::Open(path);
+  ASSERT_TRUE(ledger.ok());
+  auto report = RemoveOrphanPartitions(**ledger, *backend, cards);
+  EXPECT_TRUE(report.errors.empty()) << report.errors.front();
+  EXPECT_EQ(report.removed, 2);
+  EXPECT_TRUE(backend->Partitions().empty());
+  EXPECT_TRUE((*ledger)->Intents().empty());
+  EXPECT_EQ(log.Count("partition.orphan_removed"), 2);
+  // Resolved for good: the next start finds nothing to do.
+  auto again = PartitionLedger::Open(path);
+  EXPECT_TRUE((*again)->Intents().empty());
+}
+
+TEST(PartitionOrphans, IntentWithoutAPartitionIsDropped) {
+  auto backend = Cards();
+  auto cards = *backend->Discover();
+  auto ledger = PartitionLedger::Open("");
+  // The crash came before the driver was asked (or the driver refused).
+  ASSERT_TRUE((*ledger)->AddIntent(IntentFor(*backend, CardOf(cards, "GPU-0"), "1g.10gb", 2, "ml/p")).ok());
+  CapturedLog log;
+  auto report = RemoveOrphanPartitions(**ledger, *backend, cards);
+  EXPECT_TRUE(report.errors.empty());
+  EXPECT_EQ(report.removed, 0);
+  EXPECT_EQ(report.dropped, 1);
+  EXPECT_TRUE((*ledger)->Intents().empty());
+  EXPECT_EQ(log.Count("partition.orphan_removed"), 0);
+}
+
+TEST(PartitionOrphans, PartitionsNoRecordDescribesAreLeftAlone) {
+  auto backend = Cards();
+  auto cards = *backend->Discover();
+  const auto& gpu = CardOf(cards, "GPU-0");
+  const auto& npu = CardOf(cards, "NPU-0");
+  auto ledger = PartitionLedger::Open("");
+  // An administrator's MIG instance and vNPU, made before the agent's intents.
+  auto admin_mig = backend->CreatePartition(gpu, "1g.10gb", 0);
+  auto admin_vnpu = backend->CreatePartition(npu, "vir05_1c_16g", -1);
+  ASSERT_TRUE(admin_mig.ok() && admin_vnpu.ok());
+  // Interrupted creations that never reached the driver: same profile, another slot; same
+  // template, with the admin's vNPU in the intent's list of what was there.
+  ASSERT_TRUE((*ledger)->AddIntent(IntentFor(*backend, gpu, "1g.10gb", 4, "ml/p")).ok());
+  ASSERT_TRUE((*ledger)->AddIntent(IntentFor(*backend, npu, "vir05_1c_16g", -1, "ml/q")).ok());
+  // A vNPU intent from a backend that could not list partitions: a vNPU made by an administrator
+  // after the crash cannot be told apart from the one the intent may have made.
+  PartitionIntent blind = IntentFor(*backend, npu, "vir10_3c_32g", -1, "ml/r");
+  blind.existing.reset();
+  ASSERT_TRUE((*ledger)->AddIntent(blind).ok());
+  auto admin_later = backend->CreatePartition(npu, "vir10_3c_32g", -1);
+  ASSERT_TRUE(admin_later.ok()) << admin_later.status().ToString();
+  CapturedLog log;
+  auto report = RemoveOrphanPartitions(**ledger, *backend, cards);
+  EXPECT_TRUE(report.errors.empty());
+  EXPECT_EQ(report.removed, 0);
+  EXPECT_TRUE((*ledger)->Intents().empty());
+  EXPECT_EQ(backend->Partitions(), (std::vector<std::string>{"GPU-0/" + *admin_mig, "NPU-0/" + *admin_vnpu,
+                                                             "NPU-0/" + *admin_later}));
+  EXPECT_EQ(log.Count("partition.orphan_removed"), 0);
+  EXPECT_EQ(log.Count("partition.orphan_ambiguous"), 1);
+}
+
+TEST(PartitionOrphans, CrashAfterRecordingDestroysNothingALivePodHolds) {
+  auto backend = Cards();
+  auto cards = *backend->Discover();
+  testsupport::TempDir dir;
+  const std::string path = dir.path() + "/ledger.json";
+  std::string mig;
+  {
+    auto ledger = PartitionLedger::Open(path);
+    auto rec = CreateRecordedPartition(**ledger, *backend, CardOf(cards, "GPU-1"), "1g.10gb", 4, "ml/alive", "main", 1000);
+    ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+    EXPECT_TRUE((*ledger)->Intents().empty());  // the record replaced the intent
+    mig = rec->partition_id;
+  }
+  auto ledger = PartitionLedger::Open(path);
+  ASSERT_EQ((*ledger)->All().size(), 1u);
+  auto report = RemoveOrphanPartitions(**ledger, *backend, cards);
+  EXPECT_EQ(report.removed, 0);
+  EXPECT_EQ(backend->Partitions(), (std::vector<std::string>{"GPU-1/" + mig}));
+  // The PodResources reconciler still owns recorded partitions: kept while the pod runs...
+  const auto now = std::chrono::system_clock::time_point(std::chrono::seconds(10000));
+  std::vector<ContainerDevices> live = {{"ml/alive", "main", {"GPU-1::0"}}};
+  EXPECT_EQ(ReleaseGonePartitions(**ledger, *backend, cards, live, now, std::chrono::seconds(60)).released, 0);
+  EXPECT_EQ(backend->Partitions().size(), 1u);
+  // ...and released once it is gone.
+  EXPECT_EQ(ReleaseGonePartitions(**ledger, *backend, cards, {}, now, std::chrono::seconds(60)).released, 1);
+  EXPECT_TRUE(backend->Partitions().empty());
+}
+
+TEST(PartitionOrphans, FailedCreationLeavesNoIntentBehind) {
+  auto backend = Cards();
+  auto cards = *backend->Discover();
+  auto ledger = PartitionLedger::Open("");
+  backend->FailNextPartition("no free slot");
+  auto rec = CreateRecordedPartition(**ledger, *backend, CardOf(cards, "GPU-0"), "1g.10gb", 4, "ml/p", "main", 1000);
+  EXPECT_FALSE(rec.ok());
+  EXPECT_TRUE((*ledger)->Intents().empty());
+  EXPECT_TRUE((*ledger)->All().empty());
+  EXPECT_TRUE(backend->Partitions().empty());
 }
 
 }  // namespace
