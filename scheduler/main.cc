@@ -18,6 +18,7 @@
 #include "common/codec/annotations.h"
 #include "common/codec/yaml_json.h"
 #include "common/flags.h"
+#include "common/trust/assignment_seal.h"
 #include "common/metrics/endpoint.h"
 #include "common/kube/access.h"
 #include "common/kube/client.h"
@@ -42,6 +43,12 @@ Flags:
   --tls-cert-file FILE          webhook certificate (PEM); with --tls-key-file
   --tls-key-file FILE           webhook private key (PEM)
   --webhook-excluded-namespaces a,b   namespaces the webhook leaves alone (default kube-system)
+  --trusted-writers u1,u2       API users (e.g. system:serviceaccount:NS:SA) allowed to write the
+                                pod annotations TideSlice owns (tideslice.io/assignment, notices);
+                                the webhook refuses everyone else
+  --assignment-signing-key FILE Ed25519 private key (PEM) that signs every assignment; its public
+                                key is published in ConfigMap tideslice-assignment-key (ed25519.pub)
+                                for the node agents. Without it assignments are unsigned (warned)
   --kubeconfig FILE             Kubernetes access (default: in-cluster service account)
   --config FILE                 tideslice.v1 SchedulerConfig as YAML or JSON: defaultPolicy
                                 (fragaware|binpack|spread|bestfit|...), inventoryStaleSeconds,
@@ -86,7 +93,8 @@ int main(int argc, char** argv) {
       "--extender-address", "--health-address", "--metrics-address", "--webhook-address", "--tls-cert-file",
       "--tls-key-file", "--webhook-excluded-namespaces", "--kubeconfig", "--config", "--leader-elect", "--lease-name",
       "--lease-namespace", "--leader-elect-identity", "--leader-elect-lease-duration", "--leader-elect-renew-deadline",
-      "--leader-elect-retry-period", "--http-threads", "--catalog", "--prometheus-url", "--tidal-period-seconds"};
+      "--leader-elect-retry-period", "--http-threads", "--catalog", "--prometheus-url", "--tidal-period-seconds",
+      "--trusted-writers", "--assignment-signing-key"};
   std::map<std::string, std::string> flags;
   auto parsed = ParseFlags(argc, argv, known);
   if (!parsed.ok()) return Fail(parsed.status().message());
@@ -133,6 +141,13 @@ int main(int argc, char** argv) {
     if (!f.empty() && !std::ifstream(f)) return Fail("cannot read TLS file " + f);
   if (flags.count("--webhook-excluded-namespaces"))
     options.webhook.excluded_namespaces = SplitCommas(flags["--webhook-excluded-namespaces"]);
+  if (flags.count("--trusted-writers"))
+    for (const auto& u : SplitCommas(flags["--trusted-writers"])) options.webhook.trusted_writers.insert(u);
+  if (flags.count("--assignment-signing-key")) {
+    auto signer = trust::AssignmentSigner::FromPemFile(flags["--assignment-signing-key"]);
+    if (!signer.ok()) return Fail(signer.status().ToString());
+    options.signer = std::move(*signer);
+  }
 
   // SchedulerConfig: policy, staleness, allocating timeout (pools are the tidal controller's).
   if (flags.count("--config")) {

@@ -1,23 +1,123 @@
 #include "scheduler/service/app.h"
 
+#include "common/log/log.h"
+
 namespace tideslice::service {
+
+namespace {
+
+// The cache verifies with the signer's own public key.
+AppOptions WithTrust(AppOptions o) {
+  if (o.signer) {
+    auto v = trust::AssignmentVerifier::FromPem(o.signer->PublicKeyPem());
+    if (v.ok()) o.cache.verifier = *v;
+    o.binder.signer = o.signer.get();
+  }
+  o.webhook.scheduler_name = o.webhook.scheduler_name.empty() ? o.cache.scheduler_name : o.webhook.scheduler_name;
+  return o;
+}
+
+}  // namespace
 
 SchedulerApp::SchedulerApp(kube::KubeClient* client, const catalog::Catalog& catalog, AppOptions options)
     : catalog_(catalog),
-      options_(std::move(options)),
+      client_(client),
+      options_(WithTrust(std::move(options))),
       cache_(catalog, options_.cache),
       binder_(client, options_.binder) {}
+
+Status SchedulerApp::PublishPublicKey(kube::KubeClient* client) {
+  if (!options_.signer || options_.key_configmap.empty()) return Status::Ok();
+  const std::string ns = options_.leader.lease_namespace;
+  const std::string path = "/api/v1/namespaces/" + kube::PathSegment(ns) + "/configmaps/" +
+                           kube::PathSegment(options_.key_configmap);
+  const std::string pem = options_.signer->PublicKeyPem();
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto current = client->Get(path);
+    if (!current.ok() && current.status().code() == StatusCode::kNotFound) {
+      kube::json cm = {{"apiVersion", "v1"},
+                       {"kind", "ConfigMap"},
+                       {"metadata", {{"name", options_.key_configmap}, {"namespace", ns}}},
+                       {"data", {{"ed25519.pub", pem}}}};
+      auto created = client->Create("/api/v1/namespaces/" + kube::PathSegment(ns) + "/configmaps", cm);
+      if (created.ok() || created.status().code() == StatusCode::kAlreadyExists) continue;  // re-read
+      return created.status();
+    }
+    if (!current.ok()) return current.status();
+    kube::json cm = *current;
+    if (cm.contains("data") && cm["data"].is_object() && cm["data"].contains("ed25519.pub") &&
+        cm["data"]["ed25519.pub"] == pem)
+      return Status::Ok();
+    cm["data"]["ed25519.pub"] = pem;
+    auto replaced = client->Replace(path, cm);
+    if (replaced.ok()) return Status::Ok();
+    if (replaced.status().code() != StatusCode::kAborted) return replaced.status();
+  }
+  return Status::Aborted("the ConfigMap " + options_.key_configmap + " kept changing while the key was published");
+}
+
+void SchedulerApp::FenceRound(kube::KubeClient* client) {
+  if (!leading()) return;
+  for (const auto& r : cache_.TakeRefused()) {
+    log::Warn(r.reason == "ForgedAssignment" ? "assignment.forged" : "assignment.conflict", r.message,
+              {{"pod", r.pod_key}, {"node", r.node}});
+    (void)client->RecordEvent(r.involved, "Warning", r.reason, r.message, "tideslice-scheduler");
+    if (r.allocating) {
+      Status s = binder_.Refuse(r.pod_key, r.pod_uid, r.message);
+      if (!s.ok()) log::Warn("assignment.refuse_failed", s.ToString(), {{"pod", r.pod_key}});
+    }
+  }
+  if (!elector_) return;
+  auto term = elector_->Term();
+  if (!term) return;
+  for (const auto& a : cache_.Allocating()) {
+    if (a.lease_term == term->term && a.lease_holder == term->holder) continue;
+    // Bound in another term: the cache accounts it, so it fits beside everything else; seal it
+    // into ours so the agent will hand its cards out.
+    Status s = binder_.Reseal(a.pod_key, a.pod_uid, a.lease_term, *term);
+    if (s.ok())
+      log::Info("assignment.resealed", "re-sealed an allocating pod bound in an earlier lease term",
+                {{"pod", a.pod_key}, {"from_term", std::to_string(a.lease_term)}, {"term", std::to_string(term->term)}});
+    else
+      log::Warn("assignment.reseal_failed", s.ToString(), {{"pod", a.pod_key}});
+  }
+}
+
+std::string SchedulerApp::NotReadyReason() const {
+  if (!nodes_->synced() || !pods_->synced()) return "the node and pod caches are not synced yet";
+  for (const kube::Reflector* r : {nodes_.get(), pods_.get()}) {
+    auto failing = r->failing_for();
+    if (failing > options_.api_unreachable_after)
+      return "the Kubernetes API has failed for " + std::to_string(failing.count() / 1000) + " s: " + r->last_error();
+  }
+  return NotLiveReason();
+}
+
+std::string SchedulerApp::NotLiveReason() const {
+  // Filled in once the listener reports its own health (accept loop alive, not at its cap).
+  return "";
+}
 
 StatusOr<std::unique_ptr<SchedulerApp>> SchedulerApp::Start(kube::KubeClient* client, const catalog::Catalog& catalog,
                                                             AppOptions options) {
   if (options.leader_elect) TS_RETURN_IF_ERROR(ValidateLeaderElection(options.leader));
   std::unique_ptr<SchedulerApp> app(new SchedulerApp(client, catalog, std::move(options)));
   SchedulerApp* self = app.get();
-  if (self->options_.leader_elect)
+  if (self->options_.leader_elect) {
     self->elector_ = std::make_unique<LeaderElector>(client, self->options_.leader);
+    // Every bind carries the term it was made in and is bounded by the time left in it.
+    LeaderElector* elector = self->elector_.get();
+    self->binder_.set_fence([elector] { return elector->Term(); });
+  }
+  if (!self->options_.signer)
+    log::Warn("assignment.unsigned", "no --assignment-signing-key: assignments are not signed, and the cache checks "
+                                     "only their pod UID and node");
+  if (Status s = self->PublishPublicKey(client); !s.ok())
+    log::Warn("assignment.key_publish_failed", s.ToString(), {{"configmap", self->options_.key_configmap}});
   self->service_ = std::make_unique<SchedulerService>(catalog, &self->cache_, &self->binder_, client,
                                                       [self] { return self->leading(); });
   self->service_->set_pools(self->options_.pools, self->options_.now, &self->tides_);
+  self->service_->set_scheduler_name(self->options_.cache.scheduler_name);
   if (!self->options_.pools.empty()) {
     TidalControllerOptions to = self->options_.tidal;
     to.now = self->options_.now;
@@ -40,7 +140,10 @@ StatusOr<std::unique_ptr<SchedulerApp>> SchedulerApp::Start(kube::KubeClient* cl
   self->threads_.emplace_back([self] { self->pods_->Run(&self->cancel_); });
   if (self->elector_) self->threads_.emplace_back([self] { self->elector_->Run(&self->cancel_); });
   self->threads_.emplace_back([self] {
-    while (self->cancel_.SleepFor(static_cast<int>(self->options_.refresh_period.count()))) self->cache_.Refresh();
+    while (self->cancel_.SleepFor(static_cast<int>(self->options_.refresh_period.count()))) {
+      self->cache_.Refresh();
+      self->FenceRound(self->client_);
+    }
   });
   if (self->tidal_)
     self->threads_.emplace_back([self] {
@@ -64,10 +167,16 @@ StatusOr<std::unique_ptr<SchedulerApp>> SchedulerApp::Start(kube::KubeClient* cl
     if (c.method != "GET") return extender::HttpReply{405, "use GET\n", "text/plain"};
     if (c.path == "/healthz") return extender::HttpReply{200, "ok\n", "text/plain"};
     if (c.path == "/readyz") {
-      if (self->ready()) return extender::HttpReply{200, "ok\n", "text/plain"};
-      return extender::HttpReply{503, "the node and pod caches are not synced yet\n", "text/plain"};
+      std::string why = self->NotReadyReason();
+      if (why.empty()) return extender::HttpReply{200, "ok\n", "text/plain"};
+      return extender::HttpReply{503, why + "\n", "text/plain"};
     }
-    return extender::HttpReply{404, "not found; try /healthz or /readyz\n", "text/plain"};
+    if (c.path == "/livez") {
+      std::string why = self->NotLiveReason();
+      if (why.empty()) return extender::HttpReply{200, "ok\n", "text/plain"};
+      return extender::HttpReply{503, why + "\n", "text/plain"};
+    }
+    return extender::HttpReply{404, "not found; try /healthz, /livez or /readyz\n", "text/plain"};
   });
   if (!health.ok()) {
     self->Stop();

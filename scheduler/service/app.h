@@ -37,6 +37,14 @@ struct AppOptions {
   std::vector<tidal::PoolSpec> pools;      // validated (tidal::ValidatePools)
   TidalControllerOptions tidal;            // its `now` is replaced by this struct's
   std::function<std::chrono::system_clock::time_point()> now = [] { return std::chrono::system_clock::now(); };
+  // Signs every assignment (Ed25519). Its public key verifies the assignments the cache adopts
+  // and is published in the ConfigMap `key_configmap` (lease namespace, key ed25519.pub) for the
+  // node agents. Null: assignments are unsigned and the cache checks only UID and node (local
+  // runs and tests; the chart always sets a key).
+  std::shared_ptr<const trust::AssignmentSigner> signer;
+  std::string key_configmap = "tideslice-assignment-key";
+  // /readyz fails once the API server has been unreachable this long.
+  std::chrono::milliseconds api_unreachable_after{30000};
 };
 
 class SchedulerApp {
@@ -47,6 +55,11 @@ class SchedulerApp {
   void Stop();
 
   bool ready() const { return nodes_->synced() && pods_->synced(); }
+  // "" when ready to serve, else why not: caches not synced, API unreachable for longer than
+  // api_unreachable_after, a listener not accepting.
+  std::string NotReadyReason() const;
+  // "" when every listener accepts connections, else which does not (/livez).
+  std::string NotLiveReason() const;
   bool leading() const { return options_.leader_elect ? elector_->leading() : true; }
   ClusterCache& cache() { return cache_; }
   SchedulerService& service() { return *service_; }
@@ -58,6 +71,7 @@ class SchedulerApp {
  private:
   SchedulerApp(kube::KubeClient* client, const catalog::Catalog& catalog, AppOptions options);
   const catalog::Catalog& catalog_;
+  kube::KubeClient* client_;
   AppOptions options_;
   ClusterCache cache_;
   Binder binder_;
@@ -70,6 +84,10 @@ class SchedulerApp {
   kube::CancelFlag cancel_;
   std::vector<std::thread> threads_;
   bool stopped_ = false;
+  // The leader's fencing round: report refused assignments, fail the ALLOCATING ones, re-seal
+  // those of another term that still fit.
+  void FenceRound(kube::KubeClient* client);
+  Status PublishPublicKey(kube::KubeClient* client);
 };
 
 }  // namespace tideslice::service

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "common/kube/objects.h"
+#include "common/trust/assignment_seal.h"
 #include "common/kube/pod_json.h"
 #include "scheduler/core/request.h"
 #include "scheduler/service/state.h"
@@ -61,6 +62,33 @@ tidal::TimePoint TimeOf(const google::protobuf::Timestamp& t) {
       std::chrono::seconds(t.seconds()) + std::chrono::nanoseconds(t.nanos())));
 }
 
+// The order in which bound pods are adopted when the cache (re)learns them, which decides who
+// keeps a card if two assignments claim it: acknowledged ones (the agent handed the card out)
+// before pending ones, older binds before newer, so a late bind from a deposed leader loses.
+int AdoptionRank(const v1::PodAssignment& a) { return a.phase() == v1::ASSIGNMENT_PHASE_ALLOCATED ? 0 : 1; }
+
+std::vector<const json*> AdoptionOrder(const std::vector<json>& pods) {
+  struct Item {
+    const json* pod;
+    int rank;
+    int64_t at;
+  };
+  std::vector<Item> items;
+  items.reserve(pods.size());
+  for (const auto& p : pods) {
+    auto a = kube::AssignmentOf(p);
+    if (a.ok() && a->has_value()) items.push_back({&p, AdoptionRank(**a), (*a)->assigned_at().seconds()});
+    else items.push_back({&p, 2, 0});
+  }
+  std::stable_sort(items.begin(), items.end(), [](const Item& x, const Item& y) {
+    return x.rank != y.rank ? x.rank < y.rank : x.at < y.at;
+  });
+  std::vector<const json*> out;
+  out.reserve(items.size());
+  for (const auto& i : items) out.push_back(i.pod);
+  return out;
+}
+
 }  // namespace
 
 kube::Reflector::Handler ClusterCache::NodeHandler() {
@@ -77,6 +105,30 @@ std::shared_ptr<const core::ClusterState> ClusterCache::Snapshot() const {
   auto lock = std::make_shared<std::shared_lock<std::shared_mutex>>(mu_);
   // Aliasing constructor: the pointer shows the state, its control block owns the read lock.
   return std::shared_ptr<const core::ClusterState>(lock, &state_);
+}
+
+std::optional<std::map<std::string, std::string>> ClusterCache::NodeLabels(const std::string& name) const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  auto it = nodes_.find(name);
+  if (it == nodes_.end()) return std::nullopt;
+  return LabelMap(it->second.labels);
+}
+
+std::vector<RefusedAssignment> ClusterCache::TakeRefused() {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  std::vector<RefusedAssignment> out;
+  for (const auto& [key, r] : refused_)
+    if (refused_reported_.insert(key + "#" + r.pod_uid + "#" + r.message).second) out.push_back(r);
+  return out;
+}
+
+std::vector<AllocatingAssignment> ClusterCache::Allocating() const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::vector<AllocatingAssignment> out;
+  for (const auto& [key, rec] : pods_)
+    if (rec.assignment.phase() == v1::ASSIGNMENT_PHASE_ALLOCATING)
+      out.push_back({key, rec.assignment.pod_uid(), rec.assignment.lease_term(), rec.assignment.lease_holder()});
+  return out;
 }
 
 std::optional<json> ClusterCache::PendingPod(const std::string& pod_key) const {
@@ -113,7 +165,7 @@ void ClusterCache::ReplacePods(const std::vector<json>& pods) {
   for (const auto& [k, r] : assumed_) known.insert(k);
   for (const auto& k : known)
     if (!seen.count(k)) DropPod(k);
-  for (const auto& p : pods) ApplyPod(p);
+  for (const auto* p : AdoptionOrder(pods)) ApplyPod(*p);
 }
 
 void ClusterCache::OnPod(kube::WatchEventType type, const json& pod) {
@@ -130,6 +182,7 @@ void ClusterCache::ApplyNode(const json& node) {
   auto inv = kube::InventoryOf(node);
   if (!inv.ok() || !inv->has_value()) {
     // No (valid) inventory: TideSlice cannot place here. A malformed one is kept as the reason.
+    rec.labels = labels;
     if (rec.in_state) state_.RemoveNode(name);
     rec.in_state = false;
     rec.inventory_text.clear();
@@ -158,10 +211,35 @@ void ClusterCache::RebuildNode(const std::string& name, const v1::NodeInventory&
   nodes_[name].problem = fresh.schedulable ? "" : fresh.unschedulable_reason;
   fresh.version = (++rebuild_seq_) << 32;
   state_.AddNode(std::move(fresh));
+  std::vector<std::pair<const std::string*, const PodRecord*>> on_node;
   for (const auto& [key, rec] : pods_)
-    if (rec.node == name) Place(key, name, rec.assignment);
+    if (rec.node == name) on_node.emplace_back(&key, &rec);
+  std::stable_sort(on_node.begin(), on_node.end(), [](const auto& x, const auto& y) {
+    int rx = AdoptionRank(x.second->assignment), ry = AdoptionRank(y.second->assignment);
+    return rx != ry ? rx < ry : x.second->assignment.assigned_at().seconds() < y.second->assignment.assigned_at().seconds();
+  });
+  // A pod that no longer fits the rebuilt node (its inventory shrank, or two claims collide) is
+  // reported, not silently over-committed; the others keep their cards.
+  std::vector<std::string> conflicting;
+  for (const auto& [key, rec] : on_node)
+    if (!Place(*key, name, rec->assignment).ok()) conflicting.push_back(*key);
+  for (const auto& key : conflicting) {
+    auto it = pods_.find(key);
+    RefusedAssignment r;
+    r.pod_key = key;
+    r.pod_uid = it->second.assignment.pod_uid();
+    r.node = name;
+    r.reason = "AssignmentConflict";
+    r.message = "its cards on " + name + " are held by other pods or no longer exist; TideSlice does not account it";
+    r.allocating = it->second.assignment.phase() == v1::ASSIGNMENT_PHASE_ALLOCATING;
+    auto slash = key.find('/');
+    r.involved = {{"apiVersion", "v1"}, {"kind", "Pod"},
+                  {"metadata", {{"namespace", key.substr(0, slash)}, {"name", key.substr(slash + 1)}, {"uid", r.pod_uid}}}};
+    refused_[key] = r;
+    pods_.erase(it);
+  }
   for (const auto& [key, a] : assumed_)
-    if (a.node == name && !pods_.count(key)) Place(key, name, a.assignment);
+    if (a.node == name && !pods_.count(key)) (void)Place(key, name, a.assignment);
 }
 
 void ClusterCache::UpdateSchedulable(const std::string& name) {
@@ -191,13 +269,34 @@ void ClusterCache::DropNode(const std::string& name) {
   nodes_.erase(name);
 }
 
-void ClusterCache::Place(const std::string& key, const std::string& node_name, const v1::PodAssignment& assignment) {
+Status ClusterCache::Place(const std::string& key, const std::string& node_name, const v1::PodAssignment& assignment) {
   if (state_.NodeOfPod(key)) core::Unreserve(state_, key);
   const core::NodeState* node = state_.FindNode(node_name);
-  if (!node) return;  // the node comes back (or never had an inventory): placed when it does
+  if (!node) return Status::Ok();  // the node comes back (or never had an inventory): placed when it does
   auto placement = PlacementFromAssignment(key, assignment, *node);
-  if (!placement.ok()) return;  // its card left the node; nothing left to account for
-  (void)core::Adopt(state_, *placement);
+  if (!placement.ok()) return Status::Ok();  // its card left the node; nothing left to account for
+  // Reserve, not Adopt: an assignment is accounted only if it fits beside what the others hold.
+  // Two claims on one card (a forged record, a bind from a deposed leader) never both count.
+  return core::Reserve(state_, *placement);
+}
+
+void ClusterCache::Refuse(const json& pod, const std::string& key, const std::string& node,
+                          const v1::PodAssignment& assignment, const std::string& reason, const std::string& message) {
+  RefusedAssignment r;
+  r.pod_key = key;
+  auto meta = pod.find("metadata");
+  if (meta != pod.end() && meta->is_object())
+    if (auto u = meta->find("uid"); u != meta->end() && u->is_string()) r.pod_uid = u->get<std::string>();
+  r.node = node;
+  r.reason = reason;
+  r.message = message;
+  r.allocating = assignment.phase() == v1::ASSIGNMENT_PHASE_ALLOCATING;
+  auto slash = key.find('/');
+  r.involved = {{"apiVersion", "v1"}, {"kind", "Pod"},
+                {"metadata", {{"namespace", key.substr(0, slash)}, {"name", key.substr(slash + 1)}, {"uid", r.pod_uid}}}};
+  refused_[key] = std::move(r);
+  pods_.erase(key);
+  if (!assumed_.count(key) && state_.NodeOfPod(key)) core::Unreserve(state_, key);
 }
 
 void ClusterCache::ApplyPod(const json& pod) {
@@ -218,16 +317,40 @@ void ClusterCache::ApplyPod(const json& pod) {
   pending_.erase(key);
   auto a = kube::AssignmentOf(pod);
   if (a.ok() && a->has_value() && Holds(**a)) {
-    PodRecord& rec = pods_[key];
-    bool same = rec.node == node && rec.assignment.SerializeAsString() == (*a)->SerializeAsString() &&
+    // Only the scheduler decides who holds a card: the record must be signed by its key and name
+    // this very pod (UID, node); anything else is forged and accounted as nothing.
+    Status trusted = trust::CheckAssignmentOwner(options_.verifier.get(), pod, **a);
+    if (!trusted.ok()) {
+      assumed_.erase(key);
+      Refuse(pod, key, node, **a, "ForgedAssignment",
+             "TideSlice ignores this pod's tideslice.io/assignment: " + trusted.message());
+      return;
+    }
+    auto known = pods_.find(key);
+    bool same = known != pods_.end() && known->second.node == node &&
+                known->second.assignment.SerializeAsString() == (*a)->SerializeAsString() &&
                 state_.NodeOfPod(key) != nullptr;
+    if (!same) {
+      // Drop the bind's own reservation first: the record replaces it and must fit in its place.
+      const bool was_assumed = assumed_.erase(key) > 0;
+      if (was_assumed && state_.NodeOfPod(key)) core::Unreserve(state_, key);
+      Status placed = Place(key, node, **a);
+      if (!placed.ok()) {
+        Refuse(pod, key, node, **a, "AssignmentConflict",
+               "TideSlice does not account this pod's assignment: " + placed.message() +
+                   " (another pod holds those cards; a bind that landed after a change of leader is refused)");
+        return;
+      }
+    }
+    PodRecord& rec = pods_[key];
     rec.node = node;
     rec.assignment = **a;
     rec.facts = FactsOf(pod);
     assumed_.erase(key);
-    if (!same) Place(key, node, rec.assignment);  // acknowledgements only add device IDs: skip
+    refused_.erase(key);
     return;
   }
+  refused_.erase(key);
   // Bound without a live assignment (not ours, or FAILED): it holds nothing.
   if (a.ok() && a->has_value()) assumed_.erase(key);
   pods_.erase(key);
@@ -236,6 +359,7 @@ void ClusterCache::ApplyPod(const json& pod) {
 
 void ClusterCache::DropPod(const std::string& key) {
   pending_.erase(key);
+  refused_.erase(key);
   assumed_.erase(key);
   pods_.erase(key);
   if (state_.NodeOfPod(key)) core::Unreserve(state_, key);

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <shared_mutex>
 #include <string>
 #include <vector>
@@ -22,6 +23,7 @@
 #include "common/catalog/catalog.h"
 #include "common/kube/client.h"
 #include "common/kube/reflector.h"
+#include "common/trust/assignment_seal.h"
 #include "scheduler/core/fragmentation.h"
 #include "scheduler/core/placement.h"
 #include "scheduler/tidal/decide.h"
@@ -36,6 +38,28 @@ struct CacheOptions {
   // Pending pods are kept (for bind) only when they name this scheduler.
   std::string scheduler_name = "tideslice-scheduler";
   core::Policy policy = core::Policy::kFragAware;
+  // Assignments are adopted only when signed by the scheduler's key (null: signatures are not
+  // checked, only that the assignment names the pod's UID and node; local runs and tests).
+  std::shared_ptr<const trust::AssignmentVerifier> verifier;
+};
+
+// A pod whose assignment the cache refused to account: forged (unsigned, wrong signature, another
+// pod's UID or node) or in conflict with what other pods already hold (a bind from a deposed
+// leader that landed late). Reported once as an Event and a log line; an ALLOCATING one is marked
+// FAILED by the leader so that no Allocate can match it.
+struct RefusedAssignment {
+  std::string pod_key, pod_uid, node;
+  std::string reason;      // "ForgedAssignment" or "AssignmentConflict"
+  std::string message;
+  bool allocating = false;
+  kube::json involved;     // apiVersion/kind/metadata of the pod, for the Event
+};
+
+// An ALLOCATING assignment the cache accounts, with the lease term it was sealed in.
+struct AllocatingAssignment {
+  std::string pod_key, pod_uid;
+  int64_t lease_term = -1;
+  std::string lease_holder;
 };
 
 struct PlannedBind {
@@ -60,6 +84,13 @@ class ClusterCache {
 
   // The pod object of a pending (unbound) pod, if the watch has seen it.
   std::optional<kube::json> PendingPod(const std::string& pod_key) const;
+  // A node's labels, nullopt when the watch has not seen the node.
+  std::optional<std::map<std::string, std::string>> NodeLabels(const std::string& name) const;
+
+  // Refused assignments not yet reported (each is handed out once), and the ALLOCATING
+  // assignments held now (for the leader's fencing of other terms).
+  std::vector<RefusedAssignment> TakeRefused();
+  std::vector<AllocatingAssignment> Allocating() const;
 
   // Plans `request` on `node` with the core's Filter and reserves the plan, atomically with
   // respect to every other reader and writer; the reservation lasts until the pod's watch event
@@ -101,6 +132,7 @@ class ClusterCache {
     bool in_state = false;
     std::string problem;                      // malformed inventory, for the filter reason
   };
+  using json_t = kube::json;
   struct PodRecord {
     std::string node;
     v1::PodAssignment assignment;             // phase ALLOCATING or ALLOCATED: it holds slices
@@ -116,7 +148,9 @@ class ClusterCache {
   void DropNode(const std::string& name);
   void ApplyPod(const kube::json& pod);
   void DropPod(const std::string& key);
-  void Place(const std::string& key, const std::string& node, const v1::PodAssignment& assignment);
+  Status Place(const std::string& key, const std::string& node, const v1::PodAssignment& assignment);
+  void Refuse(const json_t& pod, const std::string& key, const std::string& node, const v1::PodAssignment& assignment,
+              const std::string& reason, const std::string& message);
   void RebuildNode(const std::string& name, const v1::NodeInventory& inventory, const kube::json& labels);
   void UpdateSchedulable(const std::string& name);
 
@@ -128,6 +162,8 @@ class ClusterCache {
   std::map<std::string, PodRecord> pods_;
   std::map<std::string, kube::json> pending_;   // unbound pods that ask for this scheduler
   std::map<std::string, Assumed> assumed_;
+  std::map<std::string, RefusedAssignment> refused_;   // by pod key; `reported` below
+  std::set<std::string> refused_reported_;             // key + "#" + message already handed out
   std::unique_ptr<core::WorkloadModel> workload_;
   std::string workload_fingerprint_;
   uint64_t workload_generation_ = 0;

@@ -91,11 +91,30 @@ Status SchedulerService::Bind(const extender::BindingArgs& args) {
     if (!fetched.ok()) return fetched.status();
     pod = std::move(*fetched);
   }
-  const std::string uid = pod->value("metadata", kube::json::object()).value("uid", std::string());
-  if (!args.pod_uid.empty() && !uid.empty() && uid != args.pod_uid)
-    return Status::Aborted("pod " + key + " was re-created (uid " + uid + ", kube-scheduler asked for " + args.pod_uid + ")");
   auto spec = kube::PodSpecFromJson(*pod);
   if (!spec.ok()) return spec.status();
+  const std::string& uid = spec->uid;
+  if (!args.pod_uid.empty() && !uid.empty() && uid != args.pod_uid)
+    return Status::Aborted("pod " + key + " was re-created (uid " + uid + ", kube-scheduler asked for " + args.pod_uid + ")");
+  // The bind verb is reachable by anyone who can reach the listener: it binds only what our own
+  // kube-scheduler profile would, a pending pod that names this scheduler, to a node that exists
+  // and that the pod's nodeSelector allows.
+  if (spec->scheduler_name != scheduler_name_)
+    return Status::PermissionDenied("pod " + key + " is for scheduler \"" + spec->scheduler_name.substr(0, 253) +
+                                    "\", not \"" + scheduler_name_ + "\"; TideSlice binds only its own pods");
+  if (!spec->node_name.empty())
+    return Status::FailedPrecondition("pod " + key + " is already bound to " + spec->node_name);
+  auto labels = cache_->NodeLabels(args.node);
+  if (!labels) return Status::NotFound("node \"" + args.node.substr(0, 253) + "\" does not exist");
+  const kube::json* selector = nullptr;
+  if (auto s = pod->find("spec"); s != pod->end() && s->is_object())
+    if (auto ns = s->find("nodeSelector"); ns != s->end() && ns->is_object()) selector = &*ns;
+  if (selector)
+    for (const auto& [k, v] : selector->items()) {
+      auto have = labels->find(k);
+      if (!v.is_string() || have == labels->end() || have->second != v.get<std::string>())
+        return Status::FailedPrecondition("node " + args.node + " does not match the pod's nodeSelector " + k.substr(0, 253));
+    }
   auto request = core::PreFilter(*spec, catalog_);
   if (!request.ok()) return request.status();
   if (!request->WantsAccelerators()) return client_->Bind(args.pod_namespace, args.pod_name, args.pod_uid, args.node, {});

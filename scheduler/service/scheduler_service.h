@@ -42,6 +42,9 @@ class SchedulerService {
     tides_ = tides;
   }
 
+  // Bind only pods that name this scheduler (spec.schedulerName).
+  void set_scheduler_name(std::string name) { scheduler_name_ = std::move(name); }
+
   // verb + JSON body -> the reply kube-scheduler expects (HTTP 200 with Error on failure).
   extender::HttpReply Serve(const std::string& verb, const std::string& body);
   Status Bind(const extender::BindingArgs& args);
@@ -65,6 +68,7 @@ class SchedulerService {
   std::function<void(const std::string&, double, bool)> observer_;
   std::vector<tidal::PoolSpec> pools_;
   const TideBoard* tides_ = nullptr;
+  std::string scheduler_name_ = "tideslice-scheduler";
   std::function<std::chrono::system_clock::time_point()> now_ = [] { return std::chrono::system_clock::now(); };
 };
 

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include "common/codec/annotations.h"
+#include "common/kube/objects.h"
+#include "common/trust/assignment_seal.h"
 #include "scheduler/core/request.h"
 #include "tests/support/inventory_node.h"
 
@@ -27,10 +29,12 @@ class CacheTest : public ::testing::Test {
   }
   static json Pod(const std::string& name, const std::string& node, const std::string& card, int64_t mib,
                   v1::AssignmentPhase phase) {
-    json pod = {{"metadata", {{"name", name}, {"namespace", "ml"}}}, {"spec", {{"schedulerName", "tideslice-scheduler"}}}};
+    json pod = {{"metadata", {{"name", name}, {"namespace", "ml"}, {"uid", "uid-" + name}}},
+                {"spec", {{"schedulerName", "tideslice-scheduler"}}}};
     if (!node.empty()) {
       pod["spec"]["nodeName"] = node;
       v1::PodAssignment a;
+      a.set_pod_uid("uid-" + name);
       a.set_node_name(node);
       a.set_phase(phase);
       auto* c = a.add_containers();
@@ -156,6 +160,117 @@ TEST_F(CacheTest, RelistDropsWhatIsGoneAndMalformedInventoriesAreNotPlaced) {
   cache_->ReplaceNodes({Node("n1", 1, now_), broken});
   EXPECT_EQ(cache_->Snapshot()->FindNode("n2"), nullptr);
   EXPECT_EQ(cache_->stats().nodes, 1u);
+}
+
+// The forgeries a tester made: a pod created with a hand-written assignment. With the
+// scheduler's key configured, only a record it signed for this very pod counts.
+class SignedCacheTest : public CacheTest {
+ protected:
+  SignedCacheTest() {
+    signer_ = trust::AssignmentSigner::Generate().value();
+    CacheOptions o;
+    o.now = [this] { return now_; };
+    o.verifier = *trust::AssignmentVerifier::FromPem(signer_->PublicKeyPem());
+    cache_ = std::make_unique<ClusterCache>(catalog::Catalog::Builtin(), o);
+  }
+  json Signed(json pod, const trust::AssignmentSigner& by) {
+    auto a = kube::AssignmentOf(pod);
+    v1::PodAssignment assignment = **a;
+    EXPECT_TRUE(by.Sign(&assignment).ok());
+    pod["metadata"]["annotations"][std::string(codec::kAssignmentAnnotation)] = codec::EncodeAssignment(assignment);
+    return pod;
+  }
+  static json WholeCard(const std::string& name, const std::string& node, const std::string& card, v1::AssignmentPhase phase,
+                        int64_t assigned_at) {
+    json pod = Pod(name, node, card, 0, phase);
+    auto a = kube::AssignmentOf(pod);
+    v1::PodAssignment assignment = **a;
+    auto* slice = assignment.mutable_containers(0)->mutable_slices(0);
+    slice->set_whole_card(true);
+    slice->set_compute_permille(1000);
+    assignment.mutable_assigned_at()->set_seconds(assigned_at);
+    pod["metadata"]["annotations"][std::string(codec::kAssignmentAnnotation)] = codec::EncodeAssignment(assignment);
+    return pod;
+  }
+  std::unique_ptr<trust::AssignmentSigner> signer_;
+};
+
+TEST_F(SignedCacheTest, OnlyRecordsTheSchedulerSignedForThisPodAndNodeAreAccounted) {
+  cache_->ReplaceNodes({Node("n1", 2, now_)});
+  auto other_key = trust::AssignmentSigner::Generate().value();
+  json unsigned_pod = Pod("forged", "n1", "n1-GPU-0", 70000, v1::ASSIGNMENT_PHASE_ALLOCATED);
+  json foreign = Signed(Pod("foreign", "n1", "n1-GPU-0", 70000, v1::ASSIGNMENT_PHASE_ALLOCATED), *other_key);
+  // A genuine record copied onto another pod: its UID no longer matches.
+  json copied = Signed(Pod("real", "n1", "n1-GPU-1", 1000, v1::ASSIGNMENT_PHASE_ALLOCATED), *signer_);
+  copied["metadata"]["name"] = "copy";
+  copied["metadata"]["uid"] = "uid-copy";
+  // A genuine record on a pod moved to another node by hand.
+  json moved = Signed(Pod("moved", "n1", "n1-GPU-1", 1000, v1::ASSIGNMENT_PHASE_ALLOCATED), *signer_);
+  moved["spec"]["nodeName"] = "n2";
+  // A signed record whose slice was edited afterwards.
+  json edited = Signed(Pod("edited", "n1", "n1-GPU-1", 1000, v1::ASSIGNMENT_PHASE_ALLOCATED), *signer_);
+  {
+    auto a = **kube::AssignmentOf(edited);
+    a.mutable_containers(0)->mutable_slices(0)->set_memory_mib(80000);
+    edited["metadata"]["annotations"][std::string(codec::kAssignmentAnnotation)] = codec::EncodeAssignment(a);
+  }
+  cache_->ReplacePods({unsigned_pod, foreign, copied, moved, edited});
+  EXPECT_EQ(Used("n1", 0), 0);
+  EXPECT_EQ(Used("n1", 1), 0);
+  auto refused = cache_->TakeRefused();
+  ASSERT_EQ(refused.size(), 5u);
+  for (const auto& r : refused) EXPECT_EQ(r.reason, "ForgedAssignment") << r.pod_key;
+  EXPECT_TRUE(cache_->TakeRefused().empty()) << "each refusal is reported once";
+
+  json genuine = Signed(Pod("real", "n1", "n1-GPU-0", 20480, v1::ASSIGNMENT_PHASE_ALLOCATED), *signer_);
+  cache_->OnPod(kube::WatchEventType::kAdded, genuine);
+  EXPECT_EQ(Used("n1", 0), 20480);
+  // The agent's acknowledgement (phase, device IDs) is outside the signature and keeps it valid.
+  auto a = **kube::AssignmentOf(genuine);
+  a.set_phase(v1::ASSIGNMENT_PHASE_ALLOCATED);
+  a.mutable_containers(0)->add_device_ids("n1-GPU-0::3");
+  genuine["metadata"]["annotations"][std::string(codec::kAssignmentAnnotation)] = codec::EncodeAssignment(a);
+  cache_->OnPod(kube::WatchEventType::kModified, genuine);
+  EXPECT_EQ(Used("n1", 0), 20480);
+  EXPECT_TRUE(cache_->TakeRefused().empty());
+}
+
+TEST_F(SignedCacheTest, TwoClaimsOnOneCardNeverBothCountAndTheAcknowledgedOneWins) {
+  cache_->ReplaceNodes({Node("n1", 1, now_)});
+  // The split brain a tester produced: the new leader's pod holds the card whole and is
+  // acknowledged; the deposed leader's bind lands later on the same card.
+  json kept = Signed(WholeCard("kept", "n1", "n1-GPU-0", v1::ASSIGNMENT_PHASE_ALLOCATED, 200), *signer_);
+  json late = Signed(WholeCard("late", "n1", "n1-GPU-0", v1::ASSIGNMENT_PHASE_ALLOCATING, 100), *signer_);
+  // Listed in the unlucky order: the late one first.
+  cache_->ReplacePods({late, kept});
+  auto snap = cache_->Snapshot();
+  const auto* node = snap->FindNode("n1");
+  ASSERT_NE(node, nullptr);
+  EXPECT_EQ(node->pods.size(), 1u);
+  EXPECT_TRUE(node->pods.count("ml/kept"));
+  snap.reset();
+  auto refused = cache_->TakeRefused();
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0].pod_key, "ml/late");
+  EXPECT_EQ(refused[0].reason, "AssignmentConflict");
+  EXPECT_TRUE(refused[0].allocating) << "an ALLOCATING loser is failed by the leader";
+  // Arriving as a watch event after the other is placed: refused the same way.
+  cache_->OnPod(kube::WatchEventType::kDeleted, late);
+  cache_->OnPod(kube::WatchEventType::kAdded, late);
+  EXPECT_EQ(cache_->Snapshot()->FindNode("n1")->pods.size(), 1u);
+  EXPECT_EQ(cache_->TakeRefused().size(), 0u) << "already reported for this UID and reason";
+}
+
+TEST_F(CacheTest, WithoutAKeyTheRecordMustStillNameThisPodAndNode) {
+  cache_->ReplaceNodes({Node("n1", 1, now_)});
+  // The forged `allocated` record on a pod that asked for nothing made every card look busy.
+  json forged = Pod("greedy", "n1", "n1-GPU-0", 80000, v1::ASSIGNMENT_PHASE_ALLOCATED);
+  auto a = **kube::AssignmentOf(forged);
+  a.clear_pod_uid();  // written at CREATE: the author could not know the UID the API server assigns
+  forged["metadata"]["annotations"][std::string(codec::kAssignmentAnnotation)] = codec::EncodeAssignment(a);
+  cache_->OnPod(kube::WatchEventType::kAdded, forged);
+  EXPECT_EQ(Used("n1", 0), 0);
+  ASSERT_EQ(cache_->TakeRefused().size(), 1u);
 }
 
 }  // namespace
