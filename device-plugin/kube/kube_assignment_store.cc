@@ -18,7 +18,14 @@ StatusOr<std::vector<kube::json>> KubeAssignmentStore::PodsOnNode() {
 StatusOr<std::vector<PendingPod>> KubeAssignmentStore::PendingOnNode() {
   auto pods = PodsOnNode();
   if (!pods.ok()) return pods.status();
-  std::vector<PendingPod> out;
+  std::shared_ptr<const trust::AssignmentVerifier> verifier;
+  if (trust_.verifier) {
+    auto v = trust_.verifier->Get();
+    // Without the key nothing can be trusted: refuse rather than hand out cards on faith.
+    if (!v.ok()) return v.status().WithContext("cannot check the scheduler's signatures");
+    verifier = *v;
+  }
+  std::vector<std::pair<PendingPod, std::string>> candidates;  // with the pod's UID
   for (const auto& pod : *pods) {
     auto a = AssignmentOf(pod);
     // One bad annotation must not block every other pod's Allocate; the matcher only needs the
@@ -26,7 +33,41 @@ StatusOr<std::vector<PendingPod>> KubeAssignmentStore::PendingOnNode() {
     if (!a.ok() || !a->has_value()) continue;
     if ((*a)->phase() != v1::ASSIGNMENT_PHASE_ALLOCATING) continue;
     if (kube::PodIsFinished(pod)) continue;
-    out.push_back({PodKey(pod), std::move(**a)});
+    Status trusted = trust::CheckAssignmentOwner(verifier.get(), pod, **a);
+    if (!trusted.ok()) {
+      refusals_.Record(PodKey(pod), "forged:" + trusted.message(), log::Level::kWarn, "assignment.forged",
+                       "ignoring a pod's assignment that TideSlice's scheduler did not write: " + trusted.message(),
+                       {{"pod", PodKey(pod)}, {"node", node_}}, /*log_first=*/true);
+      continue;
+    }
+    candidates.push_back({{PodKey(pod), std::move(**a)}, ""});
+  }
+  std::vector<PendingPod> out;
+  if (candidates.empty() || trust_.lease_name.empty()) {
+    for (auto& c : candidates) out.push_back(std::move(c.first));
+    return out;
+  }
+  auto lease = client_->Get(kube::LeasePath(trust_.lease_namespace, trust_.lease_name), trust_.lease_timeout);
+  if (!lease.ok()) return lease.status().WithContext("cannot read the scheduler's lease to check the bind's term");
+  std::string holder;
+  int64_t term = -1;
+  if (auto spec = lease->find("spec"); spec != lease->end() && spec->is_object()) {
+    if (auto h = spec->find("holderIdentity"); h != spec->end() && h->is_string()) holder = h->get<std::string>();
+    if (auto t = spec->find("leaseTransitions"); t != spec->end() && t->is_number_integer()) term = t->get<int64_t>();
+    else term = 0;  // the API server omits a zero leaseTransitions
+  }
+  for (auto& c : candidates) {
+    const v1::PodAssignment& a = c.first.assignment;
+    if (a.lease_term() != term || a.lease_holder() != holder) {
+      refusals_.Record(c.first.pod_key, "stale:" + std::to_string(a.lease_term()) + "/" + std::to_string(term),
+                       log::Level::kWarn, "assignment.stale_term",
+                       "ignoring an assignment sealed in lease term " + std::to_string(a.lease_term()) + " by \"" +
+                           a.lease_holder() + "\"; the scheduler's lease is in term " + std::to_string(term) +
+                           " held by \"" + holder + "\" (the new leader re-seals it if it still fits)",
+                       {{"pod", c.first.pod_key}, {"node", node_}}, /*log_first=*/true);
+      continue;
+    }
+    out.push_back(std::move(c.first));
   }
   return out;
 }
@@ -82,6 +123,8 @@ std::vector<ContainerAllocation> AllocationsFromPods(const std::vector<kube::jso
     if (kube::PodIsFinished(pod)) continue;
     auto a = AssignmentOf(pod);
     if (!a.ok() || !a->has_value()) continue;
+    // A record that names another pod or node is not this pod's (forged or copied): not shown.
+    if (!trust::CheckAssignmentOwner(nullptr, pod, **a).ok()) continue;
     auto phase = (*a)->phase();
     if (phase != v1::ASSIGNMENT_PHASE_ALLOCATING && phase != v1::ASSIGNMENT_PHASE_ALLOCATED) continue;
     std::string key = PodKey(pod);

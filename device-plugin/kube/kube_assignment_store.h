@@ -8,20 +8,34 @@
 // concurrent scheduler write is never overwritten.
 #pragma once
 
+#include <chrono>
 #include <set>
 #include <string>
 
 #include "common/kube/client.h"
 #include "common/kube/objects.h"
+#include "common/log/log.h"
+#include "common/trust/assignment_seal.h"
 #include "device-plugin/exporter/allocation_metrics.h"
 #include "device-plugin/plugin/handoff.h"
 
 namespace tideslice::deviceplugin {
 
+// What makes an assignment trustworthy to the agent before it hands a card out.
+struct AssignmentTrust {
+  // The scheduler's public key; null: signatures are not required (local runs and tests; the
+  // chart always mounts the key). The pod's UID and node are checked either way.
+  trust::VerifierFile* verifier = nullptr;
+  // The scheduler's Lease (fencing): an assignment is honoured only if it was sealed in the term
+  // the Lease is in now, so a bind from a deposed leader that lands late is refused. Empty: off.
+  std::string lease_namespace, lease_name;
+  std::chrono::milliseconds lease_timeout{5000};
+};
+
 class KubeAssignmentStore : public AssignmentStore {
  public:
-  KubeAssignmentStore(kube::KubeClient* client, std::string node_name)
-      : client_(client), node_(std::move(node_name)) {}
+  KubeAssignmentStore(kube::KubeClient* client, std::string node_name, AssignmentTrust trust = {})
+      : client_(client), node_(std::move(node_name)), trust_(std::move(trust)) {}
 
   StatusOr<std::vector<PendingPod>> PendingOnNode() override;
   Status Acknowledge(const std::string& pod_key, const std::string& container,
@@ -33,6 +47,8 @@ class KubeAssignmentStore : public AssignmentStore {
   StatusOr<std::vector<kube::json>> PodsOnNode();
   kube::KubeClient* client_;
   std::string node_;
+  AssignmentTrust trust_;
+  log::ChangeLog refusals_;   // one log line per refused pod and reason, not per Allocate
 };
 
 // The slices held on this node according to the pods' assignments (phase ALLOCATING or

@@ -120,20 +120,16 @@ StatusOr<v1beta1::ContainerAllocateResponse> HandoffHandler::AllocateContainer(
       return Status::FailedPrecondition("pod " + match->pod_key + " needs a " + slice.profile +
                                         " partition, but this agent does not manage partitions");
     }
-    auto id = partitioner_->CreatePartition(slice.card, slice.profile, slice.start_slot);
-    if (!id.ok()) {
+    // Intent first, then the partition, then the record: a crash in between leaves an intent
+    // that the next start resolves (the partition is found and destroyed), never an orphan.
+    auto rec = CreateRecordedPartition(*ledger_, *partitioner_, slice.card, slice.profile, slice.start_slot,
+                                       match->pod_key, match->container, now);
+    if (!rec.ok()) {
       undo();
-      return id.status().WithContext("creating " + slice.profile + " for " + match->pod_key + "/" + match->container);
+      return rec.status().WithContext("creating " + slice.profile + " for " + match->pod_key + "/" + match->container);
     }
-    PartitionRecord rec{match->pod_key, match->container, slice.card.uuid, *id, now};
-    Status recorded = ledger_->Add(rec);
-    if (!recorded.ok()) {
-      (void)partitioner_->DestroyPartition(slice.card, *id);
-      undo();
-      return recorded;
-    }
-    made.push_back(rec);
-    slice.partition_id = *id;
+    made.push_back(*rec);
+    slice.partition_id = rec->partition_id;
   }
   auto response = BuildContainerResponse(match->slices);
   if (!response.ok()) {
