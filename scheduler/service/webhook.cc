@@ -289,7 +289,8 @@ bool IsTrustedWriter(const std::string& username, const std::set<std::string>& t
   if (username.empty()) return false;
   if (trusted.count(username)) return true;
   for (const auto& entry : trusted)
-    if (!entry.empty() && entry.back() == '*' && username.compare(0, entry.size() - 1, entry, 0, entry.size() - 1) == 0)
+    // A bare "*" would switch the check off; it matches nobody.
+    if (entry.size() > 1 && entry.back() == '*' && username.compare(0, entry.size() - 1, entry, 0, entry.size() - 1) == 0)
       return true;
   return false;
 }

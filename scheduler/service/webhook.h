@@ -45,8 +45,8 @@ struct WebhookOptions {
   // Users allowed to change kOwnedAnnotations on UPDATE, as the API server names them in
   // request.userInfo.username: "system:serviceaccount:<namespace>:<service account>", e.g.
   // "system:serviceaccount:tideslice-system:tideslice-scheduler". An entry ending in '*' matches
-  // every username that starts with the rest ("system:serviceaccount:tideslice-system:*").
-  // Empty: nobody may change them.
+  // every username that starts with the rest ("system:serviceaccount:tideslice-system:*"); a
+  // bare "*" matches nobody. Empty: nobody may change them.
   std::set<std::string> trusted_writers;
 };
 

@@ -295,6 +295,9 @@ TEST_F(OwnedAnnotations, TrustedWritersMayChangeThem) {
   EXPECT_TRUE(captured_.lines.empty());
   EXPECT_FALSE(Validate(Review("UPDATE", after, before, "system:serviceaccount:tideslice-systemx:a"), prefix)
                    .value("allowed", true));
+  WebhookOptions everyone;
+  everyone.trusted_writers = {"*"};  // would switch the check off: matches nobody
+  EXPECT_FALSE(Validate(Review("UPDATE", after, before, kScheduler), everyone).value("allowed", true));
 }
 
 TEST_F(OwnedAnnotations, UpdatesThatLeaveThemAloneAreAllowed) {
