@@ -22,6 +22,8 @@
 #include "device-plugin/backends/mock_backend.h"
 #include "device-plugin/backends/nvml_backend.h"
 #include "common/flags.h"
+#include "common/log/log.h"
+#include "common/trust/assignment_seal.h"
 #include "common/metrics/endpoint.h"
 #include "common/kube/access.h"
 #include "common/kube/client.h"
@@ -64,6 +66,12 @@ Flags:
   --standalone                   run without Kubernetes: no inventory, and Allocate is refused
                                  (for trying the kubelet side and the metrics on a laptop)
   --catalog FILE                 accelerator catalog overrides (JSON, as common/catalog/accelerators.json)
+  --assignment-verify-key FILE   the scheduler's Ed25519 public key (PEM, from ConfigMap
+                                 tideslice-assignment-key); an assignment is honoured only with a
+                                 valid signature. Re-read when the file changes. Default: off (warned)
+  --lease-name NAME              the scheduler's leader Lease; an assignment is honoured only if it
+  --lease-namespace NS           was sealed in the Lease's current term (default namespace:
+                                 $POD_NAMESPACE). Default: off
   --config FILE                  YAML/JSON map of these flags without the dashes
                                  (e.g. "backend: mock"); command-line flags win
   --help
@@ -122,7 +130,8 @@ int main(int argc, char** argv) {
                                        "--resource-name",    "--replicas-per-card", "--node-name",
                                        "--metrics-address",  "--health-poll-seconds", "--heartbeat-seconds",
                                        "--kubeconfig",       "--standalone",        "--config",
-                                       "--pod-resources-socket", "--catalog"};
+                                       "--pod-resources-socket", "--catalog", "--assignment-verify-key",
+                                       "--lease-name", "--lease-namespace"};
   std::map<std::string, std::string> flags;
   auto parsed = ParseFlags(argc, argv, known, {"--standalone"});
   if (!parsed.ok()) return Fail(parsed.status().message());
@@ -212,6 +221,7 @@ int main(int argc, char** argv) {
 
   // Kubernetes: the assignment store for Allocate and the inventory publisher.
   std::unique_ptr<kube::KubeClient> client;
+  std::unique_ptr<trust::VerifierFile> verify_key;
   std::unique_ptr<KubeAssignmentStore> store;
   std::unique_ptr<InventoryPublisher> publisher;
   std::unique_ptr<AllocationHandler> handler;
@@ -224,7 +234,22 @@ int main(int argc, char** argv) {
     auto transport = kube::NewCppRestTransport(*access);
     if (!transport.ok()) return Fail(transport.status().ToString());
     client = std::make_unique<kube::KubeClient>(*transport);
-    store = std::make_unique<KubeAssignmentStore>(client.get(), node);
+    AssignmentTrust trust;
+    if (flags.count("--assignment-verify-key")) {
+      verify_key = std::make_unique<trust::VerifierFile>(flags["--assignment-verify-key"]);
+      trust.verifier = verify_key.get();
+    } else {
+      log::Warn("assignment.unverified", "no --assignment-verify-key: assignments are honoured without checking the "
+                                         "scheduler's signature (only their pod UID and node)");
+    }
+    if (flags.count("--lease-name")) {
+      const char* pod_ns = std::getenv("POD_NAMESPACE");
+      trust.lease_name = flags["--lease-name"];
+      trust.lease_namespace = get("--lease-namespace", pod_ns && *pod_ns ? pod_ns : "");
+      if (trust.lease_name.empty() || trust.lease_namespace.empty())
+        return Fail("--lease-name needs a namespace: pass --lease-namespace or set POD_NAMESPACE");
+    }
+    store = std::make_unique<KubeAssignmentStore>(client.get(), node, std::move(trust));
     auto opened = PartitionLedger::Open(options.plugin.socket_dir + "/tideslice-partitions.json");
     if (!opened.ok()) return Fail(opened.status().ToString());
     ledger = std::move(*opened);
