@@ -16,6 +16,7 @@
 #include "device-plugin/kube/inventory_publisher.h"
 #include "device-plugin/kube/kube_assignment_store.h"
 #include "scheduler/service/app.h"
+#include "common/log/log.h"
 #include "scheduler/tidal/pool.h"
 #include "tests/support/admission.h"
 #include "tests/support/fake_cards.h"
@@ -308,6 +309,47 @@ TEST_F(SchedulerE2E, PendingPodsEndAllocatedWithTheirSlicesUnderConcurrency) {
   // No card is over-committed, and the scheduler's books equal the API server's.
   for (const auto& [card, mib] : ApiAccounting()) EXPECT_LE(mib, 81920) << card;
   EXPECT_TRUE(WaitFor([&] { return CacheAccounting(app) == ApiAccounting(); }));
+}
+
+// "No log line during a two-minute API outage; /readyz ignores API reachability": an outage that
+// outlasts api_unreachable_after turns /readyz to 503 with the API's error, logged once per
+// reflector when it starts, not once per retry.
+TEST_F(SchedulerE2E, ReadinessFollowsTheApiServerAndTheOutageIsLoggedOnce) {
+  struct Lines {
+    std::mutex mu;
+    std::vector<std::string> v;
+  } lines;
+  log::SetSink([](const std::string& line, void* user) {
+    auto* l = static_cast<Lines*>(user);
+    std::lock_guard<std::mutex> lock(l->mu);
+    l->v.push_back(line);
+  }, &lines);
+  AppOptions o = Options("solo");
+  o.leader_elect = false;
+  o.api_unreachable_after = std::chrono::milliseconds(300);
+  auto app = SchedulerApp::Start(client_, catalog::Catalog::Builtin(), o);
+  ASSERT_TRUE(app.ok()) << app.status().ToString();
+  ASSERT_TRUE(WaitFor([&] { return (*app)->ready(); }));
+  const int port = health_ports_["solo"];
+  EXPECT_EQ(testsupport::HttpRequest(port, "GET", "/readyz").first, 200);
+  EXPECT_EQ(testsupport::HttpRequest(port, "GET", "/livez").first, 200);
+  // The API answers every list and watch with 503 for a while; open watches are cut.
+  server_->FailNext("GET", "/api/v1/pods", 503, 1000000, "ServiceUnavailable");
+  server_->FailNext("GET", "/api/v1/nodes", 503, 1000000, "ServiceUnavailable");
+  server_->CloseWatches();
+  EXPECT_TRUE(WaitFor([&] { return testsupport::HttpRequest(port, "GET", "/readyz").first == 503; }, 10000));
+  auto reply = testsupport::HttpRequest(port, "GET", "/readyz");
+  EXPECT_NE(reply.second.find("Kubernetes API has failed"), std::string::npos) << reply.second;
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // many retries, one line each
+  (*app)->Stop();
+  log::SetSink(nullptr, nullptr);
+  int unreachable = 0;
+  {
+    std::lock_guard<std::mutex> lock(lines.mu);
+    for (const auto& l : lines.v) unreachable += l.find("\"api.unreachable\"") != std::string::npos;
+  }
+  EXPECT_GE(unreachable, 1);
+  EXPECT_LE(unreachable, 2) << "one line per reflector when the outage starts, not one per retry";
 }
 
 TEST_F(SchedulerE2E, UnfitAndInvalidPodsAreExplained) {
