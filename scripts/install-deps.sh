@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libcpprest-dev libssl-dev prometheus-cpp-dev libyaml-cpp-dev libhowardhinnant-date-dev tzdata
+  libcpprest-dev libssl-dev libboost-dev libboost-system-dev prometheus-cpp-dev libyaml-cpp-dev libhowardhinnant-date-dev tzdata
   libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev
   prometheus   # promtool checks the exported metrics; the server itself is used by the chart tests
 )
