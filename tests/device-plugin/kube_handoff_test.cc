@@ -173,6 +173,12 @@ TEST(KubeHandoff, ConcurrentBindsToOneNodeGiveEveryContainerExactlyItsSlices) {
         std::string name = "pod-" + std::to_string(p);
         std::string uid = (*k.server->Get("pods", "ml", name))["metadata"]["uid"];
         Status s = binder.Bind("ml", name, uid, "node-a", assignments[name]);
+        // Binds over the per-node waiting cap fail at once; kube-scheduler puts the pod back in
+        // its queue and binds it again later, and so does this stand-in.
+        for (int retry = 0; retry < 2000 && !s.ok() && s.code() == StatusCode::kUnavailable; ++retry) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+          s = binder.Bind("ml", name, uid, "node-a", assignments[name]);
+        }
         if (!s.ok()) {
           bind_errors++;
           ADD_FAILURE() << name << ": " << s.ToString();
@@ -230,13 +236,15 @@ TEST(KubeHandoff, AmbiguousOrMissingPodsAreRefusedWithReasons) {
   EXPECT_NE(none.error_message().find("no pod on this node is waiting"), std::string::npos) << none.error_message();
 
   for (const char* name : {"x", "y"}) {
+    // Each assignment names its own pod's UID and node (the store skips any other record).
+    json pod = k.server->Upsert("pods", Pod(name));
     v1::PodAssignment a;
     a.set_phase(v1::ASSIGNMENT_PHASE_ALLOCATING);
     a.set_node_name("node-a");
+    a.set_pod_uid(pod["metadata"]["uid"].get<std::string>());
     auto* s = a.add_containers();
     s->set_name("c");
     s->add_slices()->set_card_uuid("GPU-0");
-    json pod = Pod(name);
     pod["spec"]["nodeName"] = "node-a";
     pod["metadata"]["annotations"][std::string(codec::kAssignmentAnnotation)] = codec::EncodeAssignment(a);
     k.server->Upsert("pods", pod);

@@ -72,7 +72,9 @@ class TidalControllerTest : public ::testing::Test {
       s->set_compute_permille(1000);
     }
     labels["tideslice.io/workload"] = cls;
-    env_.server->Upsert(
+    // Created first, as the API server does, then bound with an assignment naming its UID (the
+    // scheduler's cache accounts only an assignment that names the pod it is on).
+    json pod = env_.server->Upsert(
         "pods", {{"metadata",
                   {{"name", name},
                    {"namespace", "ml"},
@@ -85,6 +87,9 @@ class TidalControllerTest : public ::testing::Test {
                    {"priority", priority},
                    {"containers", {{{"name", "c"}, {"resources", {{"limits", {{"tideslice.io/vnpu", std::to_string(cards.size())}}}}}}}}}},
                  {"status", {{"phase", "Running"}}}});
+    a.set_pod_uid(pod["metadata"]["uid"].get<std::string>());
+    pod["metadata"]["annotations"][std::string(codec::kAssignmentAnnotation)] = codec::EncodeAssignment(a);
+    env_.server->Upsert("pods", pod);
   }
 
   void AddWaitingInference(const std::string& name, TimePoint created) {
