@@ -224,12 +224,20 @@ class Listener final : public HttpServer {
     auto results = resolver.resolve(endpoint_.host, endpoint_.port, tcp::resolver::passive | tcp::resolver::numeric_service, ec);
     if (ec || results.empty())
       return Status::Unavailable("cannot listen on " + Where() + ": cannot resolve " + endpoint_.host + ": " + ec.message());
+    // The first address of the host that takes the listener ("localhost" may resolve to ::1 first
+    // on a node without IPv6).
     acceptor_ = std::make_unique<tcp::acceptor>(asio::make_strand(*ioc_));
-    tcp::endpoint ep = results.begin()->endpoint();
-    acceptor_->open(ep.protocol(), ec);
-    if (!ec) acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor_->bind(ep, ec);
-    if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+    for (const auto& entry : results) {
+      tcp::endpoint ep = entry.endpoint();
+      boost::system::error_code ignored;
+      acceptor_->close(ignored);
+      ec = {};
+      acceptor_->open(ep.protocol(), ec);
+      if (!ec) acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
+      if (!ec) acceptor_->bind(ep, ec);
+      if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+      if (!ec) break;
+    }
     if (ec) return Status::Unavailable("cannot listen on " + Where() + ": " + ec.message());
     port_ = acceptor_->local_endpoint(ec).port();
     backoff_timer_ = std::make_unique<asio::steady_timer>(acceptor_->get_executor());

@@ -366,6 +366,27 @@ TEST(HttpListener, OversizedBodyIs413AndOversizedHeaderIs431) {
   EXPECT_EQ(testsupport::HttpRequest(port, "POST", "/x", "{}").first, 200);
 }
 
+// curl sends large bodies only after the server's "100 Continue".
+TEST(HttpListener, ExpectContinueIsAnswered) {
+  auto server = StartOrDie("http://127.0.0.1:0", [](const HttpCall& c) { return HttpReply{200, c.body}; }, {});
+  ASSERT_TRUE(server);
+  int fd = Connect(server->port());
+  ASSERT_TRUE(Send(fd, "POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"));
+  std::string interim;
+  char buf[256];
+  while (interim.find("\r\n\r\n") == std::string::npos) {
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    ASSERT_GT(n, 0) << "no 100 Continue";
+    interim.append(buf, static_cast<size_t>(n));
+  }
+  EXPECT_EQ(interim.substr(0, 12), "HTTP/1.1 100");
+  ASSERT_TRUE(Send(fd, "{}{}"));
+  std::string body, pending = interim.substr(interim.find("\r\n\r\n") + 4);
+  EXPECT_EQ(ReadResponse(fd, &body, &pending), 200);
+  EXPECT_EQ(body, "{}{}");
+  close(fd);
+}
+
 TEST(HttpListener, BlockingHandlersRunOffTheIoThreadsAndRepliesKeepRequestOrder) {
   std::promise<void> release;
   std::shared_future<void> released = release.get_future().share();
@@ -653,13 +674,15 @@ TEST_F(HttpsListener, RotatedCertificateIsServedToNewConnections) {
   EXPECT_EQ(third.peer_cert_pem, next.cert_pem);
 }
 
-TEST(HttpListenerStart, RejectsBadAddressesAndMissingTlsFiles) {
+TEST(HttpListenerStart, AddressesAndTlsFilesAreChecked) {
   EXPECT_FALSE(HttpServer::StartRoutes("ftp://127.0.0.1:1/", Echo).ok());
   EXPECT_FALSE(HttpServer::StartRoutes("https://127.0.0.1:0/", Echo).ok());
   HttpServerOptions o;
   o.tls_cert_file = "/nonexistent/tls.crt";
   o.tls_key_file = "/nonexistent/tls.key";
   EXPECT_FALSE(HttpServer::StartRoutes("https://127.0.0.1:0/", Echo, o).ok());
+  auto local = HttpServer::StartRoutes("http://localhost:0/", Echo);  // a name, not an address
+  EXPECT_TRUE(local.ok()) << local.status().ToString();
   auto first = HttpServer::StartRoutes("http://127.0.0.1:0/", Echo);
   ASSERT_TRUE(first.ok());
   auto second = HttpServer::StartRoutes("http://127.0.0.1:" + std::to_string((*first)->port()) + "/", Echo);
