@@ -10,7 +10,7 @@ namespace {
 AppOptions WithTrust(AppOptions o) {
   if (o.signer) {
     auto v = trust::AssignmentVerifier::FromPem(o.signer->PublicKeyPem());
-    if (v.ok()) o.cache.verifier = *v;
+    if (v.ok()) o.cache.verifier = o.binder.verifier = *v;
     o.binder.signer = o.signer.get();
   }
   o.webhook.scheduler_name = o.webhook.scheduler_name.empty() ? o.cache.scheduler_name : o.webhook.scheduler_name;

@@ -174,7 +174,8 @@ void Binder::Replace(const std::vector<kube::json>& pods) {
   std::map<std::string, std::string> allocating;  // node -> pod
   for (const auto& pod : pods) {
     auto a = kube::AssignmentOf(pod);
-    if (a.ok() && a->has_value() && (*a)->phase() == v1::ASSIGNMENT_PHASE_ALLOCATING && !kube::PodIsFinished(pod))
+    if (a.ok() && a->has_value() && (*a)->phase() == v1::ASSIGNMENT_PHASE_ALLOCATING && !kube::PodIsFinished(pod) &&
+        trust::CheckAssignmentOwner(options_.verifier.get(), pod, **a).ok())
       allocating.emplace(kube::NodeNameOf(pod), kube::PodKey(pod));
   }
   for (auto it = gates_.begin(); it != gates_.end();) {
@@ -199,7 +200,8 @@ void Binder::ObserveLocked(kube::WatchEventType type, const kube::json& pod) {
   const std::string key = kube::PodKey(pod);
   auto a = kube::AssignmentOf(pod);
   bool allocating = a.ok() && a->has_value() && (*a)->phase() == v1::ASSIGNMENT_PHASE_ALLOCATING &&
-                    type != kube::WatchEventType::kDeleted && !kube::PodIsFinished(pod);
+                    type != kube::WatchEventType::kDeleted && !kube::PodIsFinished(pod) &&
+                    trust::CheckAssignmentOwner(options_.verifier.get(), pod, **a).ok();
   auto it = gates_.find(node);
   if (allocating) {
     if (it == gates_.end()) gates_[node] = {key, Clock::now()};

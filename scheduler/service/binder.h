@@ -41,6 +41,9 @@ struct BinderOptions {
   std::function<std::optional<LeaseTerm>()> fence;
   // Signs each assignment (Ed25519); null = unsigned (only for local runs and tests).
   const trust::AssignmentSigner* signer = nullptr;
+  // Only a trusted ALLOCATING pod holds a node's gate: one that names itself (UID, node) and, with
+  // a verifier, carries the scheduler's signature. A forged one must not block binds to its node.
+  std::shared_ptr<const trust::AssignmentVerifier> verifier;
 };
 
 class Binder {

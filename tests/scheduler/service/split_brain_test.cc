@@ -194,5 +194,47 @@ TEST_F(SplitBrainTest, ANewLeaderResealsAnAllocatingPodOfTheOldTermThatStillFits
   EXPECT_TRUE(verifier->Verify(*after).ok());
 }
 
+// "A forged `allocating` pod blocked binds to its node": a pod created on the node with a
+// hand-written ALLOCATING assignment no longer holds the node's gate, is not accounted, and is
+// failed by the leader with a ForgedAssignment Event.
+TEST_F(SplitBrainTest, AForgedAllocatingPodNeitherBlocksNorHoldsItsNode) {
+  env_.server->Upsert("nodes", testsupport::InventoryNode("n1", 1, std::chrono::system_clock::now()));
+  json forged = WholeCardPod("forged");
+  forged["spec"]["nodeName"] = "n1";
+  v1::PodAssignment a;
+  a.set_node_name("n1");
+  a.set_phase(v1::ASSIGNMENT_PHASE_ALLOCATING);
+  auto* slice = a.add_containers();
+  slice->set_name("main");
+  auto* s = slice->add_slices();
+  s->set_card_uuid("n1-GPU-0");
+  s->set_whole_card(true);
+  s->set_compute_permille(1000);
+  forged["metadata"]["annotations"][std::string(codec::kAssignmentAnnotation)] = codec::EncodeAssignment(a);
+  forged = env_.server->Upsert("pods", forged);
+  a.set_pod_uid(forged["metadata"]["uid"].get<std::string>());  // even naming the right UID: unsigned
+  forged["metadata"]["annotations"][std::string(codec::kAssignmentAnnotation)] = codec::EncodeAssignment(a);
+  env_.server->Upsert("pods", forged);
+  json real = env_.server->Upsert("pods", WholeCardPod("real"));
+
+  SchedulerApp* b = Start("b", env_.client.get());
+  ASSERT_TRUE(WaitFor([&] { return b->leading(); }, 5000));
+  ASSERT_TRUE(WaitFor([&] { return b->cache().PendingPod("ml/real").has_value(); }));
+  EXPECT_EQ(b->binder().Holder("n1"), "") << "an unsigned ALLOCATING record must not hold the node's gate";
+  auto started = std::chrono::steady_clock::now();
+  Status bound = b->service().Bind(Args(real, "n1"));
+  ASSERT_TRUE(bound.ok()) << bound.ToString();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5)) << "the forged pod held the node's gate";
+  EXPECT_EQ(b->binder().Holder("n1"), "ml/real");
+  EXPECT_TRUE(WaitFor([&] {
+    auto f = AssignmentOn("forged");
+    return f && f->phase() == v1::ASSIGNMENT_PHASE_FAILED;
+  }, 5000));
+  bool event = false;
+  for (const auto& e : env_.server->List("events"))
+    event = event || (e.value("reason", "") == "ForgedAssignment" && e["involvedObject"].value("name", "") == "forged");
+  EXPECT_TRUE(event);
+}
+
 }  // namespace
 }  // namespace tideslice::service
