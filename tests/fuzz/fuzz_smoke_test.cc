@@ -130,7 +130,9 @@ TEST(FuzzSmoke, YamlConfig) {
 TEST(FuzzSmoke, KubeObjects) {
   Mutate(Fuzz_kube_objects,
          {R"({"metadata":{"name":"n1","annotations":{"tideslice.io/inventory":"{\"nodeName\":\"n1\",\"cards\":[{\"uuid\":\"g\",\"index\":0,\"model\":\"H100-80G\",\"memoryMib\":81920,\"health\":\"HEALTH_HEALTHY\"}]}"}}})",
-          R"({"metadata":{"name":"p","namespace":"n","annotations":{"tideslice.io/assignment":"{\"phase\":\"ASSIGNMENT_PHASE_ALLOCATED\",\"containers\":[{\"name\":\"c\",\"slices\":[{\"cardUuid\":\"g\",\"memoryMib\":5}]}]}"}},"spec":{"nodeName":"n1"}})"},
+          R"({"metadata":{"name":"p","namespace":"n","annotations":{"tideslice.io/assignment":"{\"phase\":\"ASSIGNMENT_PHASE_ALLOCATED\",\"containers\":[{\"name\":\"c\",\"slices\":[{\"cardUuid\":\"g\",\"memoryMib\":5}]}]}"}},"spec":{"nodeName":"n1"}})",
+          // A signed-looking record: UID and node match, the signature is hostile base64.
+          R"({"metadata":{"name":"p","namespace":"n","uid":"u","annotations":{"tideslice.io/assignment":"{\"podUid\":\"u\",\"nodeName\":\"n1\",\"phase\":\"ASSIGNMENT_PHASE_ALLOCATING\",\"leaseTerm\":\"3\",\"keyId\":\"0011223344556677\",\"signature\":\"QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQQ==\",\"containers\":[{\"name\":\"c\",\"slices\":[{\"cardUuid\":\"g\",\"memoryMib\":5}]}]}"}},"spec":{"nodeName":"n1"}})"},
          2000);
 }
 

@@ -1,5 +1,7 @@
 #include "tests/fuzz/targets.h"
 
+#include "common/trust/assignment_seal.h"
+
 #include <string>
 #include <string_view>
 
@@ -159,7 +161,25 @@ void Fuzz_kube_objects(const uint8_t* data, size_t size) {
   (void)kube::AssignmentOf(obj);
   (void)kube::InventoryOf(obj);
   (void)kube::PodIsFinished(obj);
-  // The cache must take any object the watch delivers, as a node and as a pod.
+  // Trust checks on whatever assignment the object carries: UID/node binding and the signature
+  // (base64 and Ed25519 on hostile text), with and without a key.
+  static const std::shared_ptr<const trust::AssignmentVerifier> verifier = [] {
+    auto signer = trust::AssignmentSigner::Generate();
+    return *trust::AssignmentVerifier::FromPem((*signer)->PublicKeyPem());
+  }();
+  if (auto a = kube::AssignmentOf(obj); a.ok() && a->has_value()) {
+    (void)trust::CheckAssignmentOwner(nullptr, obj, **a);
+    (void)trust::CheckAssignmentOwner(verifier.get(), obj, **a);
+  }
+  // The cache must take any object the watch delivers, as a node and as a pod, with and without
+  // a signing key.
+  service::CacheOptions keyed;
+  keyed.verifier = verifier;
+  service::ClusterCache keyed_cache(catalog::Catalog::Builtin(), keyed);
+  keyed_cache.OnNode(kube::WatchEventType::kAdded, obj);
+  keyed_cache.OnPod(kube::WatchEventType::kAdded, obj);
+  (void)keyed_cache.TakeRefused();
+  (void)keyed_cache.Allocating();
   service::ClusterCache cache(catalog::Catalog::Builtin());
   cache.OnNode(kube::WatchEventType::kAdded, obj);
   cache.OnPod(kube::WatchEventType::kAdded, obj);
