@@ -236,6 +236,83 @@ TEST_F(ClientTest, UnreachableServerIsUnavailableAndNamesIt) {
   EXPECT_NE(s.message().find(a.server), std::string::npos);
 }
 
+// The tester's "pod names are not escaped into API paths": `ml/../kube-system` and `?watch=true`
+// reached the URL as path and query. Every name is now one percent-encoded segment.
+TEST(PathSegmentTest, EveryNameIsOneEscapedSegment) {
+  EXPECT_EQ(PodPath("ml", "../kube-system"), "/api/v1/namespaces/ml/pods/..%2Fkube-system");
+  EXPECT_EQ(PodPath("ml/../kube-system", "coredns"), "/api/v1/namespaces/ml%2F..%2Fkube-system/pods/coredns");
+  EXPECT_EQ(PodPath("ml", "?watch=true"), "/api/v1/namespaces/ml/pods/%3Fwatch%3Dtrue");
+  EXPECT_EQ(PodPath("ml", "a/b#c"), "/api/v1/namespaces/ml/pods/a%2Fb%23c");
+  EXPECT_EQ(PodPath("ml", ".."), "/api/v1/namespaces/ml/pods/%2E%2E");
+  EXPECT_EQ(PodPath("ml", "."), "/api/v1/namespaces/ml/pods/%2E");
+  EXPECT_EQ(NodePath("../namespaces/kube-system/pods/x"), "/api/v1/nodes/..%2Fnamespaces%2Fkube-system%2Fpods%2Fx");
+  EXPECT_EQ(LeasePath("tideslice-system", "a?b"),
+            "/apis/coordination.k8s.io/v1/namespaces/tideslice-system/leases/a%3Fb");
+  // Valid DNS names pass unchanged.
+  EXPECT_EQ(PodPath("ml", "web-0.v1"), "/api/v1/namespaces/ml/pods/web-0.v1");
+  for (const std::string name : {"", ".", "..", "../kube-system", "?watch=true", "a/b", "x#y", "%2F", "a b", "\n"}) {
+    std::string seg = PathSegment(name);
+    EXPECT_FALSE(seg.empty()) << "\"" << name << "\" must not name the collection";
+    EXPECT_EQ(seg.find_first_of("/?#"), std::string::npos) << "\"" << name << "\" -> " << seg;
+    EXPECT_NE(seg, ".");
+    EXPECT_NE(seg, "..");
+  }
+}
+
+TEST_F(ClientTest, EscapedNamesNeverReachAnotherObjectOrAList) {
+  json coredns = Pod("coredns");
+  coredns["metadata"]["namespace"] = "kube-system";
+  server_->Upsert("pods", coredns);
+  json secret = Pod("secret");
+  secret["metadata"]["namespace"] = "ml";
+  server_->Upsert("pods", secret);
+  json web = Pod("web");
+  web["metadata"]["namespace"] = "ml";
+  server_->Upsert("pods", web);
+
+  const std::vector<std::pair<std::string, std::string>> names = {
+      {"ml", "../kube-system"},                   // walks up a segment
+      {"ml/../kube-system", "coredns"},           // another namespace's pod
+      {"kube-system/pods/coredns?x=", "y"},       // a path and a query in the namespace
+      {"ml", "?watch=true"},                      // a watch of the namespace
+      {"ml", "?limit=5"},                         // a list
+      {"ml", ""},                                 // the collection itself
+      {"ml", "secret?x=1"},                       // another pod through a query
+      {"ml", "secret#fragment"},                  // ... or a fragment
+      {"ml", "web/status"},                       // another pod through a subresource
+      {"ml", ".."},
+  };
+  for (const auto& [ns, name] : names) {
+    auto got = client_->Get(PodPath(ns, name), std::chrono::seconds(5));
+    EXPECT_EQ(got.status().code(), StatusCode::kNotFound)
+        << "GET " << PodPath(ns, name) << " for " << ns << "/" << name << ": "
+        << (got.ok() ? "answered " + got->value("kind", std::string("?")) + " " +
+                           got->value("metadata", json::object()).value("name", std::string())
+                     : got.status().ToString());
+  }
+
+  // Binds with such names bind nothing: not the kube-system pod, not a pod of this namespace.
+  const std::vector<std::pair<std::string, std::string>> binds = {
+      {"kube-system/pods/coredns/binding?x=", "coredns"},
+      {"ml/../kube-system", "coredns"},
+      {"ml", "../../kube-system/pods/coredns"},
+      {"ml", "secret/binding?x="},
+      {"ml", "web?x="},
+      {"ml", "web#x"},
+  };
+  for (const auto& [ns, name] : binds) {
+    Status s = client_->Bind(ns, name, "", "n1", {{"tideslice.io/assignment", "{}"}});
+    EXPECT_FALSE(s.ok()) << "bind " << ns << "/" << name;
+  }
+  for (const auto& [ns, name] : std::vector<std::pair<std::string, std::string>>{
+           {"kube-system", "coredns"}, {"ml", "secret"}, {"ml", "web"}}) {
+    json pod = *server_->Get("pods", ns, name);
+    EXPECT_FALSE(pod["spec"].contains("nodeName")) << ns << "/" << name << " was bound to " << pod["spec"]["nodeName"];
+    EXPECT_FALSE(pod["metadata"].contains("annotations") && pod["metadata"]["annotations"].contains("tideslice.io/assignment"))
+        << ns << "/" << name;
+  }
+}
+
 // A transport that replays a canned stream, to pin framing: events spread over several lines
 // (as with ?pretty=true) and two events on one line must both parse.
 class CannedStream : public HttpTransport {
