@@ -44,9 +44,13 @@ Status Binder::Bind(const std::string& ns, const std::string& name, const std::s
     }
     if (!counted) {
       if (waiting_[node] >= options_.max_waiters_per_node || waiting_total_ >= options_.max_waiters) {
+        const bool node_full = waiting_[node] >= options_.max_waiters_per_node;
         if (waiting_[node] == 0) waiting_.erase(node);
         return Status::Unavailable("node " + node + " is still handing devices to pod " + it->second.pod_key +
-                                   " and other binds already wait for it; the bind of " + key + " will be retried");
+                                   (node_full ? " and other binds already wait for it"
+                                              : " and " + std::to_string(waiting_total_) +
+                                                    " binds already wait for busy nodes") +
+                                   "; the bind of " + key + " will be retried");
       }
       ++waiting_[node];
       ++waiting_total_;
@@ -96,6 +100,18 @@ Status Binder::Bind(const std::string& ns, const std::string& name, const std::s
     cv_.notify_all();
   }
   return s;
+}
+
+Status Binder::BindPlain(const std::string& ns, const std::string& name, const std::string& uid,
+                         const std::string& node) {
+  std::optional<LeaseTerm> term;
+  if (options_.fence) {
+    term = options_.fence();
+    if (!term)
+      return Status::Unavailable("this tideslice-scheduler replica cannot prove it still leads; kube-scheduler will retry");
+  }
+  return client_->Bind(ns, name, uid, node, {},
+                       term ? std::max(std::chrono::milliseconds(1), term->time_left) : std::chrono::milliseconds(0));
 }
 
 namespace {

@@ -54,6 +54,10 @@ class Binder {
   Status Bind(const std::string& ns, const std::string& name, const std::string& uid, const std::string& node,
               v1::PodAssignment assignment);
 
+  // A pod that asks for no TideSlice resource: a plain Binding, still only within the lease term
+  // and bounded by its time left.
+  Status BindPlain(const std::string& ns, const std::string& name, const std::string& uid, const std::string& node);
+
   // The fence of every later bind (set once, before binds start).
   void set_fence(std::function<std::optional<LeaseTerm>()> fence) { options_.fence = std::move(fence); }
 

@@ -117,7 +117,7 @@ Status SchedulerService::Bind(const extender::BindingArgs& args) {
     }
   auto request = core::PreFilter(*spec, catalog_);
   if (!request.ok()) return request.status();
-  if (!request->WantsAccelerators()) return client_->Bind(args.pod_namespace, args.pod_name, args.pod_uid, args.node, {});
+  if (!request->WantsAccelerators()) return binder_->BindPlain(args.pod_namespace, args.pod_name, args.pod_uid, args.node);
   if (!pools_.empty()) {
     auto snapshot = cache_->Snapshot();
     if (const core::NodeState* node = snapshot->FindNode(args.node)) {
