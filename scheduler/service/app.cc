@@ -94,7 +94,15 @@ std::string SchedulerApp::NotReadyReason() const {
 }
 
 std::string SchedulerApp::NotLiveReason() const {
-  // Filled in once the listener reports its own health (accept loop alive, not at its cap).
+  // A listener that no longer accepts (accept loop dead, stuck at its connection cap) makes the
+  // process useless even though it still answers here: the kubelet should restart it.
+  const std::pair<const char*, const extender::HttpServer*> listeners[] = {
+      {"extender", extender_.get()}, {"webhook", webhook_.get()}, {"health", health_.get()}};
+  for (const auto& [name, server] : listeners) {
+    if (!server) continue;
+    Status s = server->Check();
+    if (!s.ok()) return std::string("the ") + name + " listener is not healthy: " + s.message();
+  }
   return "";
 }
 
