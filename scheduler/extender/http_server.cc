@@ -203,8 +203,7 @@ class Listener final : public HttpServer {
         ioc_(std::make_unique<asio::io_context>()) {}
   ~Listener() override {
     Stop();
-    // I/O objects go before their context. Handlers still queued hold connections; destroying
-    // the context destroys them, and their destructors still use the members above ioc_.
+    // After a failed Open (Stop did nothing): I/O objects go before their context.
     heartbeat_.reset();
     backoff_timer_.reset();
     acceptor_.reset();
@@ -268,14 +267,20 @@ class Listener final : public HttpServer {
     }
     for (auto& c : live) c->Close();
     live.clear();
-    pool_.reset();  // runs what was queued; its replies go to closed connections
     ioc_->stop();
     for (auto& t : threads_) t.join();
     threads_.clear();
-    // I/O objects go before the context they belong to; the port is free once Stop returns.
+    // Only now: an I/O thread may hand a request to the pool until it stops. What was queued still
+    // runs; its replies are posted to the stopped context.
+    pool_.reset();
+    // I/O objects go before their context. Destroying the context destroys the handlers still
+    // queued and the operations still pending, and with them the connections they hold (one
+    // accepted while Stop ran, one whose Close never ran): no socket outlives Stop, and the port
+    // is free once it returns.
     heartbeat_.reset();
     backoff_timer_.reset();
     acceptor_.reset();
+    ioc_.reset();
   }
 
   Status Check() const override {
@@ -465,7 +470,7 @@ class Listener final : public HttpServer {
 
   std::shared_ptr<asio::ssl::context> CurrentTls();
 
-  // Declared last: connections reach into the members above until the context is gone.
+  // Declared last: connections reach into the members above until the context is gone (Stop).
   std::unique_ptr<asio::io_context> ioc_;
   std::unique_ptr<tcp::acceptor> acceptor_;
   std::unique_ptr<asio::steady_timer> backoff_timer_, heartbeat_;
