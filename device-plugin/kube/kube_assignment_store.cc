@@ -26,13 +26,21 @@ StatusOr<std::vector<PendingPod>> KubeAssignmentStore::PendingOnNode() {
     verifier = *v;
   }
   std::vector<std::pair<PendingPod, std::string>> candidates;  // with the pod's UID
+  held_.clear();
   for (const auto& pod : *pods) {
     auto a = AssignmentOf(pod);
     // One bad annotation must not block every other pod's Allocate; the matcher only needs the
     // pending ones, and a broken one cannot be matched anyway.
     if (!a.ok() || !a->has_value()) continue;
-    if ((*a)->phase() != v1::ASSIGNMENT_PHASE_ALLOCATING) continue;
     if (kube::PodIsFinished(pod)) continue;
+    if ((*a)->phase() == v1::ASSIGNMENT_PHASE_ALLOCATED) {
+      // What is handed out already, for the capacity check. An acknowledged record counts when it
+      // names this pod and node even if its signature is unknown (signed by an earlier key): its
+      // container may be running on the card, and counting it can only make Allocate stricter.
+      if (trust::CheckAssignmentOwner(nullptr, pod, **a).ok()) held_.push_back({PodKey(pod), std::move(**a)});
+      continue;
+    }
+    if ((*a)->phase() != v1::ASSIGNMENT_PHASE_ALLOCATING) continue;
     Status trusted = trust::CheckAssignmentOwner(verifier.get(), pod, **a);
     if (!trusted.ok()) {
       refusals_.Record(PodKey(pod), "forged:" + trusted.message(), log::Level::kWarn, "assignment.forged",
@@ -58,7 +66,9 @@ StatusOr<std::vector<PendingPod>> KubeAssignmentStore::PendingOnNode() {
   }
   for (auto& c : candidates) {
     const v1::PodAssignment& a = c.first.assignment;
-    if (a.lease_term() != term || a.lease_holder() != holder) {
+    // A lease released on shutdown keeps its term with an empty holder: nobody has taken over, so
+    // the term's binds still stand until another replica acquires it (which bumps the term).
+    if (a.lease_term() != term || (a.lease_holder() != holder && !holder.empty())) {
       refusals_.Record(c.first.pod_key, "stale:" + std::to_string(a.lease_term()) + "/" + std::to_string(term),
                        log::Level::kWarn, "assignment.stale_term",
                        "ignoring an assignment sealed in lease term " + std::to_string(a.lease_term()) + " by \"" +

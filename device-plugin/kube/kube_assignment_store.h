@@ -38,6 +38,7 @@ class KubeAssignmentStore : public AssignmentStore {
       : client_(client), node_(std::move(node_name)), trust_(std::move(trust)) {}
 
   StatusOr<std::vector<PendingPod>> PendingOnNode() override;
+  std::vector<PendingPod> HeldOnNode() override { return held_; }
   Status Acknowledge(const std::string& pod_key, const std::string& container,
                      const std::vector<std::string>& device_ids) override;
   // Pods on this node whose assignment reached ALLOCATED (for the reconciler).
@@ -48,6 +49,7 @@ class KubeAssignmentStore : public AssignmentStore {
   kube::KubeClient* client_;
   std::string node_;
   AssignmentTrust trust_;
+  std::vector<PendingPod> held_;  // trusted ALLOCATED assignments seen by the last PendingOnNode
   log::ChangeLog refusals_;   // one log line per refused pod and reason, not per Allocate
 };
 

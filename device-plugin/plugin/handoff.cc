@@ -76,6 +76,37 @@ StatusOr<HandoffMatch> MatchAllocate(const std::vector<PendingPod>& pending_on_n
   return m;
 }
 
+Status CheckAgainstHeld(const HandoffMatch& match, bool exclusive, const std::vector<PendingPod>& held) {
+  for (const auto& slice : match.slices) {
+    if (!slice.profile.empty()) continue;
+    int64_t memory = 0;
+    int compute = 0;
+    for (const auto& other : held) {
+      if (other.pod_key == match.pod_key) continue;
+      for (const auto& c : other.assignment.containers())
+        for (const auto& s : c.slices()) {
+          if (s.card_uuid() != slice.card.uuid || !s.profile().empty()) continue;
+          if (slice.whole || exclusive || s.whole_card() || other.assignment.exclusive())
+            return Status::FailedPrecondition("card " + slice.card.uuid + " is already held by pod " + other.pod_key +
+                                              " (whole or exclusive); refusing to hand it to " + match.pod_key +
+                                              " as well");
+          memory += s.memory_mib();
+          compute += s.compute_permille();
+        }
+    }
+    if (slice.card.memory_mib > 0 && memory + slice.memory_mib > slice.card.memory_mib)
+      return Status::FailedPrecondition("card " + slice.card.uuid + " has " + std::to_string(memory) +
+                                        " MiB handed out already; " + std::to_string(slice.memory_mib) +
+                                        " MiB more for " + match.pod_key + " would exceed its " +
+                                        std::to_string(slice.card.memory_mib) + " MiB");
+    if (compute + slice.compute_permille > 1000)
+      return Status::FailedPrecondition("card " + slice.card.uuid + " has " + std::to_string(compute / 10) +
+                                        " % of its compute handed out already; refusing " + match.pod_key +
+                                        "'s share");
+  }
+  return Status::Ok();
+}
+
 }  // namespace tideslice::deviceplugin
 
 namespace tideslice::deviceplugin {
@@ -98,6 +129,10 @@ StatusOr<v1beta1::ContainerAllocateResponse> HandoffHandler::AllocateContainer(
   if (!pending.ok()) return pending.status().WithContext("reading pending assignments");
   auto match = MatchAllocate(*pending, device_ids, cards);
   if (!match.ok()) return match.status();
+  bool exclusive = false;
+  for (const auto& p : *pending)
+    if (p.pod_key == match->pod_key) exclusive = p.assignment.exclusive();
+  TS_RETURN_IF_ERROR(CheckAgainstHeld(*match, exclusive, store_->HeldOnNode()));
   // Hard partitions first; any failure below undoes the ones made here, so an Allocate either
   // succeeds completely or leaves nothing behind.
   std::vector<PartitionRecord> made;

@@ -35,6 +35,11 @@ struct HandoffMatch {
   std::vector<AssignedSlice> slices;
 };
 
+// Ok when every slice of `match` fits on its card beside `held` (other pods' acknowledged
+// slices): no whole or exclusive card shared, memory and compute shares within the card.
+// Hard-partition slices are left to the driver, which refuses an occupied placement itself.
+Status CheckAgainstHeld(const HandoffMatch& match, bool exclusive, const std::vector<PendingPod>& held);
+
 StatusOr<HandoffMatch> MatchAllocate(const std::vector<PendingPod>& pending_on_node,
                                      const std::vector<std::string>& device_ids, const std::vector<DeviceInfo>& cards);
 
@@ -48,6 +53,10 @@ class AssignmentStore {
  public:
   virtual ~AssignmentStore() = default;
   virtual StatusOr<std::vector<PendingPod>> PendingOnNode() = 0;
+  // The trusted assignments already handed out on this node (phase ALLOCATED), as of the last
+  // PendingOnNode: Allocate refuses a slice that does not fit beside them, whatever put two
+  // claims on one card (a bind that landed after its scheduler gave up on it). Empty: unknown.
+  virtual std::vector<PendingPod> HeldOnNode() { return {}; }
   // Records the device IDs kubelet gave this container; the store moves the pod to ALLOCATED
   // once every container that asked for cards is acknowledged.
   virtual Status Acknowledge(const std::string& pod_key, const std::string& container,

@@ -31,32 +31,69 @@ Status SchedulerApp::PublishPublicKey(kube::KubeClient* client) {
   const std::string ns = options_.leader.lease_namespace;
   const std::string path = "/api/v1/namespaces/" + kube::PathSegment(ns) + "/configmaps/" +
                            kube::PathSegment(options_.key_configmap);
-  const std::string pem = options_.signer->PublicKeyPem();
+  const std::string own = options_.signer->PublicKeyPem();
   for (int attempt = 0; attempt < 5; ++attempt) {
     auto current = client->Get(path);
     if (!current.ok() && current.status().code() == StatusCode::kNotFound) {
       kube::json cm = {{"apiVersion", "v1"},
                        {"kind", "ConfigMap"},
                        {"metadata", {{"name", options_.key_configmap}, {"namespace", ns}}},
-                       {"data", {{"ed25519.pub", pem}}}};
+                       {"data", {{"ed25519.pub", own}}}};
       auto created = client->Create("/api/v1/namespaces/" + kube::PathSegment(ns) + "/configmaps", cm);
       if (created.ok() || created.status().code() == StatusCode::kAlreadyExists) continue;  // re-read
       return created.status();
     }
     if (!current.ok()) return current.status();
     kube::json cm = *current;
+    std::string published;
     if (cm.contains("data") && cm["data"].is_object() && cm["data"].contains("ed25519.pub") &&
-        cm["data"]["ed25519.pub"] == pem)
-      return Status::Ok();
-    cm["data"]["ed25519.pub"] = pem;
+        cm["data"]["ed25519.pub"].is_string())
+      published = cm["data"]["ed25519.pub"].get<std::string>();
+    // A changed signing key must not orphan the pods already running: the keys published before
+    // stay trusted (by this cache and by the agents) next to the new one, newest first, at most
+    // three. Only the scheduler may write this ConfigMap (RBAC by name).
+    auto previous = trust::AssignmentVerifier::FromPem(published);
+    std::string keys = own;
+    if (previous.ok()) {
+      std::string rest = published;
+      size_t kept = 0;
+      for (size_t pos = 0; kept < 2 && (pos = rest.find("-----BEGIN PUBLIC KEY-----")) != std::string::npos;) {
+        size_t end = rest.find("-----END PUBLIC KEY-----", pos);
+        if (end == std::string::npos) break;
+        end += std::string("-----END PUBLIC KEY-----").size();
+        std::string block = rest.substr(pos, end - pos) + "\n";
+        if (own.find(block.substr(0, block.size() - 1)) == std::string::npos) {
+          keys += block;
+          ++kept;
+        }
+        rest = rest.substr(end);
+      }
+      auto all = trust::AssignmentVerifier::FromPem(keys);
+      if (all.ok()) {
+        std::lock_guard<std::mutex> lock(keys_mu_);
+        trusted_keys_ = *all;
+      }
+    }
+    key_published_ = true;
+    if (published == keys) return Status::Ok();
+    cm["data"]["ed25519.pub"] = keys;
     auto replaced = client->Replace(path, cm);
     if (replaced.ok()) return Status::Ok();
+    key_published_ = false;
     if (replaced.status().code() != StatusCode::kAborted) return replaced.status();
   }
   return Status::Aborted("the ConfigMap " + options_.key_configmap + " kept changing while the key was published");
 }
 
 void SchedulerApp::FenceRound(kube::KubeClient* client) {
+  if (options_.signer && !key_published_) {
+    // Without the published key the agents cannot verify anything: keep trying, log once.
+    Status s = PublishPublicKey(client);
+    key_log_.Record("publish", s.ok() ? "ok" : "failing", s.ok() ? log::Level::kInfo : log::Level::kWarn,
+                    s.ok() ? "assignment.key_published" : "assignment.key_publish_failed",
+                    s.ok() ? "published the assignment public key" : s.ToString(),
+                    {{"configmap", options_.key_configmap}});
+  }
   if (!leading()) return;
   for (const auto& r : cache_.TakeRefused()) {
     log::Warn(r.reason == "ForgedAssignment" ? "assignment.forged" : "assignment.conflict", r.message,
@@ -74,7 +111,7 @@ void SchedulerApp::FenceRound(kube::KubeClient* client) {
     if (a.lease_term == term->term && a.lease_holder == term->holder) continue;
     // Bound in another term: the cache accounts it, so it fits beside everything else; seal it
     // into ours so the agent will hand its cards out.
-    Status s = binder_.Reseal(a.pod_key, a.pod_uid, a.lease_term, *term);
+    Status s = binder_.Reseal(a.pod_key, a.assignment, *term);
     if (s.ok())
       log::Info("assignment.resealed", "re-sealed an allocating pod bound in an earlier lease term",
                 {{"pod", a.pod_key}, {"from_term", std::to_string(a.lease_term)}, {"term", std::to_string(term->term)}});
@@ -101,7 +138,10 @@ std::string SchedulerApp::NotLiveReason() const {
   for (const auto& [name, server] : listeners) {
     if (!server) continue;
     Status s = server->Check();
-    if (!s.ok()) return std::string("the ") + name + " listener is not healthy: " + s.message();
+    // At its connection cap a listener is busy, not dead: restarting it (liveness) or taking it
+    // out of its Service (readiness) would hand a flood exactly what it wants.
+    if (!s.ok() && s.code() != StatusCode::kResourceExhausted)
+      return std::string("the ") + name + " listener is not healthy: " + s.message();
   }
   return "";
 }
@@ -121,7 +161,16 @@ StatusOr<std::unique_ptr<SchedulerApp>> SchedulerApp::Start(kube::KubeClient* cl
     log::Warn("assignment.unsigned", "no --assignment-signing-key: assignments are not signed, and the cache checks "
                                      "only their pod UID and node");
   if (Status s = self->PublishPublicKey(client); !s.ok())
-    log::Warn("assignment.key_publish_failed", s.ToString(), {{"configmap", self->options_.key_configmap}});
+    self->key_log_.Record("publish", "failing", log::Level::kWarn, "assignment.key_publish_failed", s.ToString(),
+                          {{"configmap", self->options_.key_configmap}}, /*log_first=*/true);
+  // Keys published before this one (a changed Secret) stay trusted for the pods they sealed.
+  {
+    std::lock_guard<std::mutex> lock(self->keys_mu_);
+    if (self->trusted_keys_ && self->trusted_keys_->key_count() > 1) {
+      self->cache_.set_verifier(self->trusted_keys_);
+      self->binder_.set_verifier(self->trusted_keys_);
+    }
+  }
   self->service_ = std::make_unique<SchedulerService>(catalog, &self->cache_, &self->binder_, client,
                                                       [self] { return self->leading(); });
   self->service_->set_pools(self->options_.pools, self->options_.now, &self->tides_);
@@ -196,6 +245,9 @@ StatusOr<std::unique_ptr<SchedulerApp>> SchedulerApp::Start(kube::KubeClient* cl
     extender::HttpServerOptions wo;
     wo.tls_cert_file = self->options_.tls_cert_file;
     wo.tls_key_file = self->options_.tls_key_file;
+    // Any pod can reach the webhook port; the API servers need few connections each. A lower
+    // per-address cap keeps a handful of tenant pods from holding every slot.
+    wo.max_connections_per_client = 32;
     auto webhook = extender::HttpServer::StartRoutes(
         self->options_.webhook_address,
         [self](const extender::HttpCall& c) {

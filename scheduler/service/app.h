@@ -5,11 +5,14 @@
 #pragma once
 
 #include <atomic>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <thread>
 
 #include "common/catalog/catalog.h"
+#include "common/log/log.h"
+#include "common/trust/assignment_seal.h"
 #include "common/kube/client.h"
 #include "common/kube/reflector.h"
 #include "scheduler/extender/http_server.h"
@@ -88,6 +91,10 @@ class SchedulerApp {
   // those of another term that still fit.
   void FenceRound(kube::KubeClient* client);
   Status PublishPublicKey(kube::KubeClient* client);
+  std::atomic<bool> key_published_{false};
+  log::ChangeLog key_log_;
+  std::mutex keys_mu_;
+  std::shared_ptr<const trust::AssignmentVerifier> trusted_keys_;  // own + earlier published keys
 };
 
 }  // namespace tideslice::service

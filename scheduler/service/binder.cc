@@ -127,11 +127,18 @@ std::string UidOf(const kube::json& pod) {
 }
 }  // namespace
 
-Status Binder::Reseal(const std::string& pod_key, const std::string& pod_uid, int64_t from_term, const LeaseTerm& term) {
+Status Binder::Reseal(const std::string& pod_key, const v1::PodAssignment& checked, const LeaseTerm& term) {
+  auto decision = [](v1::PodAssignment a) {
+    a.clear_lease_holder();
+    a.clear_lease_term();
+    return trust::SealedBytes(a);
+  };
+  const std::string expected = decision(checked);
   auto r = client_->ReadModifyWrite(PodPathOfKey(pod_key), [&](kube::json& pod, bool* changed) -> Status {
     auto a = kube::AssignmentOf(pod);
-    if (UidOf(pod) != pod_uid || !a.ok() || !a->has_value() || (*a)->phase() != v1::ASSIGNMENT_PHASE_ALLOCATING ||
-        (*a)->lease_term() != from_term) {
+    if (UidOf(pod) != checked.pod_uid() || !a.ok() || !a->has_value() ||
+        (*a)->phase() != v1::ASSIGNMENT_PHASE_ALLOCATING || (*a)->lease_term() != checked.lease_term() ||
+        !trust::CheckAssignmentOwner(options_.verifier.get(), pod, **a).ok() || decision(**a) != expected) {
       *changed = false;
       return Status::Ok();
     }

@@ -58,6 +58,12 @@ class Binder {
   // and bounded by its time left.
   Status BindPlain(const std::string& ns, const std::string& name, const std::string& uid, const std::string& node);
 
+  // The keys a gate-holding assignment is verified with (see BinderOptions::verifier).
+  void set_verifier(std::shared_ptr<const trust::AssignmentVerifier> verifier) {
+    std::lock_guard<std::mutex> lock(mu_);
+    options_.verifier = std::move(verifier);
+  }
+
   // The fence of every later bind (set once, before binds start).
   void set_fence(std::function<std::optional<LeaseTerm>()> fence) { options_.fence = std::move(fence); }
 
@@ -72,7 +78,9 @@ class Binder {
   // `term` (its slices unchanged; the caller checked that they fit), or refused: marked FAILED
   // with `why` so that no Allocate can match it. Both are read-modify-writes that change nothing
   // if the pod moved on (acknowledged, re-sealed, gone).
-  Status Reseal(const std::string& pod_key, const std::string& pod_uid, int64_t from_term, const LeaseTerm& term);
+  // `checked` is the record as the cache verified it: only that exact decision is re-signed (the
+  // scheduler must never sign slices it did not choose, whatever the pod carries by now).
+  Status Reseal(const std::string& pod_key, const v1::PodAssignment& checked, const LeaseTerm& term);
   Status Refuse(const std::string& pod_key, const std::string& pod_uid, const std::string& why);
 
  private:

@@ -64,24 +64,32 @@ tidal::TimePoint TimeOf(const google::protobuf::Timestamp& t) {
 
 // The order in which bound pods are adopted when the cache (re)learns them, which decides who
 // keeps a card if two assignments claim it: acknowledged ones (the agent handed the card out)
-// before pending ones, older binds before newer, so a late bind from a deposed leader loses.
+// before pending ones; among pending ones the newer lease term first (a deposed leader's late
+// bind was stamped before its call hung, so its time would make it look older), then the older
+// bind.
 int AdoptionRank(const v1::PodAssignment& a) { return a.phase() == v1::ASSIGNMENT_PHASE_ALLOCATED ? 0 : 1; }
+bool AdoptsBefore(const v1::PodAssignment& x, const v1::PodAssignment& y) {
+  if (AdoptionRank(x) != AdoptionRank(y)) return AdoptionRank(x) < AdoptionRank(y);
+  if (x.lease_term() != y.lease_term()) return x.lease_term() > y.lease_term();
+  return x.assigned_at().seconds() < y.assigned_at().seconds();
+}
 
 std::vector<const json*> AdoptionOrder(const std::vector<json>& pods) {
   struct Item {
     const json* pod;
-    int rank;
-    int64_t at;
+    bool has;
+    v1::PodAssignment a;
   };
   std::vector<Item> items;
   items.reserve(pods.size());
   for (const auto& p : pods) {
     auto a = kube::AssignmentOf(p);
-    if (a.ok() && a->has_value()) items.push_back({&p, AdoptionRank(**a), (*a)->assigned_at().seconds()});
-    else items.push_back({&p, 2, 0});
+    if (a.ok() && a->has_value()) items.push_back({&p, true, std::move(**a)});
+    else items.push_back({&p, false, {}});
   }
   std::stable_sort(items.begin(), items.end(), [](const Item& x, const Item& y) {
-    return x.rank != y.rank ? x.rank < y.rank : x.at < y.at;
+    if (x.has != y.has) return x.has;
+    return x.has && AdoptsBefore(x.a, y.a);
   });
   std::vector<const json*> out;
   out.reserve(items.size());
@@ -114,6 +122,11 @@ std::optional<std::map<std::string, std::string>> ClusterCache::NodeLabels(const
   return LabelMap(it->second.labels);
 }
 
+void ClusterCache::set_verifier(std::shared_ptr<const trust::AssignmentVerifier> verifier) {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  options_.verifier = std::move(verifier);
+}
+
 std::vector<RefusedAssignment> ClusterCache::TakeRefused() {
   std::unique_lock<std::shared_mutex> lock(mu_);
   std::vector<RefusedAssignment> out;
@@ -127,7 +140,8 @@ std::vector<AllocatingAssignment> ClusterCache::Allocating() const {
   std::vector<AllocatingAssignment> out;
   for (const auto& [key, rec] : pods_)
     if (rec.assignment.phase() == v1::ASSIGNMENT_PHASE_ALLOCATING)
-      out.push_back({key, rec.assignment.pod_uid(), rec.assignment.lease_term(), rec.assignment.lease_holder()});
+      out.push_back({key, rec.assignment.pod_uid(), rec.assignment.lease_term(), rec.assignment.lease_holder(),
+                     rec.assignment});
   return out;
 }
 
@@ -214,10 +228,8 @@ void ClusterCache::RebuildNode(const std::string& name, const v1::NodeInventory&
   std::vector<std::pair<const std::string*, const PodRecord*>> on_node;
   for (const auto& [key, rec] : pods_)
     if (rec.node == name) on_node.emplace_back(&key, &rec);
-  std::stable_sort(on_node.begin(), on_node.end(), [](const auto& x, const auto& y) {
-    int rx = AdoptionRank(x.second->assignment), ry = AdoptionRank(y.second->assignment);
-    return rx != ry ? rx < ry : x.second->assignment.assigned_at().seconds() < y.second->assignment.assigned_at().seconds();
-  });
+  std::stable_sort(on_node.begin(), on_node.end(),
+                   [](const auto& x, const auto& y) { return AdoptsBefore(x.second->assignment, y.second->assignment); });
   // A pod that no longer fits the rebuilt node (its inventory shrank, or two claims collide) is
   // reported, not silently over-committed; the others keep their cards.
   std::vector<std::string> conflicting;
@@ -360,6 +372,9 @@ void ClusterCache::ApplyPod(const json& pod) {
 void ClusterCache::DropPod(const std::string& key) {
   pending_.erase(key);
   refused_.erase(key);
+  // Reports are remembered per pod while it exists, so the set does not grow with churn.
+  for (auto it = refused_reported_.lower_bound(key + "#"); it != refused_reported_.end() && it->rfind(key + "#", 0) == 0;)
+    it = refused_reported_.erase(it);
   assumed_.erase(key);
   pods_.erase(key);
   if (state_.NodeOfPod(key)) core::Unreserve(state_, key);

@@ -60,6 +60,7 @@ struct AllocatingAssignment {
   std::string pod_key, pod_uid;
   int64_t lease_term = -1;
   std::string lease_holder;
+  v1::PodAssignment assignment;  // as the cache checked it (signature, owner, fit)
 };
 
 struct PlannedBind {
@@ -84,6 +85,9 @@ class ClusterCache {
 
   // The pod object of a pending (unbound) pod, if the watch has seen it.
   std::optional<kube::json> PendingPod(const std::string& pod_key) const;
+  // Replaces the keys assignments are verified with (the scheduler's own and those published
+  // before it). Pods already refused are checked again on their next event or list.
+  void set_verifier(std::shared_ptr<const trust::AssignmentVerifier> verifier);
   // A node's labels, nullopt when the watch has not seen the node.
   std::optional<std::map<std::string, std::string>> NodeLabels(const std::string& name) const;
 

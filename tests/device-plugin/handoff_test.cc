@@ -53,6 +53,37 @@ TEST(Handoff, MatchesContainersInKubeletOrderAndSkipsAcknowledgedOnes) {
   EXPECT_EQ(second->slices[1].compute_permille, 300);
 }
 
+// The reviewer's double booking: a bind the scheduler gave up on (its call timed out) lands in the
+// same lease term after another pod took the card. The agent checks what it already handed out.
+TEST(Handoff, ASliceThatDoesNotFitBesideWhatIsHandedOutIsRefused) {
+  auto whole = [](const std::string& key, const std::string& card) {
+    v1::ContainerAssignment c;
+    c.set_name("c");
+    auto* s = c.add_slices();
+    s->set_card_uuid(card);
+    s->set_whole_card(true);
+    s->set_compute_permille(1000);
+    return Pod(key, {c}, v1::ASSIGNMENT_PHASE_ALLOCATED);
+  };
+  const std::vector<DeviceInfo> cards = Cards();
+  auto late = MatchAllocate({Pod("ml/late", {Container("c", {"GPU-0"})})}, {"GPU-0::1"}, cards);
+  ASSERT_TRUE(late.ok());
+  EXPECT_TRUE(CheckAgainstHeld(*late, false, {}).ok());
+  EXPECT_THAT(CheckAgainstHeld(*late, false, {whole("ml/kept", "GPU-0")}).message(), HasSubstr("already held by pod ml/kept"));
+  EXPECT_TRUE(CheckAgainstHeld(*late, false, {whole("ml/kept", "GPU-1")}).ok()) << "another card";
+  EXPECT_TRUE(CheckAgainstHeld(*late, false, {whole("ml/late", "GPU-0")}).ok()) << "the pod's own earlier container";
+  // Soft slices: memory and compute add up per card (H100-80G: 81920 MiB).
+  auto big = Pod("ml/big", {Container("c", {"GPU-0"})}, v1::ASSIGNMENT_PHASE_ALLOCATED);
+  big.assignment.mutable_containers(0)->mutable_slices(0)->set_memory_mib(75000);
+  EXPECT_THAT(CheckAgainstHeld(*late, false, {big}).message(), HasSubstr("would exceed"));
+  auto busy = Pod("ml/busy", {Container("c", {"GPU-0"})}, v1::ASSIGNMENT_PHASE_ALLOCATED);
+  busy.assignment.mutable_containers(0)->mutable_slices(0)->set_compute_permille(800);
+  EXPECT_THAT(CheckAgainstHeld(*late, false, {busy}).message(), HasSubstr("compute"));
+  auto small = Pod("ml/small", {Container("c", {"GPU-0"})}, v1::ASSIGNMENT_PHASE_ALLOCATED);
+  EXPECT_TRUE(CheckAgainstHeld(*late, false, {small, small}).ok()) << "3 x 8 GiB and 3 x 30 % fit";
+  EXPECT_FALSE(CheckAgainstHeld(*late, true, {small}).ok()) << "an exclusive pod shares no card";
+}
+
 TEST(Handoff, NeverGuesses) {
   EXPECT_THAT(MatchAllocate({}, {"GPU-0::0"}, Cards()).status().message(), HasSubstr("no pod on this node"));
   auto done = Pod("ml/done", {Container("c", {"GPU-0"})}, v1::ASSIGNMENT_PHASE_ALLOCATED);

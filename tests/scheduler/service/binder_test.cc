@@ -330,6 +330,7 @@ class BinderFencingTest : public BinderTest {
   BinderOptions SignedOptions() {
     BinderOptions o = Opts(std::chrono::seconds(60), std::chrono::seconds(1));
     o.signer = signer_.get();
+    o.verifier = verifier_;
     return o;
   }
   std::unique_ptr<trust::AssignmentSigner> signer_;
@@ -341,16 +342,37 @@ class BinderFencingTest : public BinderTest {
 // re-created under the same name (other UID) and a deleted one are left as they are.
 TEST_F(BinderFencingTest, ResealMovesOnlyAnAllocatingPodOfTheOldTerm) {
   Binder b(client_.get(), SignedOptions());
-  const std::string a = BoundPod("a", v1::ASSIGNMENT_PHASE_ALLOCATING, 3);
-  const std::string acked = BoundPod("acked", v1::ASSIGNMENT_PHASE_ALLOCATED, 3);
-  const std::string newer = BoundPod("newer", v1::ASSIGNMENT_PHASE_ALLOCATING, 5);
+  BoundPod("a", v1::ASSIGNMENT_PHASE_ALLOCATING, 3);
+  BoundPod("acked", v1::ASSIGNMENT_PHASE_ALLOCATED, 3);
+  BoundPod("newer", v1::ASSIGNMENT_PHASE_ALLOCATING, 5);
   BoundPod("recreated", v1::ASSIGNMENT_PHASE_ALLOCATING, 3);
+  const std::string tampered = BoundPod("tampered", v1::ASSIGNMENT_PHASE_ALLOCATING, 3);
   const LeaseTerm next{"replica-b", 6, std::chrono::seconds(10)};
-  EXPECT_TRUE(b.Reseal("ml/a", a, 3, next).ok());
-  EXPECT_TRUE(b.Reseal("ml/acked", acked, 3, next).ok());
-  EXPECT_TRUE(b.Reseal("ml/newer", newer, 3, next).ok());
-  EXPECT_TRUE(b.Reseal("ml/recreated", "uid-of-the-old-pod", 3, next).ok());
-  EXPECT_TRUE(b.Reseal("ml/gone", "uid-gone", 3, next).ok()) << "a pod that is gone needs no re-seal";
+  // What the cache checked: the records as they were, each expected in term 3.
+  auto checked = [&](const std::string& name) {
+    v1::PodAssignment c = AssignmentIn(name);
+    c.set_lease_term(3);
+    return c;
+  };
+  v1::PodAssignment recreated = checked("recreated");
+  recreated.set_pod_uid("uid-of-the-old-pod");
+  v1::PodAssignment gone = checked("a");
+  gone.set_pod_uid("uid-gone");
+  v1::PodAssignment tampered_check = checked("tampered");
+  {  // after the cache checked it, someone (a compromised agent) widened the slice on the pod
+    json p = *server_->Get("pods", "ml", "tampered");
+    v1::PodAssignment wider = AssignmentIn("tampered");
+    wider.mutable_containers(0)->mutable_slices(0)->set_memory_mib(81920);
+    p["metadata"]["annotations"][std::string(codec::kAssignmentAnnotation)] = codec::EncodeAssignment(wider);
+    server_->Upsert("pods", p);
+  }
+  EXPECT_TRUE(b.Reseal("ml/a", checked("a"), next).ok());
+  EXPECT_TRUE(b.Reseal("ml/acked", checked("acked"), next).ok());
+  EXPECT_TRUE(b.Reseal("ml/newer", checked("newer"), next).ok());
+  EXPECT_TRUE(b.Reseal("ml/recreated", recreated, next).ok());
+  EXPECT_TRUE(b.Reseal("ml/gone", gone, next).ok()) << "a pod that is gone needs no re-seal";
+  EXPECT_TRUE(b.Reseal("ml/tampered", tampered_check, next).ok());
+  EXPECT_EQ(AssignmentIn("tampered").lease_term(), 3) << "the scheduler must not sign slices it did not choose";
 
   v1::PodAssignment resealed = AssignmentIn("a");
   EXPECT_EQ(resealed.phase(), v1::ASSIGNMENT_PHASE_ALLOCATING);

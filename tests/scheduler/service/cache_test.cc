@@ -258,6 +258,8 @@ TEST_F(SignedCacheTest, TwoClaimsOnOneCardNeverBothCountAndTheAcknowledgedOneWin
   cache_->OnPod(kube::WatchEventType::kDeleted, late);
   cache_->OnPod(kube::WatchEventType::kAdded, late);
   EXPECT_EQ(cache_->Snapshot()->FindNode("n1")->pods.size(), 1u);
+  EXPECT_EQ(cache_->TakeRefused().size(), 1u) << "a pod deleted and created again is reported again";
+  cache_->OnPod(kube::WatchEventType::kModified, late);
   EXPECT_EQ(cache_->TakeRefused().size(), 0u) << "already reported for this UID and reason";
 }
 
