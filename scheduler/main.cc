@@ -43,6 +43,8 @@ Flags:
   --tls-cert-file FILE          webhook certificate (PEM); with --tls-key-file
   --tls-key-file FILE           webhook private key (PEM)
   --webhook-excluded-namespaces a,b   namespaces the webhook leaves alone (default kube-system)
+  --scheduler-name NAME          the schedulerName of the pods this scheduler binds (default
+                                tideslice-scheduler; the webhook sets it on pods asking for cards)
   --trusted-writers u1,u2       API users (e.g. system:serviceaccount:NS:SA) allowed to write the
                                 pod annotations TideSlice owns (tideslice.io/assignment, notices);
                                 the webhook refuses everyone else
@@ -94,7 +96,7 @@ int main(int argc, char** argv) {
       "--tls-key-file", "--webhook-excluded-namespaces", "--kubeconfig", "--config", "--leader-elect", "--lease-name",
       "--lease-namespace", "--leader-elect-identity", "--leader-elect-lease-duration", "--leader-elect-renew-deadline",
       "--leader-elect-retry-period", "--http-threads", "--catalog", "--prometheus-url", "--tidal-period-seconds",
-      "--trusted-writers", "--assignment-signing-key"};
+      "--trusted-writers", "--assignment-signing-key", "--scheduler-name"};
   std::map<std::string, std::string> flags;
   auto parsed = ParseFlags(argc, argv, known);
   if (!parsed.ok()) return Fail(parsed.status().message());
@@ -141,6 +143,13 @@ int main(int argc, char** argv) {
     if (!f.empty() && !std::ifstream(f)) return Fail("cannot read TLS file " + f);
   if (flags.count("--webhook-excluded-namespaces"))
     options.webhook.excluded_namespaces = SplitCommas(flags["--webhook-excluded-namespaces"]);
+  if (flags.count("--scheduler-name")) {
+    const std::string name = flags["--scheduler-name"];
+    if (name.empty() || name.size() > 253 || name.find_first_of(" /,\t\n") != std::string::npos)
+      return Fail("--scheduler-name must be a non-empty name without spaces, slashes or commas");
+    options.cache.scheduler_name = name;
+    options.webhook.scheduler_name = name;
+  }
   if (flags.count("--trusted-writers"))
     for (const auto& u : SplitCommas(flags["--trusted-writers"])) options.webhook.trusted_writers.insert(u);
   if (flags.count("--assignment-signing-key")) {

@@ -104,8 +104,9 @@ class HttpServer {
   static StatusOr<std::unique_ptr<HttpServer>> StartRoutes(const std::string& address, RouteHandler handler,
                                                            HttpServerOptions options = {});
   virtual ~HttpServer() = default;
-  // Closes the listener and every connection; waits (up to 5 s) for replies in flight and for
-  // handlers already running or queued for the pool. Idempotent; not from one of its handlers.
+  // Closes the listener and every connection; waits (up to 5 s) for replies in flight, then for
+  // handlers already running or queued for the pool to return (a bind returns within its own
+  // wait budget and the lease's time left). Idempotent; not from one of its handlers.
   virtual void Stop() = 0;
 
   // The listener's health, for /livez and /readyz:

@@ -58,11 +58,16 @@ for (const ds of daemonSets) {
     bad(`${where}: unknown backend ${backend}`);
   }
   if (!sc.privileged && !same(sc.capabilities?.drop, ['ALL'])) bad(`${where}: unprivileged but capabilities not dropped`);
-  if (deployment) {
-    const sched = deployment.spec.template.spec.containers.find((x) => x.name === 'tideslice-scheduler');
-    if (argOf(c, '--lease-name') !== argOf(sched, '--lease-name')) bad(`${where}: --lease-name differs from the scheduler's`);
+  // Fencing: with leader election the agent checks binds against the scheduler's Lease; without
+  // it there is no Lease (and no term), and the agent must not ask for one.
+  const sched = deployment?.spec.template.spec.containers.find((x) => x.name === 'tideslice-scheduler');
+  const electing = !sched || argOf(sched, '--leader-elect') !== 'false';
+  if (electing) {
+    if (sched && argOf(c, '--lease-name') !== argOf(sched, '--lease-name')) bad(`${where}: --lease-name differs from the scheduler's`);
+    if (argOf(c, '--lease-namespace') !== ns) bad(`${where}: --lease-namespace is not ${ns}`);
+  } else if (argOf(c, '--lease-name') !== undefined) {
+    bad(`${where}: --lease-name without leader election (no Lease exists; every Allocate would fail)`);
   }
-  if (argOf(c, '--lease-namespace') !== ns) bad(`${where}: --lease-namespace is not ${ns}`);
   if (argOf(c, '--assignment-verify-key') !== '/etc/tideslice/assignment-key/ed25519.pub') bad(`${where}: no --assignment-verify-key`);
   const keyVol = pod.volumes.find((v) => v.configMap?.name === 'tideslice-assignment-key');
   if (!keyVol || keyVol.configMap.optional !== true) bad(`${where}: ConfigMap tideslice-assignment-key not mounted (optional)`);
@@ -79,7 +84,8 @@ if (agentUser && of('ClusterRole').length) {
                 { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'update', 'watch'] }];
   if (!same(rules(cr), want)) bad(`agent ClusterRole rules ${JSON.stringify(rules(cr))}, want ${JSON.stringify(want)}`);
   const role = named('Role', '-device-plugin');
-  const lease = argOf(daemonSets[0].spec.template.spec.containers[0], '--lease-name');
+  const lease = argOf(daemonSets[0].spec.template.spec.containers[0], '--lease-name') ??
+                `${named('Role', '-device-plugin').metadata.name.replace(/-device-plugin$/, '')}-scheduler`;
   const wantRole = [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: [lease], verbs: ['get'] },
                     { apiGroups: [''], resources: ['configmaps'], resourceNames: ['tideslice-assignment-key'], verbs: ['get', 'list', 'watch'] }];
   if (!same(rules(role), wantRole)) bad(`agent Role rules ${JSON.stringify(rules(role))}, want ${JSON.stringify(wantRole)}`);
