@@ -425,6 +425,13 @@ TEST(HttpListener, BlockingHandlersRunOffTheIoThreadsAndRepliesKeepRequestOrder)
   close(other);
 }
 
+// UBSan's vptr check probes memory through a pipe; with every descriptor taken it cannot, and
+// reports a false "invalid vptr". The two calls made while descriptors are exhausted skip UBSan.
+__attribute__((no_sanitize("undefined"))) uint64_t AcceptErrorsOf(const HttpServer& s) {
+  return s.Counters().accept_errors;
+}
+__attribute__((no_sanitize("undefined"))) Status CheckOf(const HttpServer& s) { return s.Check(); }
+
 TEST(HttpListener, AcceptLoopSurvivesRunningOutOfDescriptors) {
   auto server = StartOrDie("http://127.0.0.1:0", Echo, {});
   ASSERT_TRUE(server);
@@ -447,8 +454,8 @@ TEST(HttpListener, AcceptLoopSurvivesRunningOutOfDescriptors) {
   a.sin_port = htons(static_cast<uint16_t>(server->port()));
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   int connected = connect(client, reinterpret_cast<sockaddr*>(&a), sizeof a);  // the kernel completes it
-  bool failed = WaitFor([&] { return server->Counters().accept_errors >= 1; });
-  Status during = server->Check();
+  bool failed = WaitFor([&] { return AcceptErrorsOf(*server) >= 1; });
+  Status during = CheckOf(*server);
   for (int fd : fillers) close(fd);
   setrlimit(RLIMIT_NOFILE, &old);
   ASSERT_EQ(connected, 0) << strerror(errno);
