@@ -1,10 +1,11 @@
-// A throw-away self-signed certificate (OpenSSL API, EC P-256) for tests of TLS endpoints:
-// written as PEM files into a directory, valid for 127.0.0.1 and localhost.
+// A throw-away self-signed certificate (OpenSSL API, EC P-256 by default, RSA 2048 on request) for
+// tests of TLS endpoints: written as PEM files into a directory, valid for 127.0.0.1 and localhost.
 #pragma once
 
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -17,9 +18,13 @@ struct TlsFiles {
   std::string cert_file, key_file, cert_pem;
 };
 
-inline TlsFiles MakeSelfSignedCert(const std::string& dir) {
-  TlsFiles out{dir + "/tls.crt", dir + "/tls.key", ""};
-  EVP_PKEY* key = EVP_EC_gen("P-256");
+enum class KeyType { kEcP256, kRsa2048 };
+
+// Files are `<dir>/<stem>.crt` and `<dir>/<stem>.key`.
+inline TlsFiles MakeSelfSignedCert(const std::string& dir, KeyType type = KeyType::kEcP256,
+                                   const std::string& stem = "tls") {
+  TlsFiles out{dir + "/" + stem + ".crt", dir + "/" + stem + ".key", ""};
+  EVP_PKEY* key = type == KeyType::kEcP256 ? EVP_EC_gen("P-256") : EVP_RSA_gen(2048);
   X509* cert = X509_new();
   X509_set_version(cert, 2);
   ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);

@@ -535,29 +535,9 @@ TEST(HttpListener, CheckAndCountersAfterStop) {
 
 // --- TLS --------------------------------------------------------------------------------------
 
-// An RSA certificate (the EC one of tests/support/tls.h cannot test RSA key exchange).
+// An RSA certificate (the default EC one cannot test RSA key exchange).
 testsupport::TlsFiles MakeRsaCert(const std::string& dir) {
-  testsupport::TlsFiles out{dir + "/rsa.crt", dir + "/rsa.key", ""};
-  EVP_PKEY* key = EVP_RSA_gen(2048);
-  X509* cert = X509_new();
-  X509_set_version(cert, 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(cert), 7);
-  X509_gmtime_adj(X509_getm_notBefore(cert), -60);
-  X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
-  X509_set_pubkey(cert, key);
-  X509_NAME* name = X509_get_subject_name(cert);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1, 0);
-  X509_set_issuer_name(cert, name);
-  X509_sign(cert, key, EVP_sha256());
-  FILE* f = std::fopen(out.key_file.c_str(), "w");
-  PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr);
-  std::fclose(f);
-  f = std::fopen(out.cert_file.c_str(), "w");
-  PEM_write_X509(f, cert);
-  std::fclose(f);
-  X509_free(cert);
-  EVP_PKEY_free(key);
-  return out;
+  return testsupport::MakeSelfSignedCert(dir, testsupport::KeyType::kRsa2048, "rsa");
 }
 
 struct TlsResult {
