@@ -1,5 +1,7 @@
 #include "device-plugin/backends/nvml_backend.h"
 
+#include <set>
+
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -303,6 +305,22 @@ Status NvmlBackend::DestroyPartition(const DeviceInfo& card, const std::string& 
       !api_.device_get_gpu_instance_by_id || !api_.gpu_instance_get_compute_instance_by_id ||
       !api_.compute_instance_destroy || !api_.gpu_instance_destroy)
     return Status::FailedPrecondition("this NVIDIA driver's NVML has no MIG management");
+  if (partition_id.rfind("gi:", 0) == 0) {  // a GPU instance without compute instance (ListPartitions)
+    unsigned int id = 0;
+    try {
+      id = static_cast<unsigned int>(std::stoul(partition_id.substr(3)));
+    } catch (const std::exception&) {
+      return Status::InvalidArgument("partition", "\"" + partition_id + "\" is not gi:<GPU instance ID>");
+    }
+    auto dev = DeviceFor(card);
+    if (!dev.ok()) return dev.status();
+    nvml::GpuInstance gi = nullptr;
+    int rc = api_.device_get_gpu_instance_by_id(*dev, id, &gi);
+    if (rc == nvml::kErrorNotFound) return Status::NotFound("no GPU instance " + partition_id.substr(3) + " on " + card.uuid);
+    if (rc != nvml::kSuccess || (rc = api_.gpu_instance_destroy(gi)) != nvml::kSuccess)
+      return Status::Unavailable("destroying GPU instance " + partition_id.substr(3) + " on " + card.uuid + ": " + Error(rc));
+    return Status::Ok();
+  }
   nvml::Device mig = nullptr;
   int rc = api_.device_get_handle_by_uuid(partition_id.c_str(), &mig);
   if (rc == nvml::kErrorNotFound) return Status::NotFound("no MIG device " + partition_id + " on " + card.uuid);
@@ -335,12 +353,22 @@ StatusOr<std::vector<LivePartition>> NvmlBackend::ListPartitions(const DeviceInf
   auto dev = DeviceFor(card);
   if (!dev.ok()) return dev.status();
   std::vector<LivePartition> out;
+  std::set<unsigned int> with_compute;  // GPU instances that have a MIG device
   unsigned int current = 0, pending = 0;
   if (!api_.device_get_mig_mode || api_.device_get_mig_mode(*dev, &current, &pending) != nvml::kSuccess || current != 1)
     return out;  // MIG off: no instances can exist
   nvml::Memory mem{};
   int rc = api_.device_get_memory_info(*dev, &mem);
   if (rc != nvml::kSuccess) return Status::Unavailable("cannot read the memory size of " + card.uuid + ": " + Error(rc));
+  // GpuInstanceInfo names the profile by its ID; the name comes from the profile index with that ID.
+  auto ProfileName = [&](unsigned int profile_id) {
+    for (unsigned int p = 0; p < nvml::kGpuInstanceProfileCount; ++p) {
+      nvml::GpuInstanceProfileInfo candidate{};
+      if (api_.device_get_gpu_instance_profile_info(*dev, p, &candidate) == nvml::kSuccess && candidate.id == profile_id)
+        return nvml::MigProfileName(candidate, p, mem.total);
+    }
+    return std::string();
+  };
   unsigned int max = 0;
   if ((rc = api_.device_get_max_mig_device_count(*dev, &max)) != nvml::kSuccess)
     return Status::Unavailable("cannot count the MIG devices of " + card.uuid + ": " + Error(rc));
@@ -359,15 +387,22 @@ StatusOr<std::vector<LivePartition>> NvmlBackend::ListPartitions(const DeviceInf
         (rc = api_.device_get_uuid(mig, uuid, sizeof uuid)) != nvml::kSuccess)
       return Status::Unavailable("MIG device " + std::to_string(i) + " of " + card.uuid + ": " + Error(rc));
     uuid[sizeof uuid - 1] = '\0';
-    // GpuInstanceInfo names the profile by its ID; the name comes from the profile index with that ID.
-    std::string profile;
-    for (unsigned int p = 0; p < nvml::kGpuInstanceProfileCount && profile.empty(); ++p) {
-      nvml::GpuInstanceProfileInfo candidate{};
-      if (api_.device_get_gpu_instance_profile_info(*dev, p, &candidate) == nvml::kSuccess &&
-          candidate.id == gi_info.profile_id)
-        profile = nvml::MigProfileName(candidate, p, mem.total);
-    }
+    std::string profile = ProfileName(gi_info.profile_id);
     out.push_back({uuid, profile, static_cast<int>(gi_info.placement.start)});
+    with_compute.insert(gi_id);
+  }
+  // A GPU instance without a compute instance has no MIG device, so the loop above cannot see it:
+  // it is what a crash between the two creation steps leaves behind. GPU instance IDs are small
+  // (at most one per memory slice), so they are probed by ID; such an instance is listed as
+  // "gi:<id>", which DestroyPartition understands.
+  for (unsigned int id = 0; id < nvml::kMaxGpuInstanceId; ++id) {
+    if (with_compute.count(id)) continue;
+    nvml::GpuInstance gi = nullptr;
+    nvml::GpuInstanceInfo gi_info{};
+    if (api_.device_get_gpu_instance_by_id(*dev, id, &gi) != nvml::kSuccess ||
+        api_.gpu_instance_get_info(gi, &gi_info) != nvml::kSuccess)
+      continue;
+    out.push_back({"gi:" + std::to_string(id), ProfileName(gi_info.profile_id), static_cast<int>(gi_info.placement.start)});
   }
   return out;
 }

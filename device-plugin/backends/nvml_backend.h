@@ -26,6 +26,9 @@ inline constexpr int kErrorGpuIsLost = 15;
 inline constexpr int kErrorNotFound = 6;
 inline constexpr int kErrorTimeout = 10;
 inline constexpr unsigned long long kEventTypeXidCriticalError = 0x8;  // nvmlEventTypeXidCriticalError
+// GPU instance IDs are probed below this bound when listing instances without a MIG device
+// (at most one GPU instance per memory slice: 7 or 8 on today's cards).
+inline constexpr unsigned int kMaxGpuInstanceId = 32;
 inline constexpr unsigned int kGpuInstanceProfileCount = 10;         // NVML_GPU_INSTANCE_PROFILE_1_SLICE .. _1_SLICE_REV2
 inline constexpr int kTemperatureGpu = 0;  // NVML_TEMPERATURE_GPU
 struct Memory {                            // nvmlMemory_t

@@ -10,6 +10,8 @@
 #include <thread>
 
 #include "device-plugin/backends/nvml_backend.h"
+#include "device-plugin/plugin/partitions.h"
+#include "tests/support/test_support.h"
 
 namespace tideslice::deviceplugin {
 namespace {
@@ -248,6 +250,43 @@ TEST_F(NvmlMigTest, CreatesAtTheScheduledSlotAndDestroys) {
   ASSERT_TRUE(backend_->DestroyPartition(card_, *id).ok());
   EXPECT_EQ(f.gis.size(), 1u);
   EXPECT_EQ(backend_->DestroyPartition(card_, *id).code(), StatusCode::kNotFound);
+}
+
+// A crash between creating the GPU instance and its compute instance leaves a GPU instance with
+// no MIG device. It is listed ("gi:<id>", with its profile and slot), destroyed by that ID, and
+// found by the start-up orphan scan from the ledger's intent; an administrator's complete MIG
+// device beside it is left alone.
+TEST_F(NvmlMigTest, AGpuInstanceLeftWithoutItsComputeInstanceIsFoundAndRemoved) {
+  auto admin = backend_->CreatePartition(card_, "1g.10gb", 0);
+  ASSERT_TRUE(admin.ok()) << admin.status().ToString();
+  testsupport::TempDir dir("tsmig");
+  auto ledger = PartitionLedger::Open(dir.path() + "/ledger.json");
+  ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
+  PartitionIntent intent;
+  intent.card_uuid = card_.uuid;
+  intent.kind = "mig";
+  intent.profile = "3g.40gb";
+  intent.start_slot = 4;
+  intent.pod_key = "ml/p";
+  intent.container = "c";
+  intent.existing = std::vector<std::string>{*admin};
+  ASSERT_TRUE((*ledger)->AddIntent(intent).ok());
+  nvml::GpuInstancePlacement at4{4, 4};
+  nvml::GpuInstance bare = nullptr;
+  ASSERT_EQ(CreateGiAt(&f.gpu, 2, &at4, &bare), nvml::kSuccess);  // the crash: no compute instance
+
+  auto live = backend_->ListPartitions(card_);
+  ASSERT_TRUE(live.ok()) << live.status().ToString();
+  ASSERT_EQ(live->size(), 2u);
+  EXPECT_EQ((*live)[1], (LivePartition{"gi:2", "3g.40gb", 4}));
+
+  OrphanReport report = RemoveOrphanPartitions(**ledger, *backend_, {card_});
+  EXPECT_EQ(report.removed, 1) << (report.errors.empty() ? "" : report.errors[0]);
+  ASSERT_EQ(f.gis.size(), 1u) << "only the orphan goes";
+  EXPECT_EQ(f.gis.front().placement.start, 0u);
+  EXPECT_TRUE((*ledger)->Intents().empty());
+  EXPECT_EQ(backend_->DestroyPartition(card_, "gi:2").code(), StatusCode::kNotFound);
+  EXPECT_EQ(backend_->DestroyPartition(card_, "gi:x").code(), StatusCode::kInvalidArgument);
 }
 
 TEST_F(NvmlMigTest, RefusesWithReasons) {
