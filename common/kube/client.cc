@@ -283,13 +283,15 @@ Status KubeClient::Bind(const std::string& ns, const std::string& name, const st
   return r.status();
 }
 
-Status KubeClient::Evict(const std::string& ns, const std::string& name, const std::string& uid, int grace_seconds) {
+Status KubeClient::Evict(const std::string& ns, const std::string& name, const std::string& uid, int grace_seconds,
+                         std::chrono::milliseconds timeout) {
   json eviction = {{"apiVersion", "policy/v1"}, {"kind", "Eviction"}, {"metadata", {{"name", name}, {"namespace", ns}}}};
   // The UID precondition makes sure we evict the pod we decided about, not a namesake.
   if (!uid.empty()) eviction["deleteOptions"]["preconditions"] = {{"uid", uid}};
   if (grace_seconds >= 0) eviction["deleteOptions"]["gracePeriodSeconds"] = grace_seconds;
-  auto r = Call({"POST", PodPath(ns, name) + "/eviction", eviction.dump(), "application/json"},
-                "evict " + ns + "/" + name, false);
+  ApiRequest request{"POST", PodPath(ns, name) + "/eviction", eviction.dump(), "application/json"};
+  request.timeout = timeout;
+  auto r = Call(request, "evict " + ns + "/" + name, false);
   return r.status();
 }
 

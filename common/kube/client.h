@@ -77,7 +77,9 @@ class KubeClient {
   // POST pods/{name}/eviction (policy/v1). A PodDisruptionBudget refusal (429) is
   // kResourceExhausted with the API's message; the caller decides when to try again.
   // `grace_seconds` >= 0 sets deleteOptions.gracePeriodSeconds (the pod's termination grace).
-  Status Evict(const std::string& ns, const std::string& name, const std::string& uid, int grace_seconds = -1);
+  // `timeout` > 0 bounds the call (the leader's remaining lease time).
+  Status Evict(const std::string& ns, const std::string& name, const std::string& uid, int grace_seconds = -1,
+               std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
   // A core/v1 Event about an object (involvedObject from its kind/namespace/name/uid).
   Status RecordEvent(const json& involved, const std::string& type, const std::string& reason,
                      const std::string& message, const std::string& component);

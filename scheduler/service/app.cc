@@ -178,6 +178,11 @@ StatusOr<std::unique_ptr<SchedulerApp>> SchedulerApp::Start(kube::KubeClient* cl
   if (!self->options_.pools.empty()) {
     TidalControllerOptions to = self->options_.tidal;
     to.now = self->options_.now;
+    if (LeaderElector* elector = self->elector_.get())
+      to.lease_time_left = [elector] {
+        auto t = elector->Term();
+        return t ? t->time_left : std::chrono::milliseconds(0);
+      };
     self->tidal_ = std::make_unique<TidalController>(client, &self->cache_, self->options_.pools, &self->tides_, to);
   }
 

@@ -270,7 +270,12 @@ Status TidalController::WithdrawNotice(const tidal::PoolSpec& pool, const std::s
 void TidalController::EvictPod(const tidal::PoolSpec& pool, const tidal::EvictOrder& order) {
   auto [ns, name] = SplitKey(order.key);
   PoolCounters& c = *counters_[pool.name];
-  Status s = client_->Evict(ns, name, order.uid, static_cast<int>(pool.grace.count()));
+  std::chrono::milliseconds bound{0};
+  if (options_.lease_time_left) {
+    bound = options_.lease_time_left();
+    if (bound.count() <= 0) return;  // no longer provably leading: the next leader decides
+  }
+  Status s = client_->Evict(ns, name, order.uid, static_cast<int>(pool.grace.count()), bound);
   json pod = {{"apiVersion", "v1"}, {"kind", "Pod"}, {"metadata", {{"name", name}, {"namespace", ns}, {"uid", order.uid}}}};
   if (s.ok()) {
     (order.acknowledged ? c.evictions_acknowledged : c.evictions_deadline)++;

@@ -73,6 +73,10 @@ struct TidalControllerOptions {
   std::function<std::chrono::system_clock::time_point()> now = [] { return std::chrono::system_clock::now(); };
   // Reads a pool's loadTrigger.prometheusQuery; null = no Prometheus configured.
   std::function<StatusOr<double>(const std::string& query)> demand;
+  // How long this replica may still act as leader (the lease's time left); null = unbounded (no
+  // election). An eviction is made only with time left, and bounded by it, so a deposed leader's
+  // eviction cannot land after a new leader has decided otherwise.
+  std::function<std::chrono::milliseconds()> lease_time_left;
 };
 
 class TidalController {

@@ -197,6 +197,32 @@ TEST_F(TidalControllerTest, DaySwitchNoticesThenEvictsAtTheDeadlineAndRecordsEve
   EXPECT_EQ(env_.server->requests("POST pods/eviction"), 2);
 }
 
+// A leader whose lease can no longer be proven does not evict (the next leader decides); with
+// time left it evicts, each call bounded by that time.
+TEST_F(TidalControllerTest, NoEvictionWithoutTimeLeftInTheLease) {
+  AddNode("n1", "tide", 2);
+  AddRunning("train-a", "training", "n1", {0, 1});
+  Sync();
+  std::chrono::milliseconds left{0};
+  TidalControllerOptions o;
+  o.now = [this] { return now_; };
+  o.lease_time_left = [&] { return left; };
+  TidalController c(env_.client.get(), cache_.get(), {MakePool("tide", "UTC")}, &board_, o);
+  c.Tick(true);
+  now_ = Utc(2026, 11, 23, 8, 0, 2);  // the day begins: notice
+  c.Tick(true);
+  Sync();
+  ASSERT_TRUE(Noticed("train-a"));
+  now_ = Utc(2026, 11, 23, 8, 5, 2);  // the deadline, but the lease has run out
+  c.Tick(true);
+  EXPECT_TRUE(PodObj("train-a"));
+  EXPECT_EQ(env_.server->requests("POST pods/eviction"), 0);
+  left = std::chrono::seconds(8);
+  c.Tick(true);
+  EXPECT_FALSE(PodObj("train-a"));
+  EXPECT_EQ(env_.server->requests("POST pods/eviction"), 1);
+}
+
 TEST_F(TidalControllerTest, EvictionRefusedByAPodDisruptionBudgetIsRetriedUntilAllowed) {
   AddNode("n1", "tide", 2);
   AddRunning("trainer", "training", "n1", {0, 1}, 0, {{"app", "trainer"}});
