@@ -194,10 +194,9 @@ std::vector<PartitionIntent> PartitionLedger::Intents() const {
   return intents_;
 }
 
-StatusOr<PartitionRecord> CreateRecordedPartition(PartitionLedger& ledger, DeviceBackend& backend,
-                                                  const DeviceInfo& card, const std::string& profile, int start_slot,
-                                                  const std::string& pod_key, const std::string& container,
-                                                  int64_t now_unix) {
+PartitionIntent IntentToCreate(DeviceBackend& backend, const DeviceInfo& card, const std::string& profile,
+                               int start_slot, const std::string& pod_key, const std::string& container,
+                               int64_t now_unix) {
   PartitionIntent intent;
   intent.card_uuid = card.uuid;
   intent.kind = card.vendor == "huawei" ? "vnpu" : "mig";
@@ -210,6 +209,14 @@ StatusOr<PartitionRecord> CreateRecordedPartition(PartitionLedger& ledger, Devic
     intent.existing.emplace();
     for (const auto& p : *live) intent.existing->push_back(p.id);
   }
+  return intent;
+}
+
+StatusOr<PartitionRecord> CreateRecordedPartition(PartitionLedger& ledger, DeviceBackend& backend,
+                                                  const DeviceInfo& card, const std::string& profile, int start_slot,
+                                                  const std::string& pod_key, const std::string& container,
+                                                  int64_t now_unix) {
+  const PartitionIntent intent = IntentToCreate(backend, card, profile, start_slot, pod_key, container, now_unix);
   auto intent_id = ledger.AddIntent(intent);
   if (!intent_id.ok()) return intent_id.status().WithContext("recording the intent to create " + profile + " on " + card.uuid);
   auto id = backend.CreatePartition(card, profile, start_slot);

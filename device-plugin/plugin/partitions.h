@@ -79,6 +79,12 @@ class PartitionLedger {
 // Creates a partition for `pod_key`/`container` the crash-safe way: intent, backend, record.
 // On any failure nothing is left behind (the partition destroyed, the intent dropped) as far as
 // the driver allows; what a crash leaves is an intent for RemoveOrphanPartitions.
+// The intent recorded before creating `profile` on `card`: what to look for after a crash, with
+// the partitions already on the card when the backend can list them.
+PartitionIntent IntentToCreate(DeviceBackend& backend, const DeviceInfo& card, const std::string& profile,
+                               int start_slot, const std::string& pod_key, const std::string& container,
+                               int64_t now_unix);
+
 StatusOr<PartitionRecord> CreateRecordedPartition(PartitionLedger& ledger, DeviceBackend& backend,
                                                   const DeviceInfo& card, const std::string& profile, int start_slot,
                                                   const std::string& pod_key, const std::string& container,

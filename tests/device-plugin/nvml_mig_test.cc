@@ -262,14 +262,8 @@ TEST_F(NvmlMigTest, AGpuInstanceLeftWithoutItsComputeInstanceIsFoundAndRemoved) 
   testsupport::TempDir dir("tsmig");
   auto ledger = PartitionLedger::Open(dir.path() + "/ledger.json");
   ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
-  PartitionIntent intent;
-  intent.card_uuid = card_.uuid;
-  intent.kind = "mig";
-  intent.profile = "3g.40gb";
-  intent.start_slot = 4;
-  intent.pod_key = "ml/p";
-  intent.container = "c";
-  intent.existing = std::vector<std::string>{*admin};
+  PartitionIntent intent = IntentToCreate(*backend_, card_, "3g.40gb", 4, "ml/p", "c", 0);
+  ASSERT_EQ(intent.existing, std::vector<std::string>{*admin});
   ASSERT_TRUE((*ledger)->AddIntent(intent).ok());
   nvml::GpuInstancePlacement at4{4, 4};
   nvml::GpuInstance bare = nullptr;

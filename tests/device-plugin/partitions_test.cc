@@ -194,19 +194,7 @@ const DeviceInfo& CardOf(const std::vector<DeviceInfo>& cards, const std::string
 // What CreateRecordedPartition writes first, for simulating a crash right after it.
 PartitionIntent IntentFor(MockBackend& backend, const DeviceInfo& card, const std::string& profile, int slot,
                           const std::string& pod) {
-  PartitionIntent in;
-  in.card_uuid = card.uuid;
-  in.kind = card.vendor == "huawei" ? "vnpu" : "mig";
-  in.profile = profile;
-  in.start_slot = slot;
-  in.pod_key = pod;
-  in.container = "main";
-  in.created_unix = 1000;
-  auto live = backend.ListPartitions(card);
-  EXPECT_TRUE(live.ok());
-  in.existing.emplace();
-  for (const auto& p : *live) in.existing->push_back(p.id);
-  return in;
+  return IntentToCreate(backend, card, profile, slot, pod, "main", 1000);
 }
 
 TEST(PartitionLedgerTest, WritesThroughATempFileThatIsGoneAfterwardsAndSurvivesReload) {
