@@ -18,6 +18,17 @@ struct TlsFiles {
   std::string cert_file, key_file, cert_pem;
 };
 
+// A certificate as PEM text.
+inline std::string PemOf(X509* cert) {
+  BIO* mem = BIO_new(BIO_s_mem());
+  PEM_write_bio_X509(mem, cert);
+  char* data = nullptr;
+  long len = BIO_get_mem_data(mem, &data);
+  std::string pem(data, static_cast<size_t>(len));
+  BIO_free(mem);
+  return pem;
+}
+
 enum class KeyType { kEcP256, kRsa2048 };
 
 // Files are `<dir>/<stem>.crt` and `<dir>/<stem>.key`.
@@ -50,12 +61,7 @@ inline TlsFiles MakeSelfSignedCert(const std::string& dir, KeyType type = KeyTyp
   f = std::fopen(out.cert_file.c_str(), "w");
   PEM_write_X509(f, cert);
   std::fclose(f);
-  BIO* mem = BIO_new(BIO_s_mem());
-  PEM_write_bio_X509(mem, cert);
-  char* data = nullptr;
-  long len = BIO_get_mem_data(mem, &data);
-  out.cert_pem.assign(data, static_cast<size_t>(len));
-  BIO_free(mem);
+  out.cert_pem = PemOf(cert);
   X509_free(cert);
   EVP_PKEY_free(key);
   return out;

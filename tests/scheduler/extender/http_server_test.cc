@@ -564,12 +564,7 @@ TlsResult TlsRequest(int port, int min_version, int max_version, const char* tls
     r.cipher = SSL_get_cipher_name(ssl);
     r.version = SSL_get_version(ssl);
     if (X509* peer = SSL_get1_peer_certificate(ssl)) {
-      BIO* mem = BIO_new(BIO_s_mem());
-      PEM_write_bio_X509(mem, peer);
-      char* data = nullptr;
-      long len = BIO_get_mem_data(mem, &data);
-      r.peer_cert_pem.assign(data, static_cast<size_t>(len));
-      BIO_free(mem);
+      r.peer_cert_pem = testsupport::PemOf(peer);
       X509_free(peer);
     }
     std::string req = "GET /tls HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
