@@ -30,6 +30,7 @@ std::string PodKey(const nlohmann::json& pod) {
 }
 
 std::string NodeNameOf(const nlohmann::json& pod) { return Str(pod, "spec", "nodeName"); }
+std::string UidOf(const nlohmann::json& object) { return Str(object, "metadata", "uid"); }
 
 StatusOr<std::optional<v1::PodAssignment>> AssignmentOf(const nlohmann::json& pod) {
   auto text = Annotation(pod, codec::kAssignmentAnnotation);

@@ -16,6 +16,7 @@ namespace tideslice::kube {
 // "namespace/name".
 std::string PodKey(const nlohmann::json& pod);
 std::string NodeNameOf(const nlohmann::json& pod);  // spec.nodeName, "" if unbound
+std::string UidOf(const nlohmann::json& object);    // metadata.uid, "" if absent
 // The PodAssignment annotation, nullopt if the pod has none; an error if it is malformed.
 StatusOr<std::optional<v1::PodAssignment>> AssignmentOf(const nlohmann::json& pod);
 // The NodeInventory annotation, nullopt if the node has none; an error if it is malformed.

@@ -10,6 +10,8 @@
 #include <mutex>
 #include <sstream>
 
+#include "common/kube/objects.h"
+
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
@@ -182,6 +184,12 @@ StatusOr<std::shared_ptr<const AssignmentVerifier>> AssignmentVerifier::FromPem(
   return std::shared_ptr<const AssignmentVerifier>(std::move(v));
 }
 
+std::vector<std::string> AssignmentVerifier::KeyPems() const {
+  std::vector<std::string> out;
+  for (const auto& key : keys_) out.push_back(WritePem(key->pkey.get(), false));
+  return out;
+}
+
 StatusOr<std::shared_ptr<const AssignmentVerifier>> AssignmentVerifier::FromPemFile(const std::string& path) {
   auto text = ReadFile(path, "--assignment-verify-key");
   if (!text.ok()) return text.status();
@@ -230,11 +238,7 @@ StatusOr<std::shared_ptr<const AssignmentVerifier>> VerifierFile::Get() {
 
 Status CheckAssignmentOwner(const AssignmentVerifier* verifier, const nlohmann::json& pod,
                             const v1::PodAssignment& assignment) {
-  std::string uid, node;
-  if (auto m = pod.find("metadata"); m != pod.end() && m->is_object())
-    if (auto u = m->find("uid"); u != m->end() && u->is_string()) uid = u->get<std::string>();
-  if (auto s = pod.find("spec"); s != pod.end() && s->is_object())
-    if (auto n = s->find("nodeName"); n != s->end() && n->is_string()) node = n->get<std::string>();
+  const std::string uid = kube::UidOf(pod), node = kube::NodeNameOf(pod);
   if (assignment.pod_uid().empty() || assignment.pod_uid() != uid)
     return Status::PermissionDenied("the assignment names pod UID \"" + assignment.pod_uid().substr(0, 64) +
                                     "\", not this pod's \"" + uid + "\"");

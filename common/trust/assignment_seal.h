@@ -60,6 +60,9 @@ class AssignmentVerifier {
   // Ok when the signature is valid for one of the keys; PermissionDenied saying why otherwise.
   Status Verify(const v1::PodAssignment& assignment) const;
   size_t key_count() const { return keys_.size(); }
+  // Each key as PEM ("BEGIN PUBLIC KEY"), in the order given, encoded as AssignmentSigner's
+  // PublicKeyPem is, so the two compare as text.
+  std::vector<std::string> KeyPems() const;
 
  private:
   struct Key;

@@ -65,12 +65,8 @@ Status Binder::Bind(const std::string& ns, const std::string& name, const std::s
   }
   uncount();
   // The fence is read after the wait: a bind that waited must not act on a lease it lost meanwhile.
-  std::optional<LeaseTerm> term;
-  if (options_.fence) {
-    term = options_.fence();
-    if (!term)
-      return Status::Unavailable("this tideslice-scheduler replica cannot prove it still leads; kube-scheduler will retry");
-  }
+  auto term = Fence();
+  if (!term.ok()) return term.status();
   gates_[node] = {key, Clock::now()};
   lock.unlock();
 
@@ -80,19 +76,14 @@ Status Binder::Bind(const std::string& ns, const std::string& name, const std::s
   auto now = std::chrono::system_clock::now().time_since_epoch();
   assignment.mutable_assigned_at()->set_seconds(std::chrono::duration_cast<std::chrono::seconds>(now).count());
   Status s;
-  if (term) {
-    assignment.set_lease_holder(term->holder);
-    assignment.set_lease_term(term->term);
+  if (*term) {
+    assignment.set_lease_holder((*term)->holder);
+    assignment.set_lease_term((*term)->term);
   }
   if (options_.signer) s = options_.signer->Sign(&assignment);
-  if (s.ok()) {
-    // Bounded by what is left of the lease: past it another replica may lead, and a bind that
-    // lands later still carries this term, which the agent and the next leader refuse.
-    std::chrono::milliseconds timeout = term ? std::max(std::chrono::milliseconds(1), term->time_left)
-                                             : std::chrono::milliseconds(0);
+  if (s.ok())
     s = client_->Bind(ns, name, uid, node, {{std::string(codec::kAssignmentAnnotation), codec::EncodeAssignment(assignment)}},
-                      timeout);
-  }
+                      CallBound(*term));
   if (!s.ok()) {
     lock.lock();
     auto it = gates_.find(node);
@@ -104,26 +95,29 @@ Status Binder::Bind(const std::string& ns, const std::string& name, const std::s
 
 Status Binder::BindPlain(const std::string& ns, const std::string& name, const std::string& uid,
                          const std::string& node) {
-  std::optional<LeaseTerm> term;
-  if (options_.fence) {
-    term = options_.fence();
-    if (!term)
-      return Status::Unavailable("this tideslice-scheduler replica cannot prove it still leads; kube-scheduler will retry");
-  }
-  return client_->Bind(ns, name, uid, node, {},
-                       term ? std::max(std::chrono::milliseconds(1), term->time_left) : std::chrono::milliseconds(0));
+  auto term = Fence();
+  if (!term.ok()) return term.status();
+  return client_->Bind(ns, name, uid, node, {}, CallBound(*term));
+}
+
+StatusOr<std::optional<LeaseTerm>> Binder::Fence() const {
+  if (!options_.fence) return std::optional<LeaseTerm>();
+  std::optional<LeaseTerm> term = options_.fence();
+  if (!term)
+    return Status::Unavailable("this tideslice-scheduler replica cannot prove it still leads; kube-scheduler will retry");
+  return term;
+}
+
+// Bounded by what is left of the lease: past it another replica may lead, and a bind that lands
+// later still carries this term, which the agent and the next leader refuse. 0 = no fencing.
+std::chrono::milliseconds Binder::CallBound(const std::optional<LeaseTerm>& term) {
+  return term ? std::max(std::chrono::milliseconds(1), term->time_left) : std::chrono::milliseconds(0);
 }
 
 namespace {
 std::string PodPathOfKey(const std::string& pod_key) {
   auto slash = pod_key.find('/');
   return kube::PodPath(pod_key.substr(0, slash), slash == std::string::npos ? "" : pod_key.substr(slash + 1));
-}
-std::string UidOf(const kube::json& pod) {
-  auto m = pod.find("metadata");
-  if (m == pod.end() || !m->is_object()) return "";
-  auto u = m->find("uid");
-  return u != m->end() && u->is_string() ? u->get<std::string>() : "";
 }
 }  // namespace
 
@@ -136,7 +130,7 @@ Status Binder::Reseal(const std::string& pod_key, const v1::PodAssignment& check
   const std::string expected = decision(checked);
   auto r = client_->ReadModifyWrite(PodPathOfKey(pod_key), [&](kube::json& pod, bool* changed) -> Status {
     auto a = kube::AssignmentOf(pod);
-    if (UidOf(pod) != checked.pod_uid() || !a.ok() || !a->has_value() ||
+    if (kube::UidOf(pod) != checked.pod_uid() || !a.ok() || !a->has_value() ||
         (*a)->phase() != v1::ASSIGNMENT_PHASE_ALLOCATING || (*a)->lease_term() != checked.lease_term() ||
         !trust::CheckAssignmentOwner(options_.verifier.get(), pod, **a).ok() || decision(**a) != expected) {
       *changed = false;
@@ -155,7 +149,7 @@ Status Binder::Reseal(const std::string& pod_key, const v1::PodAssignment& check
 Status Binder::Refuse(const std::string& pod_key, const std::string& pod_uid, const std::string& why) {
   auto r = client_->ReadModifyWrite(PodPathOfKey(pod_key), [&](kube::json& pod, bool* changed) -> Status {
     auto a = kube::AssignmentOf(pod);
-    if (UidOf(pod) != pod_uid || !a.ok() || !a->has_value() || (*a)->phase() != v1::ASSIGNMENT_PHASE_ALLOCATING) {
+    if (kube::UidOf(pod) != pod_uid || !a.ok() || !a->has_value() || (*a)->phase() != v1::ASSIGNMENT_PHASE_ALLOCATING) {
       *changed = false;
       return Status::Ok();
     }

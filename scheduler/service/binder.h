@@ -89,6 +89,9 @@ class Binder {
     std::chrono::steady_clock::time_point since;
   };
   void ObserveLocked(kube::WatchEventType type, const kube::json& pod);
+  // The term to bind in: nullopt without fencing, an error when the replica cannot prove it leads.
+  StatusOr<std::optional<LeaseTerm>> Fence() const;
+  static std::chrono::milliseconds CallBound(const std::optional<LeaseTerm>& term);
   Status ExpireHolder(const std::string& node, const std::string& pod_key);
 
   kube::KubeClient* client_;

@@ -236,19 +236,9 @@ void ClusterCache::RebuildNode(const std::string& name, const v1::NodeInventory&
   for (const auto& [key, rec] : on_node)
     if (!Place(*key, name, rec->assignment).ok()) conflicting.push_back(*key);
   for (const auto& key : conflicting) {
-    auto it = pods_.find(key);
-    RefusedAssignment r;
-    r.pod_key = key;
-    r.pod_uid = it->second.assignment.pod_uid();
-    r.node = name;
-    r.reason = "AssignmentConflict";
-    r.message = "its cards on " + name + " are held by other pods or no longer exist; TideSlice does not account it";
-    r.allocating = it->second.assignment.phase() == v1::ASSIGNMENT_PHASE_ALLOCATING;
-    auto slash = key.find('/');
-    r.involved = {{"apiVersion", "v1"}, {"kind", "Pod"},
-                  {"metadata", {{"namespace", key.substr(0, slash)}, {"name", key.substr(slash + 1)}, {"uid", r.pod_uid}}}};
-    refused_[key] = r;
-    pods_.erase(it);
+    const v1::PodAssignment assignment = pods_.at(key).assignment;  // Refuse erases the record
+    Refuse(key, assignment.pod_uid(), name, assignment, "AssignmentConflict",
+           "its cards on " + name + " are held by other pods or no longer exist; TideSlice does not account it");
   }
   for (const auto& [key, a] : assumed_)
     if (a.node == name && !pods_.count(key)) (void)Place(key, name, a.assignment);
@@ -292,13 +282,11 @@ Status ClusterCache::Place(const std::string& key, const std::string& node_name,
   return core::Reserve(state_, *placement);
 }
 
-void ClusterCache::Refuse(const json& pod, const std::string& key, const std::string& node,
+void ClusterCache::Refuse(const std::string& key, const std::string& pod_uid, const std::string& node,
                           const v1::PodAssignment& assignment, const std::string& reason, const std::string& message) {
   RefusedAssignment r;
   r.pod_key = key;
-  auto meta = pod.find("metadata");
-  if (meta != pod.end() && meta->is_object())
-    if (auto u = meta->find("uid"); u != meta->end() && u->is_string()) r.pod_uid = u->get<std::string>();
+  r.pod_uid = pod_uid;
   r.node = node;
   r.reason = reason;
   r.message = message;
@@ -334,7 +322,7 @@ void ClusterCache::ApplyPod(const json& pod) {
     Status trusted = trust::CheckAssignmentOwner(options_.verifier.get(), pod, **a);
     if (!trusted.ok()) {
       assumed_.erase(key);
-      Refuse(pod, key, node, **a, "ForgedAssignment",
+      Refuse(key, kube::UidOf(pod), node, **a, "ForgedAssignment",
              "TideSlice ignores this pod's tideslice.io/assignment: " + trusted.message());
       return;
     }
@@ -348,7 +336,7 @@ void ClusterCache::ApplyPod(const json& pod) {
       if (was_assumed && state_.NodeOfPod(key)) core::Unreserve(state_, key);
       Status placed = Place(key, node, **a);
       if (!placed.ok()) {
-        Refuse(pod, key, node, **a, "AssignmentConflict",
+        Refuse(key, kube::UidOf(pod), node, **a, "AssignmentConflict",
                "TideSlice does not account this pod's assignment: " + placed.message() +
                    " (another pod holds those cards; a bind that landed after a change of leader is refused)");
         return;

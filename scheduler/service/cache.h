@@ -136,7 +136,6 @@ class ClusterCache {
     bool in_state = false;
     std::string problem;                      // malformed inventory, for the filter reason
   };
-  using json_t = kube::json;
   struct PodRecord {
     std::string node;
     v1::PodAssignment assignment;             // phase ALLOCATING or ALLOCATED: it holds slices
@@ -153,8 +152,9 @@ class ClusterCache {
   void ApplyPod(const kube::json& pod);
   void DropPod(const std::string& key);
   Status Place(const std::string& key, const std::string& node, const v1::PodAssignment& assignment);
-  void Refuse(const json_t& pod, const std::string& key, const std::string& node, const v1::PodAssignment& assignment,
-              const std::string& reason, const std::string& message);
+  // Stops accounting `key` and records why, for TakeRefused.
+  void Refuse(const std::string& key, const std::string& pod_uid, const std::string& node,
+              const v1::PodAssignment& assignment, const std::string& reason, const std::string& message);
   void RebuildNode(const std::string& name, const v1::NodeInventory& inventory, const kube::json& labels);
   void UpdateSchedulable(const std::string& name);
 
