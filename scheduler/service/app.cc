@@ -50,29 +50,20 @@ Status SchedulerApp::PublishPublicKey(kube::KubeClient* client) {
         cm["data"]["ed25519.pub"].is_string())
       published = cm["data"]["ed25519.pub"].get<std::string>();
     // A changed signing key must not orphan the pods already running: the keys published before
-    // stay trusted (by this cache and by the agents) next to the new one, newest first, at most
-    // three. Only the scheduler may write this ConfigMap (RBAC by name).
-    auto previous = trust::AssignmentVerifier::FromPem(published);
+    // stay trusted (by this cache, the binder's gate and the agents) next to the new one, newest
+    // first, at most three. Only the scheduler may write this ConfigMap (RBAC by name).
     std::string keys = own;
-    if (previous.ok()) {
-      std::string rest = published;
-      size_t kept = 0;
-      for (size_t pos = 0; kept < 2 && (pos = rest.find("-----BEGIN PUBLIC KEY-----")) != std::string::npos;) {
-        size_t end = rest.find("-----END PUBLIC KEY-----", pos);
-        if (end == std::string::npos) break;
-        end += std::string("-----END PUBLIC KEY-----").size();
-        std::string block = rest.substr(pos, end - pos) + "\n";
-        if (own.find(block.substr(0, block.size() - 1)) == std::string::npos) {
-          keys += block;
+    if (auto previous = trust::AssignmentVerifier::FromPem(published); previous.ok()) {
+      int kept = 0;
+      for (const auto& pem : (*previous)->KeyPems())
+        if (pem != own && kept < 2) {
+          keys += pem;
           ++kept;
         }
-        rest = rest.substr(end);
-      }
-      auto all = trust::AssignmentVerifier::FromPem(keys);
-      if (all.ok()) {
-        std::lock_guard<std::mutex> lock(keys_mu_);
-        trusted_keys_ = *all;
-      }
+    }
+    if (auto all = trust::AssignmentVerifier::FromPem(keys); all.ok()) {
+      cache_.set_verifier(*all);
+      binder_.set_verifier(*all);
     }
     key_published_ = true;
     if (published == keys) return Status::Ok();
@@ -131,8 +122,8 @@ std::string SchedulerApp::NotReadyReason() const {
 }
 
 std::string SchedulerApp::NotLiveReason() const {
-  // A listener that no longer accepts (accept loop dead, stuck at its connection cap) makes the
-  // process useless even though it still answers here: the kubelet should restart it.
+  // A listener that no longer accepts (accept loop dead, I/O threads stuck) makes the process
+  // useless even though it still answers here: the kubelet should restart it.
   const std::pair<const char*, const extender::HttpServer*> listeners[] = {
       {"extender", extender_.get()}, {"webhook", webhook_.get()}, {"health", health_.get()}};
   for (const auto& [name, server] : listeners) {
@@ -163,14 +154,6 @@ StatusOr<std::unique_ptr<SchedulerApp>> SchedulerApp::Start(kube::KubeClient* cl
   if (Status s = self->PublishPublicKey(client); !s.ok())
     self->key_log_.Record("publish", "failing", log::Level::kWarn, "assignment.key_publish_failed", s.ToString(),
                           {{"configmap", self->options_.key_configmap}}, /*log_first=*/true);
-  // Keys published before this one (a changed Secret) stay trusted for the pods they sealed.
-  {
-    std::lock_guard<std::mutex> lock(self->keys_mu_);
-    if (self->trusted_keys_ && self->trusted_keys_->key_count() > 1) {
-      self->cache_.set_verifier(self->trusted_keys_);
-      self->binder_.set_verifier(self->trusted_keys_);
-    }
-  }
   self->service_ = std::make_unique<SchedulerService>(catalog, &self->cache_, &self->binder_, client,
                                                       [self] { return self->leading(); });
   self->service_->set_pools(self->options_.pools, self->options_.now, &self->tides_);

@@ -5,7 +5,6 @@
 #pragma once
 
 #include <atomic>
-#include <mutex>
 #include <memory>
 #include <string>
 #include <thread>
@@ -93,8 +92,6 @@ class SchedulerApp {
   Status PublishPublicKey(kube::KubeClient* client);
   std::atomic<bool> key_published_{false};
   log::ChangeLog key_log_;
-  std::mutex keys_mu_;
-  std::shared_ptr<const trust::AssignmentVerifier> trusted_keys_;  // own + earlier published keys
 };
 
 }  // namespace tideslice::service
