@@ -25,7 +25,7 @@ StatusOr<std::vector<PendingPod>> KubeAssignmentStore::PendingOnNode() {
     if (!v.ok()) return v.status().WithContext("cannot check the scheduler's signatures");
     verifier = *v;
   }
-  std::vector<std::pair<PendingPod, std::string>> candidates;  // with the pod's UID
+  std::vector<PendingPod> candidates;  // trusted ALLOCATING assignments, before the term check
   held_.clear();
   for (const auto& pod : *pods) {
     auto a = AssignmentOf(pod);
@@ -48,13 +48,9 @@ StatusOr<std::vector<PendingPod>> KubeAssignmentStore::PendingOnNode() {
                        {{"pod", PodKey(pod)}, {"node", node_}}, /*log_first=*/true);
       continue;
     }
-    candidates.push_back({{PodKey(pod), std::move(**a)}, ""});
+    candidates.push_back({PodKey(pod), std::move(**a)});
   }
-  std::vector<PendingPod> out;
-  if (candidates.empty() || trust_.lease_name.empty()) {
-    for (auto& c : candidates) out.push_back(std::move(c.first));
-    return out;
-  }
+  if (candidates.empty() || trust_.lease_name.empty()) return candidates;
   auto lease = client_->Get(kube::LeasePath(trust_.lease_namespace, trust_.lease_name), trust_.lease_timeout);
   if (!lease.ok()) return lease.status().WithContext("cannot read the scheduler's lease to check the bind's term");
   std::string holder;
@@ -64,20 +60,21 @@ StatusOr<std::vector<PendingPod>> KubeAssignmentStore::PendingOnNode() {
     if (auto t = spec->find("leaseTransitions"); t != spec->end() && t->is_number_integer()) term = t->get<int64_t>();
     else term = 0;  // the API server omits a zero leaseTransitions
   }
+  std::vector<PendingPod> out;
   for (auto& c : candidates) {
-    const v1::PodAssignment& a = c.first.assignment;
+    const v1::PodAssignment& a = c.assignment;
     // A lease released on shutdown keeps its term with an empty holder: nobody has taken over, so
     // the term's binds still stand until another replica acquires it (which bumps the term).
     if (a.lease_term() != term || (a.lease_holder() != holder && !holder.empty())) {
-      refusals_.Record(c.first.pod_key, "stale:" + std::to_string(a.lease_term()) + "/" + std::to_string(term),
+      refusals_.Record(c.pod_key, "stale:" + std::to_string(a.lease_term()) + "/" + std::to_string(term),
                        log::Level::kWarn, "assignment.stale_term",
                        "ignoring an assignment sealed in lease term " + std::to_string(a.lease_term()) + " by \"" +
                            a.lease_holder() + "\"; the scheduler's lease is in term " + std::to_string(term) +
                            " held by \"" + holder + "\" (the new leader re-seals it if it still fits)",
-                       {{"pod", c.first.pod_key}, {"node", node_}}, /*log_first=*/true);
+                       {{"pod", c.pod_key}, {"node", node_}}, /*log_first=*/true);
       continue;
     }
-    out.push_back(std::move(c.first));
+    out.push_back(std::move(c));
   }
   return out;
 }
