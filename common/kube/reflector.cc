@@ -54,12 +54,19 @@ void Reflector::Run(CancelFlag* cancel) {
     backoff_ms = std::min(options_.backoff_max_ms, backoff_ms * 2);
     return alive;
   };
+  // Successes are reported only after a failure, so a healthy stream takes no lock per event.
+  bool failing = false;
+  auto report = [&](const Status& st) {
+    if (st.ok() && !failing) return;
+    failing = !st.ok();
+    SetError(st);
+  };
   bool need_list = true;
   while (!cancel->cancelled()) {
     if (need_list) {
       auto list = client_->List(path_, options_.query, options_.page_size);
       if (!list.ok()) {
-        SetError(list.status());
+        report(list.status());
         if (!back_off()) return;
         continue;
       }
@@ -68,7 +75,7 @@ void Reflector::Run(CancelFlag* cancel) {
         rv_ = list->resource_version;
       }
       handler_.replace(std::move(list->items));
-      SetError(Status::Ok());
+      report(Status::Ok());
       lists_++;
       synced_ = true;
       need_list = false;
@@ -82,17 +89,17 @@ void Reflector::Run(CancelFlag* cancel) {
             std::lock_guard<std::mutex> lock(mu_);
             rv_ = rv;
           }
-          if (backoff_ms != options_.backoff_initial_ms || !last_error().empty()) SetError(Status::Ok());
+          report(Status::Ok());
           backoff_ms = options_.backoff_initial_ms;  // the stream works
           return !cancel->cancelled();
         },
         cancel);
     if (cancel->cancelled()) return;
     if (s.ok()) {
-      SetError(Status::Ok());
+      report(Status::Ok());
       continue;  // the server closed the watch at its timeout: re-watch from rv_
     }
-    SetError(s);
+    report(s);
     if (s.code() == StatusCode::kExpired) {
       need_list = true;  // history is gone: only a fresh list tells us the truth
       continue;

@@ -1,9 +1,9 @@
 #include "scheduler/service/leader_election.h"
 
 #include <random>
+#include <thread>
 
 #include "common/log/log.h"
-#include <thread>
 
 namespace tideslice::service {
 
