@@ -1,5 +1,7 @@
 #include "common/kube/pod_json.h"
 
+#include "common/kube/json_fields.h"
+
 #include <algorithm>
 #include <climits>
 #include <cstdint>
@@ -12,21 +14,6 @@ namespace {
 using nlohmann::json;
 
 // Go's encoding/json writes nil maps and slices as null; treat null like absent.
-const json* Child(const json& obj, const char* key) {
-  if (!obj.is_object()) return nullptr;
-  auto it = obj.find(key);
-  if (it == obj.end() || it->is_null()) return nullptr;
-  return &*it;
-}
-
-Status ReadString(const json& obj, const char* key, std::string& out, const std::string& where) {
-  const json* v = Child(obj, key);
-  if (!v) return Status::Ok();
-  if (!v->is_string()) return Status::InvalidArgument(where + "." + key, "must be a string");
-  out = v->get<std::string>();
-  return Status::Ok();
-}
-
 Status ReadStringMap(const json& obj, const char* key, std::map<std::string, std::string>& out,
                      const std::string& where) {
   const json* v = Child(obj, key);

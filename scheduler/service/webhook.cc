@@ -8,6 +8,7 @@
 
 #include "common/codec/annotations.h"
 #include "common/codec/bounded_json.h"
+#include "common/kube/json_fields.h"
 #include "common/kube/pod_json.h"
 #include "common/log/log.h"
 #include "scheduler/extender/wire.h"
@@ -17,6 +18,8 @@
 namespace tideslice::service {
 
 using nlohmann::json;
+using kube::Child;
+using kube::StringOr;
 
 namespace {
 
@@ -48,28 +51,6 @@ static_assert(kOwnedAnnotations[2] == std::string_view(tidal::kDeadlineAnnotatio
 constexpr size_t kMaxMessageBytes = 1024;  // a refusal is read by a person; it quotes input
 constexpr size_t kMaxLogFieldBytes = 256;
 
-// obj[key] when obj is an object and the member is present and not null (Go writes nil as null).
-const json* Member(const json* obj, std::string_view key) {
-  if (!obj || !obj->is_object()) return nullptr;
-  auto it = obj->find(key);
-  if (it == obj->end() || it->is_null()) return nullptr;
-  return &*it;
-}
-
-// An optional string member: absent or null is "", any other type is an error naming `where`.
-Status ReadString(const json* obj, std::string_view key, const std::string& where, std::string* out) {
-  const json* v = Member(obj, key);
-  if (!v) return Status::Ok();
-  if (!v->is_string()) return Status::InvalidArgument(where, "must be a string");
-  *out = v->get_ref<const std::string&>();
-  return Status::Ok();
-}
-
-std::string StringOr(const json* obj, std::string_view key, std::string fallback = "") {
-  const json* v = Member(obj, key);
-  return v && v->is_string() ? v->get_ref<const std::string&>() : fallback;
-}
-
 struct Review {
   std::string uid;  // set as soon as it is known: from then on, failures are refusals, not 400s
   std::string ns, name, operation, username;
@@ -86,36 +67,38 @@ Status ParseReview(const std::string& body, Review* r) {
   json* req = root.contains("request") && root["request"].is_object() ? &root["request"] : nullptr;
   if (!req) return Status::InvalidArgument("request", "is missing or not an object");
   std::string uid;
-  TS_RETURN_IF_ERROR(ReadString(req, "uid", "request.uid", &uid));
+  TS_RETURN_IF_ERROR(kube::ReadString(*req, "uid", uid, "request"));
   if (uid.empty()) return Status::InvalidArgument("request.uid", "is missing");
   r->uid = std::move(uid);
-  TS_RETURN_IF_ERROR(ReadString(req, "namespace", "request.namespace", &r->ns));
-  TS_RETURN_IF_ERROR(ReadString(req, "name", "request.name", &r->name));
-  TS_RETURN_IF_ERROR(ReadString(req, "operation", "request.operation", &r->operation));
+  TS_RETURN_IF_ERROR(kube::ReadString(*req, "namespace", r->ns, "request"));
+  TS_RETURN_IF_ERROR(kube::ReadString(*req, "name", r->name, "request"));
+  TS_RETURN_IF_ERROR(kube::ReadString(*req, "operation", r->operation, "request"));
   // admission.k8s.io/v1 always names the operation; a review without one is judged as a CREATE,
   // the stricter of the two for TideSlice's annotations.
   if (r->operation.empty()) r->operation = "CREATE";
-  if (const json* user = Member(req, "userInfo")) {
+  if (const json* user = Child(req, "userInfo")) {
     if (!user->is_object()) return Status::InvalidArgument("request.userInfo", "must be an object");
-    TS_RETURN_IF_ERROR(ReadString(user, "username", "request.userInfo.username", &r->username));
+    TS_RETURN_IF_ERROR(kube::ReadString(*user, "username", r->username, "request.userInfo"));
   }
   const bool writes = r->operation == "CREATE" || r->operation == "UPDATE";
   for (auto [key, out] : {std::pair<const char*, json*>{"object", &r->pod}, {"oldObject", &r->old_pod}}) {
-    const json* obj = Member(req, key);
+    const json* obj = Child(req, key);
     const std::string where = std::string("request.") + key;
     if (!obj) continue;
     if (!obj->is_object()) return Status::InvalidArgument(where, "must be an object");
-    if (const json* meta = Member(obj, "metadata"); meta && !meta->is_object())
+    if (const json* meta = Child(obj, "metadata"); meta && !meta->is_object())
       return Status::InvalidArgument(where + ".metadata", "must be an object");
-    if (const json* annotations = Member(Member(obj, "metadata"), "annotations"); annotations && !annotations->is_object())
+    if (const json* annotations = Child(Child(obj, "metadata"), "annotations"); annotations && !annotations->is_object())
       return Status::InvalidArgument(where + ".metadata.annotations", "must be an object of strings");
-    std::string ignored;
-    TS_RETURN_IF_ERROR(ReadString(Member(obj, "metadata"), "namespace", where + ".metadata.namespace", &ignored));
-    TS_RETURN_IF_ERROR(ReadString(Member(obj, "metadata"), "name", where + ".metadata.name", &ignored));
+    if (const json* meta = Child(obj, "metadata")) {
+      std::string ignored;
+      TS_RETURN_IF_ERROR(kube::ReadString(*meta, "namespace", ignored, where + ".metadata"));
+      TS_RETURN_IF_ERROR(kube::ReadString(*meta, "name", ignored, where + ".metadata"));
+    }
     *out = std::move((*req)[key]);  // moved out of the tree, not copied
   }
   if (writes && !r->pod.is_object()) return Status::InvalidArgument("request.object", "is missing");
-  const json* meta = Member(&r->pod, "metadata");
+  const json* meta = Child(&r->pod, "metadata");
   if (r->ns.empty()) r->ns = StringOr(meta, "namespace");
   if (r->name.empty()) r->name = StringOr(meta, "name", StringOr(meta, "generateName"));
   return Status::Ok();
@@ -123,7 +106,7 @@ Status ParseReview(const std::string& body, Review* r) {
 
 // The annotation value `key` on `pod`, null when the pod does not carry it.
 const json* OwnedAnnotation(const json& pod, std::string_view key) {
-  return Member(Member(Member(&pod, "metadata"), "annotations"), key);
+  return Child(Child(Child(&pod, "metadata"), "annotations"), key);
 }
 
 // The first owned annotation this request writes without the right to: any on CREATE (no pod
@@ -190,7 +173,7 @@ extender::HttpReply Guarded(const std::string& body, Serve serve) {
 // kubelet refreshes them) mounted in every container that does not use the path already. A pod
 // that already has a volume of that name keeps its own.
 void AddNoticeVolume(const json* pod_spec, const std::string& mount_path, json* patch) {
-  const json* volumes = Member(pod_spec, "volumes");
+  const json* volumes = Child(pod_spec, "volumes");
   if (volumes && volumes->is_array())
     for (const auto& v : *volumes)
       if (StringOr(&v, "name") == kNoticeVolume) return;
@@ -204,12 +187,12 @@ void AddNoticeVolume(const json* pod_spec, const std::string& mount_path, json* 
   else
     patch->push_back({{"op", "add"}, {"path", "/spec/volumes"}, {"value", json::array({volume})}});
   const json mount = {{"name", kNoticeVolume}, {"mountPath", mount_path}, {"readOnly", true}};
-  const json* containers = Member(pod_spec, "containers");
+  const json* containers = Child(pod_spec, "containers");
   for (size_t i = 0; containers && containers->is_array() && i < containers->size(); ++i) {
     const json& c = (*containers)[i];
     if (!c.is_object()) continue;
     const std::string base = "/spec/containers/" + std::to_string(i) + "/volumeMounts";
-    const json* mounts = Member(&c, "volumeMounts");
+    const json* mounts = Child(&c, "volumeMounts");
     if (mounts && mounts->is_array()) {
       bool taken = false;
       for (const auto& m : *mounts) taken = taken || StringOr(&m, "mountPath") == mount_path;
@@ -230,17 +213,17 @@ extender::HttpReply Mutate(const Review& review, const catalog::Catalog& catalog
   // Invalid requests are the validating webhook's to reject; only well-formed ones are mutated.
   if (!request.ok() || !request->WantsAccelerators()) return Answer(review.uid, true, "", json::array());
   json patch = json::array();
-  const json* pod_spec = Member(&review.pod, "spec");
+  const json* pod_spec = Child(&review.pod, "spec");
   const std::string scheduler = StringOr(pod_spec, "schedulerName");
   if (scheduler.empty() || scheduler == "default-scheduler")
     patch.push_back({{"op", scheduler.empty() ? "add" : "replace"}, {"path", "/spec/schedulerName"},
                      {"value", options.scheduler_name}});
-  const json* meta = Member(&review.pod, "metadata");
-  const json* labels = Member(meta, "labels");
+  const json* meta = Child(&review.pod, "metadata");
+  const json* labels = Child(meta, "labels");
   std::string cls = request->workload == core::WorkloadClass::kTraining    ? "training"
                     : request->workload == core::WorkloadClass::kInference ? "inference"
                                                                            : options.default_workload;
-  if (!Member(labels, core::names::kWorkloadLabel)) {
+  if (!Child(labels, core::names::kWorkloadLabel)) {
     if (!labels || !labels->is_object())
       patch.push_back({{"op", "add"}, {"path", "/metadata/labels"}, {"value", {{core::names::kWorkloadLabel, cls}}}});
     else
