@@ -25,9 +25,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Ports below the kernel's ephemeral range: a port in that range can be taken by an outgoing
+# connection (the agent's or the scheduler's to the API server) that the probe below cannot see,
+# and the listener would then fail with "Address already in use".
+read -r ephemeral_low _ < /proc/sys/net/ipv4/ip_local_port_range
 free_port() {
   for _ in $(seq 100); do
-    local p=$((20000 + RANDOM % 40000))
+    local p=$((10000 + RANDOM % (ephemeral_low - 10000)))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
   done
   fail "no free port"
