@@ -1,0 +1,240 @@
+// Huawei CANN hooks: the ACL memory calls frameworks make (torch_npu, MindSpore) and the
+// runtime (rt*) calls below them, which old MindSpore calls directly. An ACL call that reaches
+// rt* through the PLT (CANN 8.x) is counted once, at the ACL level (NestGuard). The list and the
+// sources are in docs/isolation.md, "Ascend facts".
+#include <stdint.h>
+
+#include "device-plugin/limiter/hook_table.h"
+#include "device-plugin/limiter/runtime.h"
+
+#define TS_EXPORT extern "C" __attribute__((visibility("default")))
+
+namespace tideslice::limiter::ascend {
+namespace {
+
+using aclError = int;
+constexpr aclError kSuccess = 0;
+constexpr aclError kMemoryAllocation = 207001;  // the only code torch_npu and MindSpore treat as OOM
+constexpr uint32_t kLocationDevice = 1;
+
+struct PhysicalMemProp {  // aclrtPhysicalMemProp, 32 bytes
+  int handle_type;
+  int allocation_type;
+  int mem_attr;
+  uint32_t location_id;
+  int location_type;
+  uint64_t reserve;
+};
+static_assert(sizeof(PhysicalMemProp) == 32);
+
+struct RtDrvMemProp {  // rtDrvMemProp_t, 32 bytes
+  uint32_t side, devid, module_id, pg_type, mem_type;
+  uint64_t reserve;
+};
+static_assert(sizeof(RtDrvMemProp) == 32);
+
+enum HookId : int {
+  kAclrtMalloc, kAclrtMallocAlign32, kAclrtMallocCached, kAclrtMallocWithCfg, kAclrtFree, kAclrtMallocPhysical,
+  kAclrtFreePhysical, kAclrtGetMemInfo, kRtMalloc, kRtMallocCached, kRtFree, kRtDvppMalloc, kRtDvppFree,
+  kRtMallocPhysical, kRtFreePhysical, kRtMemGetInfoEx, kRtMemGetInfo, kHookCount
+};
+HookEntry* Entries();
+
+template <typename Fn>
+Fn Real(int id) {
+  return reinterpret_cast<Fn>(RealOf(Entries()[id]));
+}
+
+using GetDeviceFn = aclError (*)(int32_t*);
+
+// The calling thread's current device (ACL's view, else the runtime's), as a config card.
+int CurrentCard() {
+  auto acl = reinterpret_cast<GetDeviceFn>(RealByName(Library::kAcl, "aclrtGetDevice"));
+  int32_t id = 0;
+  if (acl && acl(&id) == kSuccess) return CardForVisibleIndex(static_cast<uint32_t>(id));
+  auto rt = reinterpret_cast<GetDeviceFn>(RealByName(Library::kAscendRuntime, "rtGetDevice"));
+  if (rt && rt(&id) == kSuccess) return CardForVisibleIndex(static_cast<uint32_t>(id));
+  return CardForVisibleIndex(0);  // no device set yet: ACL allocates on device 0
+}
+
+bool Active() { return CurrentMode() != Mode::kInactive; }
+
+uint64_t RoundUp32(uint64_t n) { return (n + 31) / 32 * 32; }
+
+void Remember(uint64_t key, HandleKind kind, int card, uint64_t bytes) {
+  Rt().table.Insert(kind, key, Holding{static_cast<uint32_t>(card), bytes});
+}
+
+void Forget(uint64_t key, HandleKind kind) {
+  Holding h;
+  if (Rt().table.Take(kind, key, &h)) Release(static_cast<int>(h.card), h.bytes);
+}
+
+// The shape of every counted device allocation: reserve, call, roll back or remember.
+template <typename Call>
+aclError Allocate(void** ptr, uint64_t charged, const char* api, Call call) {
+  NestGuard nest;
+  if (!Active() || !nest.outermost() || !ptr) return call();
+  int card = CurrentCard();
+  if (Reserve(card, charged, api) != Decision::kAllow) return kMemoryAllocation;
+  aclError r = call();
+  if (r != kSuccess) Release(card, charged);
+  else Remember(reinterpret_cast<uint64_t>(*ptr), HandleKind::kDevicePointer, card, charged);
+  return r;
+}
+
+template <typename Call>
+aclError AllocatePhysical(void** handle, uint64_t size, bool on_device, uint32_t device, const char* api, Call call) {
+  NestGuard nest;
+  if (!Active() || !nest.outermost() || !handle || !on_device) return call();
+  int card = CardForVisibleIndex(device);
+  if (Reserve(card, size, api) != Decision::kAllow) return kMemoryAllocation;
+  aclError r = call();
+  if (r != kSuccess) Release(card, size);
+  else Remember(reinterpret_cast<uint64_t>(*handle), HandleKind::kPhysicalHandle, card, size);
+  return r;
+}
+
+template <typename Call>
+aclError Free(void* ptr, HandleKind kind, Call call) {
+  NestGuard nest;
+  aclError r = call();
+  if (r == kSuccess && Active() && nest.outermost()) Forget(reinterpret_cast<uint64_t>(ptr), kind);
+  return r;
+}
+
+// Device-memory queries report the slice: total = min(limit, physical), free = what is left.
+void Clamp(size_t* free_bytes, size_t* total_bytes) {
+  if (CurrentMode() != Mode::kActive || !free_bytes || !total_bytes) return;
+  int card = CurrentCard();
+  if (card == kNoCard) {
+    *free_bytes = 0;
+    return;
+  }
+  uint64_t limit = LimitOf(card);
+  if (limit == UINT64_MAX) return;
+  uint64_t total = limit < *total_bytes ? limit : *total_bytes;
+  uint64_t used = UsedOn(card);
+  uint64_t left = total > used ? total - used : 0;
+  *total_bytes = total;
+  if (left < *free_bytes) *free_bytes = left;
+}
+
+}  // namespace
+}  // namespace tideslice::limiter::ascend
+
+using namespace tideslice::limiter;
+using namespace tideslice::limiter::ascend;
+
+// ---- ACL ----
+
+// aclrtMalloc and aclrtMallocCached pad like the runtime does (32-byte multiple plus 32).
+TS_EXPORT aclError aclrtMalloc(void** ptr, size_t size, int policy) {
+  auto real = Real<aclError (*)(void**, size_t, int)>(kAclrtMalloc);
+  uint64_t charged = (policy == 6 || policy == 7) ? RoundUp32(size) : RoundUp32(size) + 32;
+  return Allocate(ptr, charged, "aclrtMalloc", [&] { return real(ptr, size, policy); });
+}
+TS_EXPORT aclError aclrtMallocAlign32(void** ptr, size_t size, int policy) {
+  auto real = Real<aclError (*)(void**, size_t, int)>(kAclrtMallocAlign32);
+  return Allocate(ptr, RoundUp32(size), "aclrtMallocAlign32", [&] { return real(ptr, size, policy); });
+}
+TS_EXPORT aclError aclrtMallocCached(void** ptr, size_t size, int policy) {
+  auto real = Real<aclError (*)(void**, size_t, int)>(kAclrtMallocCached);
+  return Allocate(ptr, RoundUp32(size) + 32, "aclrtMallocCached", [&] { return real(ptr, size, policy); });
+}
+TS_EXPORT aclError aclrtMallocWithCfg(void** ptr, size_t size, int policy, void* cfg) {
+  auto real = Real<aclError (*)(void**, size_t, int, void*)>(kAclrtMallocWithCfg);
+  return Allocate(ptr, size, "aclrtMallocWithCfg", [&] { return real(ptr, size, policy, cfg); });
+}
+TS_EXPORT aclError aclrtFree(void* ptr) {
+  auto real = Real<aclError (*)(void*)>(kAclrtFree);
+  return Free(ptr, HandleKind::kDevicePointer, [&] { return real(ptr); });
+}
+TS_EXPORT aclError aclrtMallocPhysical(void** handle, size_t size, const PhysicalMemProp* prop, uint64_t flags) {
+  auto real = Real<aclError (*)(void**, size_t, const PhysicalMemProp*, uint64_t)>(kAclrtMallocPhysical);
+  bool on_device = prop && prop->location_type == static_cast<int>(kLocationDevice);
+  return AllocatePhysical(handle, size, on_device, prop ? prop->location_id : 0, "aclrtMallocPhysical",
+                          [&] { return real(handle, size, prop, flags); });
+}
+TS_EXPORT aclError aclrtFreePhysical(void* handle) {
+  auto real = Real<aclError (*)(void*)>(kAclrtFreePhysical);
+  return Free(handle, HandleKind::kPhysicalHandle, [&] { return real(handle); });
+}
+TS_EXPORT aclError aclrtGetMemInfo(int attr, size_t* free_bytes, size_t* total_bytes) {
+  aclError r = Real<aclError (*)(int, size_t*, size_t*)>(kAclrtGetMemInfo)(attr, free_bytes, total_bytes);
+  if (r == kSuccess) Clamp(free_bytes, total_bytes);
+  return r;
+}
+
+// ---- runtime (rt*), reached directly by older MindSpore and through the PLT by ACL ----
+
+TS_EXPORT int rtMalloc(void** ptr, uint64_t size, uint32_t type, uint16_t module) {
+  auto real = Real<int (*)(void**, uint64_t, uint32_t, uint16_t)>(kRtMalloc);
+  // Host memory types are not the card's.
+  if ((type & 0x3FF) == 0x81) return real(ptr, size, type, module);
+  return Allocate(ptr, size, "rtMalloc", [&] { return real(ptr, size, type, module); });
+}
+TS_EXPORT int rtMallocCached(void** ptr, uint64_t size, uint32_t type, uint16_t module) {
+  auto real = Real<int (*)(void**, uint64_t, uint32_t, uint16_t)>(kRtMallocCached);
+  if ((type & 0x3FF) == 0x81) return real(ptr, size, type, module);
+  return Allocate(ptr, size, "rtMallocCached", [&] { return real(ptr, size, type, module); });
+}
+TS_EXPORT int rtFree(void* ptr) {
+  auto real = Real<int (*)(void*)>(kRtFree);
+  return Free(ptr, HandleKind::kDevicePointer, [&] { return real(ptr); });
+}
+TS_EXPORT int rtDvppMalloc(void** ptr, uint64_t size, uint16_t module) {
+  auto real = Real<int (*)(void**, uint64_t, uint16_t)>(kRtDvppMalloc);
+  return Allocate(ptr, size, "rtDvppMalloc", [&] { return real(ptr, size, module); });
+}
+TS_EXPORT int rtDvppFree(void* ptr) {
+  auto real = Real<int (*)(void*)>(kRtDvppFree);
+  return Free(ptr, HandleKind::kDevicePointer, [&] { return real(ptr); });
+}
+TS_EXPORT int rtMallocPhysical(void** handle, size_t size, RtDrvMemProp* prop, uint64_t flags) {
+  auto real = Real<int (*)(void**, size_t, RtDrvMemProp*, uint64_t)>(kRtMallocPhysical);
+  bool on_device = prop && prop->side == kLocationDevice;
+  return AllocatePhysical(handle, size, on_device, prop ? prop->devid : 0, "rtMallocPhysical",
+                          [&] { return real(handle, size, prop, flags); });
+}
+TS_EXPORT int rtFreePhysical(void* handle) {
+  auto real = Real<int (*)(void*)>(kRtFreePhysical);
+  return Free(handle, HandleKind::kPhysicalHandle, [&] { return real(handle); });
+}
+TS_EXPORT int rtMemGetInfoEx(int type, size_t* free_bytes, size_t* total_bytes) {
+  int r = Real<int (*)(int, size_t*, size_t*)>(kRtMemGetInfoEx)(type, free_bytes, total_bytes);
+  if (r == kSuccess) Clamp(free_bytes, total_bytes);
+  return r;
+}
+TS_EXPORT int rtMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
+  int r = Real<int (*)(size_t*, size_t*)>(kRtMemGetInfo)(free_bytes, total_bytes);
+  if (r == kSuccess) Clamp(free_bytes, total_bytes);
+  return r;
+}
+
+namespace tideslice::limiter {
+namespace ascend {
+namespace {
+
+#define TS_ACL(name) HookEntry{#name, nullptr, 0, false, Library::kAcl, reinterpret_cast<void*>(&::name), {nullptr}}
+#define TS_RT(name) \
+  HookEntry{#name, nullptr, 0, false, Library::kAscendRuntime, reinterpret_cast<void*>(&::name), {nullptr}}
+
+HookEntry g_entries[kHookCount] = {
+    TS_ACL(aclrtMalloc),       TS_ACL(aclrtMallocAlign32), TS_ACL(aclrtMallocCached), TS_ACL(aclrtMallocWithCfg),
+    TS_ACL(aclrtFree),         TS_ACL(aclrtMallocPhysical), TS_ACL(aclrtFreePhysical), TS_ACL(aclrtGetMemInfo),
+    TS_RT(rtMalloc),           TS_RT(rtMallocCached),      TS_RT(rtFree),            TS_RT(rtDvppMalloc),
+    TS_RT(rtDvppFree),         TS_RT(rtMallocPhysical),    TS_RT(rtFreePhysical),    TS_RT(rtMemGetInfoEx),
+    TS_RT(rtMemGetInfo),
+};
+HookEntry* Entries() { return g_entries; }
+
+}  // namespace
+}  // namespace ascend
+
+HookEntry* AscendHookEntries(int* count) {
+  *count = ascend::kHookCount;
+  return ascend::g_entries;
+}
+
+}  // namespace tideslice::limiter

@@ -1,0 +1,763 @@
+// CUDA driver API hooks: allocations reserve against the slice before the driver call and roll
+// back when it fails; frees release what the allocation reserved; memory queries report the
+// slice. See docs/isolation.md for the list and for what is not covered.
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "device-plugin/limiter/cuda_types.h"
+#include "device-plugin/limiter/hook_table.h"
+#include "device-plugin/limiter/runtime.h"
+#include "device-plugin/limiter/sys.h"
+
+#define TS_EXPORT extern "C" __attribute__((visibility("default")))
+
+namespace tideslice::limiter::cuda {
+
+uint64_t ArrayBytes(size_t width, size_t height, size_t depth, int format, unsigned channels, unsigned levels) {
+  // Bytes per element for plain formats; block-compressed formats are per 4x4 block.
+  uint64_t element = 0, block = 0;
+  switch (format) {
+    case 0x01: case 0x08: case 0xc0: case 0xc6: element = 1; break;
+    case 0x02: case 0x09: case 0x10: case 0xc1: case 0xc7: case 0xc3: case 0xc9: element = 2; break;
+    case 0x03: case 0x0a: case 0x20: case 0xc2: case 0xc8: case 0xc4: case 0xca: element = 4; break;
+    case 0xc5: case 0xcb: element = 8; break;
+    case 0x91: case 0x92: case 0x97: case 0x98: block = 8; break;
+    case 0x93: case 0x94: case 0x95: case 0x96: case 0x99: case 0x9a: case 0x9b: case 0x9c: case 0x9d: case 0x9e:
+      block = 16; break;
+    case 0xb0: element = 2; break;  // NV12: 1.5 bytes per pixel, rounded up
+    default: element = 4; break;    // unknown or YUV 10/16-bit: 3 bytes per pixel, rounded up
+  }
+  // Packed formats imply their channel count.
+  if (format >= 0xc0 && format <= 0xcb) channels = 1;
+  if (channels == 0) channels = 1;
+  if (levels == 0) levels = 1;
+  uint64_t total = 0;
+  uint64_t w = width ? width : 1, h = height ? height : 1;
+  const uint64_t d = depth ? depth : 1;
+  for (unsigned level = 0; level < levels && level < 32; ++level) {
+    uint64_t bytes;
+    if (block)
+      bytes = ((w + 3) / 4) * ((h + 3) / 4) * block * d;
+    else
+      bytes = w * h * d * channels * element;
+    total += bytes;
+    w = w > 1 ? w / 2 : 1;
+    h = h > 1 ? h / 2 : 1;
+  }
+  return total;
+}
+
+namespace {
+
+constexpr uint64_t kPoolChunk = 2ull << 20;  // a pool grows by at least this much
+constexpr int kMaxPools = 64;
+
+// ---- devices ----
+
+std::atomic<int> g_card_of_ordinal[kMaxOrdinals];  // 0 = unknown, else card + 2 (1 = no card)
+
+using CtxGetDeviceFn = CUresult (*)(CUdevice*);
+using DeviceGetUuidFn = CUresult (*)(unsigned char*, CUdevice);
+
+int CardOfDevice(CUdevice dev) {
+  if (dev < 0 || dev >= kMaxOrdinals) return kNoCard;
+  int cached = g_card_of_ordinal[dev].load(std::memory_order_relaxed);
+  if (cached) return cached - 2;
+  int card = kNoCard;
+  // The physical card's UUID (cuDeviceGetUuid, not _v2 which names a MIG instance) is what the
+  // agent wrote; the visible ordinal is the fallback where the driver cannot say.
+  auto uuid_fn = reinterpret_cast<DeviceGetUuidFn>(RealByName(Library::kCuda, "cuDeviceGetUuid"));
+  if (!uuid_fn) uuid_fn = reinterpret_cast<DeviceGetUuidFn>(RealByName(Library::kCuda, "cuDeviceGetUuid_v2"));
+  unsigned char raw[16];
+  if (uuid_fn && uuid_fn(raw, dev) == kSuccess) {
+    char text[48];
+    snprintf(text, sizeof text, "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", raw[0],
+             raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7], raw[8], raw[9], raw[10], raw[11], raw[12],
+             raw[13], raw[14], raw[15]);
+    card = CardForUuid(text);
+  } else {
+    card = CardForVisibleIndex(static_cast<uint32_t>(dev));
+  }
+  g_card_of_ordinal[dev].store(card + 2, std::memory_order_relaxed);
+  return card;
+}
+
+// The device of the calling thread's current context; false (with the driver's error) if none.
+bool CurrentDevice(CUdevice* dev, CUresult* error) {
+  static std::atomic<CtxGetDeviceFn> fn{nullptr};
+  CtxGetDeviceFn f = fn.load(std::memory_order_relaxed);
+  if (!f) {
+    f = reinterpret_cast<CtxGetDeviceFn>(RealByName(Library::kCuda, "cuCtxGetDevice"));
+    fn.store(f, std::memory_order_relaxed);
+  }
+  if (!f) {
+    *error = kNotInitialized;
+    return false;
+  }
+  CUresult r = f(dev);
+  if (r != kSuccess) {
+    *error = r;
+    return false;
+  }
+  return true;
+}
+
+bool Active() { return CurrentMode() != Mode::kInactive; }
+
+// ---- contexts: the first context of this process on a device is charged context_reserve ----
+
+pthread_mutex_t g_ctx_mu = PTHREAD_MUTEX_INITIALIZER;
+int g_primary_refs[kMaxOrdinals];
+int g_created_ctx[kMaxOrdinals];
+bool g_ctx_charged[kMaxOrdinals];
+
+uint64_t ContextReserve() { return Rt().config.context_reserve_bytes; }
+
+// Before creating a context on `dev`: reserve its footprint if it is the process's first there.
+bool BeforeContext(CUdevice dev, bool primary) {
+  if (dev < 0 || dev >= kMaxOrdinals) return true;
+  pthread_mutex_lock(&g_ctx_mu);
+  bool ok = true;
+  if (!g_ctx_charged[dev] && ContextReserve() > 0) {
+    ok = Reserve(CardOfDevice(dev), ContextReserve(), primary ? "cuDevicePrimaryCtxRetain" : "cuCtxCreate") ==
+         Decision::kAllow;
+    g_ctx_charged[dev] = ok;
+  }
+  if (ok) ++(primary ? g_primary_refs : g_created_ctx)[dev];
+  pthread_mutex_unlock(&g_ctx_mu);
+  return ok;
+}
+
+// After a context on `dev` went away (or its creation failed): the footprint goes with the last.
+// `reset` = the primary context was reset, whatever its reference count.
+void AfterContextGone(CUdevice dev, bool primary, bool reset = false) {
+  if (dev < 0 || dev >= kMaxOrdinals) return;
+  pthread_mutex_lock(&g_ctx_mu);
+  int& refs = (primary ? g_primary_refs : g_created_ctx)[dev];
+  if (reset) refs = 0;
+  else if (refs > 0) --refs;
+  if (g_ctx_charged[dev] && g_primary_refs[dev] + g_created_ctx[dev] == 0) {
+    Release(CardOfDevice(dev), ContextReserve());
+    g_ctx_charged[dev] = false;
+  }
+  pthread_mutex_unlock(&g_ctx_mu);
+}
+
+// ---- stream-ordered pools: charged by their reserved size ----
+
+struct PoolBook {
+  CUmemoryPool pool;
+  CUdevice device;
+  uint64_t accounted;  // reserved bytes the books hold for this pool
+};
+pthread_mutex_t g_pool_mu = PTHREAD_MUTEX_INITIALIZER;
+PoolBook g_pools[kMaxPools];
+int g_pool_count = 0;
+
+using PoolGetAttributeFn = CUresult (*)(CUmemoryPool, int, void*);
+using DeviceGetMemPoolFn = CUresult (*)(CUmemoryPool*, CUdevice);
+using StreamIsCapturingFn = CUresult (*)(CUstream, int*);
+
+bool PoolReserved(CUmemoryPool pool, uint64_t* out) {
+  auto fn = reinterpret_cast<PoolGetAttributeFn>(RealByName(Library::kCuda, "cuMemPoolGetAttribute"));
+  return fn && fn(pool, kPoolAttrReservedMemCurrent, out) == kSuccess;
+}
+
+int PoolIndexLocked(CUmemoryPool pool, CUdevice device) {
+  for (int i = 0; i < g_pool_count; ++i)
+    if (g_pools[i].pool == pool) return i;
+  if (g_pool_count == kMaxPools) return -1;
+  g_pools[g_pool_count] = PoolBook{pool, device, 0};
+  return g_pool_count++;
+}
+
+// Brings the books for pool `index` to its reserved size now. True if bytes were released.
+bool ReconcilePoolLocked(int index) {
+  PoolBook& p = g_pools[index];
+  uint64_t now = 0;
+  if (!PoolReserved(p.pool, &now)) return false;
+  int card = CardOfDevice(p.device);
+  bool released = false;
+  if (now < p.accounted) {
+    Release(card, p.accounted - now);
+    released = true;
+  } else if (now > p.accounted) {
+    ChargeAfterTheFact(card, now - p.accounted);
+  }
+  p.accounted = now;
+  return released;
+}
+
+// Pools shrink on their own at synchronisation points (release threshold): before refusing an
+// allocation, look again at every pool on that card.
+bool ReconcilePoolsOfCard(int card) {
+  bool released = false;
+  pthread_mutex_lock(&g_pool_mu);
+  for (int i = 0; i < g_pool_count; ++i)
+    if (CardOfDevice(g_pools[i].device) == card) released |= ReconcilePoolLocked(i);
+  pthread_mutex_unlock(&g_pool_mu);
+  return released;
+}
+
+void ForgetAfterFork() {
+  pthread_mutex_init(&g_ctx_mu, nullptr);
+  memset(g_primary_refs, 0, sizeof g_primary_refs);
+  memset(g_created_ctx, 0, sizeof g_created_ctx);
+  memset(g_ctx_charged, 0, sizeof g_ctx_charged);
+  pthread_mutex_init(&g_pool_mu, nullptr);
+  g_pool_count = 0;
+}
+
+// Runs once per process on the first CUDA hook that needs the runtime.
+void EnsureCudaSetup() {
+  static std::atomic<bool> done{false};
+  if (done.load(std::memory_order_acquire)) return;
+  SetReconciler(&ReconcilePoolsOfCard);
+  AddForkChildHandler(&ForgetAfterFork);
+  done.store(true, std::memory_order_release);
+}
+
+// ---- the common allocation paths ----
+
+template <typename Fn>
+Fn Real(int id);
+
+enum HookId : int {
+  kMemAlloc_v2, kMemAlloc, kMemAllocPitch_v2, kMemAllocPitch, kMemFree_v2, kMemAllocManaged, kMemGetInfo_v2,
+  kMemGetInfo, kDeviceTotalMem_v2, kDeviceTotalMem, kMemAllocAsync, kMemAllocAsync_ptsz, kMemAllocFromPoolAsync,
+  kMemAllocFromPoolAsync_ptsz, kMemFreeAsync, kMemFreeAsync_ptsz, kMemPoolTrimTo, kMemPoolCreate, kMemPoolDestroy,
+  kMemCreate, kMemRelease, kArrayCreate_v2, kArrayCreate, kArray3DCreate_v2, kArray3DCreate, kArrayDestroy,
+  kMipmappedArrayCreate, kMipmappedArrayDestroy, kDevicePrimaryCtxRetain, kDevicePrimaryCtxRelease,
+  kDevicePrimaryCtxRelease_v2, kDevicePrimaryCtxReset, kDevicePrimaryCtxReset_v2, kCtxCreate_v2, kCtxCreate_v3,
+  kCtxCreate_v4, kCtxDestroy_v2, kLaunchKernel, kLaunchKernel_ptsz, kGetProcAddress, kGetProcAddress_v2, kHookCount
+};
+
+HookEntry* Entries();
+
+template <typename Fn>
+Fn Real(int id) {
+  return reinterpret_cast<Fn>(RealOf(Entries()[id]));
+}
+
+// Reserve on the current device; on success *card is set. Returns kSuccess or the CUDA error.
+CUresult ReserveOnCurrent(uint64_t bytes, const char* api, int* card) {
+  EnsureCudaSetup();
+  CUdevice dev = 0;
+  CUresult error = kSuccess;
+  if (!CurrentDevice(&dev, &error)) return error;
+  *card = CardOfDevice(dev);
+  return Reserve(*card, bytes, api) == Decision::kAllow ? kSuccess : kOutOfMemory;
+}
+
+void Remember(HandleKind kind, uint64_t key, int card, uint64_t bytes) {
+  if (!Rt().table.Insert(kind, key, Holding{static_cast<uint32_t>(card), bytes})) {
+    // No memory for the table: the allocation stays charged until the process exits.
+    static std::atomic<bool> logged{false};
+    if (!logged.exchange(true)) sys::Log("allocation table full: some frees will not be credited");
+  }
+}
+
+void Forget(HandleKind kind, uint64_t key) {
+  Holding h;
+  if (Rt().table.Take(kind, key, &h)) Release(static_cast<int>(h.card), h.bytes);
+}
+
+using AllocFn = CUresult (*)(CUdeviceptr*, size_t);
+using AllocAsyncFn = CUresult (*)(CUdeviceptr*, size_t, CUstream);
+using AllocFromPoolFn = CUresult (*)(CUdeviceptr*, size_t, CUmemoryPool, CUstream);
+using FreeAsyncFn = CUresult (*)(CUdeviceptr, CUstream);
+
+CUresult AllocAsyncCommon(CUdeviceptr* dptr, size_t bytes, CUmemoryPool explicit_pool, CUstream stream,
+                          AllocAsyncFn plain, AllocFromPoolFn from_pool, FreeAsyncFn free_async) {
+  auto call = [&]() { return explicit_pool ? from_pool(dptr, bytes, explicit_pool, stream) : plain(dptr, bytes, stream); };
+  NestGuard nest;
+  if (!Active() || !nest.outermost()) return call();
+  EnsureCudaSetup();
+  // Allocations recorded into a graph come from the graph's own pool (docs/isolation.md).
+  auto capturing = reinterpret_cast<StreamIsCapturingFn>(RealByName(Library::kCuda, "cuStreamIsCapturing"));
+  int status = 0;
+  if (capturing && stream && capturing(stream, &status) == kSuccess && status != 0) return call();
+  CUdevice dev = 0;
+  CUresult error = kSuccess;
+  if (!CurrentDevice(&dev, &error)) return error;
+  CUmemoryPool pool = explicit_pool;
+  if (!pool) {
+    auto get_pool = reinterpret_cast<DeviceGetMemPoolFn>(RealByName(Library::kCuda, "cuDeviceGetMemPool"));
+    if (!get_pool || get_pool(&pool, dev) != kSuccess) pool = nullptr;
+  }
+  int card = CardOfDevice(dev);
+  uint64_t reserve = (static_cast<uint64_t>(bytes) + kPoolChunk - 1) / kPoolChunk * kPoolChunk;
+  if (Reserve(card, reserve, explicit_pool ? "cuMemAllocFromPoolAsync" : "cuMemAllocAsync") != Decision::kAllow)
+    return kOutOfMemory;
+  CUresult r = call();
+  if (r != kSuccess) {
+    Release(card, reserve);
+    return r;
+  }
+  if (!pool) {  // no pool to measure: charge the allocation itself
+    Remember(HandleKind::kDevicePointer, *dptr, card, reserve);
+    return r;
+  }
+  pthread_mutex_lock(&g_pool_mu);
+  int index = PoolIndexLocked(pool, dev);
+  if (index < 0) {
+    pthread_mutex_unlock(&g_pool_mu);
+    Remember(HandleKind::kDevicePointer, *dptr, card, reserve);
+    return r;
+  }
+  // Settle: the books hold the pool's reserved size; what was reserved up front goes back.
+  card = CardOfDevice(g_pools[index].device);
+  ReconcilePoolLocked(index);
+  pthread_mutex_unlock(&g_pool_mu);
+  Release(CardOfDevice(dev), reserve);
+  Remember(HandleKind::kPoolPointer, *dptr, index, 0);
+  (void)free_async;
+  return r;
+}
+
+CUresult FreeAsyncCommon(CUdeviceptr dptr, CUstream stream, FreeAsyncFn real) {
+  CUresult r = real(dptr, stream);
+  if (r != kSuccess || !Active()) return r;
+  Holding h;
+  if (Rt().table.Take(HandleKind::kPoolPointer, dptr, &h)) {
+    pthread_mutex_lock(&g_pool_mu);
+    if (static_cast<int>(h.card) < g_pool_count) ReconcilePoolLocked(static_cast<int>(h.card));
+    pthread_mutex_unlock(&g_pool_mu);
+  } else {
+    Forget(HandleKind::kDevicePointer, dptr);
+  }
+  return r;
+}
+
+// Memory queries: total = min(limit, physical); free = what the slice has left, never more than
+// the card really has free.
+void Clamp(int card, uint64_t* free_bytes, uint64_t* total_bytes) {
+  if (card < 0) return;
+  uint64_t limit = LimitOf(card);
+  if (limit == UINT64_MAX) return;
+  uint64_t total = limit < *total_bytes ? limit : *total_bytes;
+  uint64_t used = UsedOn(card);
+  uint64_t left = total > used ? total - used : 0;
+  *total_bytes = total;
+  if (left < *free_bytes) *free_bytes = left;
+}
+
+}  // namespace
+}  // namespace tideslice::limiter::cuda
+
+using namespace tideslice::limiter;
+using namespace tideslice::limiter::cuda;
+
+// ---- exported wrappers ----
+
+TS_EXPORT CUresult cuMemAlloc_v2(CUdeviceptr* dptr, size_t bytes) {
+  auto real = Real<CUresult (*)(CUdeviceptr*, size_t)>(kMemAlloc_v2);
+  NestGuard nest;
+  if (!Active() || !nest.outermost() || !dptr) return real(dptr, bytes);
+  int card = kNoCard;
+  CUresult admitted = ReserveOnCurrent(bytes, "cuMemAlloc", &card);
+  if (admitted != kSuccess) return admitted;
+  CUresult r = real(dptr, bytes);
+  if (r != kSuccess) Release(card, bytes);
+  else Remember(HandleKind::kDevicePointer, *dptr, card, bytes);
+  return r;
+}
+
+TS_EXPORT CUresult cuMemAllocPitch_v2(CUdeviceptr* dptr, size_t* pitch, size_t width, size_t height,
+                                      unsigned element_size) {
+  auto real = Real<CUresult (*)(CUdeviceptr*, size_t*, size_t, size_t, unsigned)>(kMemAllocPitch_v2);
+  NestGuard nest;
+  if (!Active() || !nest.outermost() || !dptr || !pitch) return real(dptr, pitch, width, height, element_size);
+  // The pitch is known only afterwards: reserve the widest row the driver pads to (512 bytes),
+  // then settle to pitch × height.
+  uint64_t reserve = ((static_cast<uint64_t>(width) + 511) / 512 * 512) * (height ? height : 1);
+  int card = kNoCard;
+  CUresult admitted = ReserveOnCurrent(reserve, "cuMemAllocPitch", &card);
+  if (admitted != kSuccess) return admitted;
+  CUresult r = real(dptr, pitch, width, height, element_size);
+  if (r != kSuccess) {
+    Release(card, reserve);
+    return r;
+  }
+  uint64_t actual = static_cast<uint64_t>(*pitch) * (height ? height : 1);
+  if (actual < reserve) Release(card, reserve - actual);
+  else if (actual > reserve) ChargeAfterTheFact(card, actual - reserve);
+  Remember(HandleKind::kDevicePointer, *dptr, card, actual);
+  return r;
+}
+
+TS_EXPORT CUresult cuMemAllocManaged(CUdeviceptr* dptr, size_t bytes, unsigned flags) {
+  auto real = Real<CUresult (*)(CUdeviceptr*, size_t, unsigned)>(kMemAllocManaged);
+  NestGuard nest;
+  if (!Active() || !nest.outermost() || !dptr) return real(dptr, bytes, flags);
+  // Managed memory may all become resident on the device: charged in full.
+  int card = kNoCard;
+  CUresult admitted = ReserveOnCurrent(bytes, "cuMemAllocManaged", &card);
+  if (admitted != kSuccess) return admitted;
+  CUresult r = real(dptr, bytes, flags);
+  if (r != kSuccess) Release(card, bytes);
+  else Remember(HandleKind::kDevicePointer, *dptr, card, bytes);
+  return r;
+}
+
+TS_EXPORT CUresult cuMemFree_v2(CUdeviceptr dptr) {
+  CUresult r = Real<CUresult (*)(CUdeviceptr)>(kMemFree_v2)(dptr);
+  if (r == kSuccess && Active()) Forget(HandleKind::kDevicePointer, dptr);
+  return r;
+}
+
+// The 32-bit entry points of CUDA 2.x cannot address 64-bit memory; a limited process gets none.
+TS_EXPORT CUresult cuMemAlloc(unsigned* dptr, unsigned bytes) {
+  if (Active()) return kOutOfMemory;
+  return Real<CUresult (*)(unsigned*, unsigned)>(kMemAlloc)(dptr, bytes);
+}
+TS_EXPORT CUresult cuMemAllocPitch(unsigned* dptr, unsigned* pitch, unsigned w, unsigned h, unsigned e) {
+  if (Active()) return kOutOfMemory;
+  return Real<CUresult (*)(unsigned*, unsigned*, unsigned, unsigned, unsigned)>(kMemAllocPitch)(dptr, pitch, w, h, e);
+}
+TS_EXPORT CUresult cuArrayCreate(CUarray* handle, const void* desc) {
+  if (Active()) return kOutOfMemory;
+  return Real<CUresult (*)(CUarray*, const void*)>(kArrayCreate)(handle, desc);
+}
+TS_EXPORT CUresult cuArray3DCreate(CUarray* handle, const void* desc) {
+  if (Active()) return kOutOfMemory;
+  return Real<CUresult (*)(CUarray*, const void*)>(kArray3DCreate)(handle, desc);
+}
+
+TS_EXPORT CUresult cuMemGetInfo_v2(size_t* free_bytes, size_t* total_bytes) {
+  CUresult r = Real<CUresult (*)(size_t*, size_t*)>(kMemGetInfo_v2)(free_bytes, total_bytes);
+  if (r != kSuccess || !free_bytes || !total_bytes || CurrentMode() != Mode::kActive) return r;
+  CUdevice dev = 0;
+  CUresult error = kSuccess;
+  if (!CurrentDevice(&dev, &error)) return r;
+  uint64_t f = *free_bytes, t = *total_bytes;
+  int card = CardOfDevice(dev);
+  if (card == kNoCard) {
+    *free_bytes = 0;  // a device outside the slice: nothing may be allocated there
+    return r;
+  }
+  ReconcilePoolsOfCard(card);
+  Clamp(card, &f, &t);
+  *free_bytes = f;
+  *total_bytes = t;
+  return r;
+}
+
+TS_EXPORT CUresult cuMemGetInfo(unsigned* free_bytes, unsigned* total_bytes) {
+  CUresult r = Real<CUresult (*)(unsigned*, unsigned*)>(kMemGetInfo)(free_bytes, total_bytes);
+  if (r != kSuccess || !free_bytes || !total_bytes || CurrentMode() != Mode::kActive) return r;
+  CUdevice dev = 0;
+  CUresult error = kSuccess;
+  if (!CurrentDevice(&dev, &error)) return r;
+  uint64_t f = *free_bytes, t = *total_bytes;
+  Clamp(CardOfDevice(dev), &f, &t);
+  *free_bytes = static_cast<unsigned>(f);
+  *total_bytes = static_cast<unsigned>(t);
+  return r;
+}
+
+TS_EXPORT CUresult cuDeviceTotalMem_v2(size_t* bytes, CUdevice dev) {
+  CUresult r = Real<CUresult (*)(size_t*, CUdevice)>(kDeviceTotalMem_v2)(bytes, dev);
+  if (r != kSuccess || !bytes || CurrentMode() != Mode::kActive) return r;
+  int card = CardOfDevice(dev);
+  uint64_t limit = LimitOf(card);
+  if (card != kNoCard && limit < *bytes) *bytes = limit;
+  return r;
+}
+
+TS_EXPORT CUresult cuDeviceTotalMem(unsigned* bytes, CUdevice dev) {
+  CUresult r = Real<CUresult (*)(unsigned*, CUdevice)>(kDeviceTotalMem)(bytes, dev);
+  if (r != kSuccess || !bytes || CurrentMode() != Mode::kActive) return r;
+  int card = CardOfDevice(dev);
+  uint64_t limit = LimitOf(card);
+  if (card != kNoCard && limit < *bytes) *bytes = static_cast<unsigned>(limit);
+  return r;
+}
+
+// Stream-ordered allocator, legacy and per-thread-stream variants.
+#define TS_ALLOC_ASYNC(name, id, pool_id, free_id)                                                             \
+  TS_EXPORT CUresult name(CUdeviceptr* dptr, size_t bytes, CUstream stream) {                                 \
+    return AllocAsyncCommon(dptr, bytes, nullptr, stream, Real<AllocAsyncFn>(id), Real<AllocFromPoolFn>(pool_id), \
+                            Real<FreeAsyncFn>(free_id));                                                       \
+  }
+#define TS_ALLOC_FROM_POOL(name, id, plain_id, free_id)                                                        \
+  TS_EXPORT CUresult name(CUdeviceptr* dptr, size_t bytes, CUmemoryPool pool, CUstream stream) {              \
+    if (!pool) return Real<AllocFromPoolFn>(id)(dptr, bytes, pool, stream);                                   \
+    return AllocAsyncCommon(dptr, bytes, pool, stream, Real<AllocAsyncFn>(plain_id), Real<AllocFromPoolFn>(id), \
+                            Real<FreeAsyncFn>(free_id));                                                       \
+  }
+TS_ALLOC_ASYNC(cuMemAllocAsync, kMemAllocAsync, kMemAllocFromPoolAsync, kMemFreeAsync)
+TS_ALLOC_ASYNC(cuMemAllocAsync_ptsz, kMemAllocAsync_ptsz, kMemAllocFromPoolAsync_ptsz, kMemFreeAsync_ptsz)
+TS_ALLOC_FROM_POOL(cuMemAllocFromPoolAsync, kMemAllocFromPoolAsync, kMemAllocAsync, kMemFreeAsync)
+TS_ALLOC_FROM_POOL(cuMemAllocFromPoolAsync_ptsz, kMemAllocFromPoolAsync_ptsz, kMemAllocAsync_ptsz, kMemFreeAsync_ptsz)
+
+TS_EXPORT CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream stream) {
+  return FreeAsyncCommon(dptr, stream, Real<FreeAsyncFn>(kMemFreeAsync));
+}
+TS_EXPORT CUresult cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream stream) {
+  return FreeAsyncCommon(dptr, stream, Real<FreeAsyncFn>(kMemFreeAsync_ptsz));
+}
+
+TS_EXPORT CUresult cuMemPoolTrimTo(CUmemoryPool pool, size_t keep) {
+  CUresult r = Real<CUresult (*)(CUmemoryPool, size_t)>(kMemPoolTrimTo)(pool, keep);
+  if (r != kSuccess || !Active()) return r;
+  pthread_mutex_lock(&g_pool_mu);
+  for (int i = 0; i < g_pool_count; ++i)
+    if (g_pools[i].pool == pool) ReconcilePoolLocked(i);
+  pthread_mutex_unlock(&g_pool_mu);
+  return r;
+}
+
+TS_EXPORT CUresult cuMemPoolCreate(CUmemoryPool* pool, const MemPoolProps* props) {
+  CUresult r = Real<CUresult (*)(CUmemoryPool*, const MemPoolProps*)>(kMemPoolCreate)(pool, props);
+  if (r != kSuccess || !Active() || !pool || !props || props->location.type != kMemLocationDevice) return r;
+  pthread_mutex_lock(&g_pool_mu);
+  PoolIndexLocked(*pool, props->location.id);
+  pthread_mutex_unlock(&g_pool_mu);
+  return r;
+}
+
+TS_EXPORT CUresult cuMemPoolDestroy(CUmemoryPool pool) {
+  CUresult r = Real<CUresult (*)(CUmemoryPool)>(kMemPoolDestroy)(pool);
+  if (r != kSuccess || !Active()) return r;
+  pthread_mutex_lock(&g_pool_mu);
+  for (int i = 0; i < g_pool_count; ++i) {
+    if (g_pools[i].pool != pool) continue;
+    // Its reservation is gone with it. The slot stays (pointer records name it by index) but
+    // can no longer match a live pool.
+    Release(CardOfDevice(g_pools[i].device), g_pools[i].accounted);
+    g_pools[i].accounted = 0;
+    g_pools[i].pool = nullptr;
+  }
+  pthread_mutex_unlock(&g_pool_mu);
+  return r;
+}
+
+// Virtual memory management: physical memory is charged at cuMemCreate, on the device it is on.
+TS_EXPORT CUresult cuMemCreate(CUmemGenericAllocationHandle* handle, size_t size, const MemAllocationProp* prop,
+                               unsigned long long flags) {
+  auto real = Real<CUresult (*)(CUmemGenericAllocationHandle*, size_t, const MemAllocationProp*,
+                                unsigned long long)>(kMemCreate);
+  NestGuard nest;
+  if (!Active() || !nest.outermost() || !handle || !prop || prop->location.type != kMemLocationDevice)
+    return real(handle, size, prop, flags);  // host or host-NUMA memory is not the card's
+  EnsureCudaSetup();
+  int card = CardOfDevice(prop->location.id);
+  if (Reserve(card, size, "cuMemCreate") != Decision::kAllow) return kOutOfMemory;
+  CUresult r = real(handle, size, prop, flags);
+  if (r != kSuccess) Release(card, size);
+  else Remember(HandleKind::kPhysicalHandle, *handle, card, size);
+  return r;
+}
+
+TS_EXPORT CUresult cuMemRelease(CUmemGenericAllocationHandle handle) {
+  CUresult r = Real<CUresult (*)(CUmemGenericAllocationHandle)>(kMemRelease)(handle);
+  if (r == kSuccess && Active()) Forget(HandleKind::kPhysicalHandle, handle);
+  return r;
+}
+
+// Arrays: charged by their element bytes (a lower bound; docs/isolation.md).
+template <typename Desc>
+CUresult ArrayCreateCommon(CUarray* handle, const Desc* desc, uint64_t bytes, HandleKind kind, const char* api,
+                           CUresult (*real)(CUarray*, const Desc*)) {
+  NestGuard nest;
+  if (!Active() || !nest.outermost() || !handle || !desc) return real(handle, desc);
+  int card = kNoCard;
+  CUresult admitted = ReserveOnCurrent(bytes, api, &card);
+  if (admitted != kSuccess) return admitted;
+  CUresult r = real(handle, desc);
+  if (r != kSuccess) Release(card, bytes);
+  else Remember(kind, reinterpret_cast<uint64_t>(*handle), card, bytes);
+  return r;
+}
+
+TS_EXPORT CUresult cuArrayCreate_v2(CUarray* handle, const ArrayDescriptor* d) {
+  uint64_t bytes = d ? ArrayBytes(d->width, d->height, 0, d->format, d->num_channels, 1) : 0;
+  return ArrayCreateCommon(handle, d, bytes, HandleKind::kArray, "cuArrayCreate",
+                           Real<CUresult (*)(CUarray*, const ArrayDescriptor*)>(kArrayCreate_v2));
+}
+
+TS_EXPORT CUresult cuArray3DCreate_v2(CUarray* handle, const Array3DDescriptor* d) {
+  uint64_t bytes = d ? ArrayBytes(d->width, d->height, d->depth, d->format, d->num_channels, 1) : 0;
+  return ArrayCreateCommon(handle, d, bytes, HandleKind::kArray, "cuArray3DCreate",
+                           Real<CUresult (*)(CUarray*, const Array3DDescriptor*)>(kArray3DCreate_v2));
+}
+
+TS_EXPORT CUresult cuArrayDestroy(CUarray handle) {
+  CUresult r = Real<CUresult (*)(CUarray)>(kArrayDestroy)(handle);
+  if (r == kSuccess && Active()) Forget(HandleKind::kArray, reinterpret_cast<uint64_t>(handle));
+  return r;
+}
+
+TS_EXPORT CUresult cuMipmappedArrayCreate(CUmipmappedArray* handle, const Array3DDescriptor* d, unsigned levels) {
+  auto real = Real<CUresult (*)(CUmipmappedArray*, const Array3DDescriptor*, unsigned)>(kMipmappedArrayCreate);
+  NestGuard nest;
+  if (!Active() || !nest.outermost() || !handle || !d) return real(handle, d, levels);
+  uint64_t bytes = ArrayBytes(d->width, d->height, d->depth, d->format, d->num_channels, levels);
+  int card = kNoCard;
+  CUresult admitted = ReserveOnCurrent(bytes, "cuMipmappedArrayCreate", &card);
+  if (admitted != kSuccess) return admitted;
+  CUresult r = real(handle, d, levels);
+  if (r != kSuccess) Release(card, bytes);
+  else Remember(HandleKind::kMipmappedArray, reinterpret_cast<uint64_t>(*handle), card, bytes);
+  return r;
+}
+
+TS_EXPORT CUresult cuMipmappedArrayDestroy(CUmipmappedArray handle) {
+  CUresult r = Real<CUresult (*)(CUmipmappedArray)>(kMipmappedArrayDestroy)(handle);
+  if (r == kSuccess && Active()) Forget(HandleKind::kMipmappedArray, reinterpret_cast<uint64_t>(handle));
+  return r;
+}
+
+// Contexts: the footprint no allocation call reports.
+TS_EXPORT CUresult cuDevicePrimaryCtxRetain(CUcontext* ctx, CUdevice dev) {
+  auto real = Real<CUresult (*)(CUcontext*, CUdevice)>(kDevicePrimaryCtxRetain);
+  if (!Active()) return real(ctx, dev);
+  EnsureCudaSetup();
+  if (!BeforeContext(dev, true)) return kOutOfMemory;
+  CUresult r = real(ctx, dev);
+  if (r != kSuccess) AfterContextGone(dev, true);
+  return r;
+}
+
+#define TS_PRIMARY_RELEASE(name, id, all)                     \
+  TS_EXPORT CUresult name(CUdevice dev) {                     \
+    CUresult r = Real<CUresult (*)(CUdevice)>(id)(dev);       \
+    if (r == kSuccess && Active()) AfterContextGone(dev, true, all); \
+    return r;                                                 \
+  }
+TS_PRIMARY_RELEASE(cuDevicePrimaryCtxRelease, kDevicePrimaryCtxRelease, false)
+TS_PRIMARY_RELEASE(cuDevicePrimaryCtxRelease_v2, kDevicePrimaryCtxRelease_v2, false)
+TS_PRIMARY_RELEASE(cuDevicePrimaryCtxReset, kDevicePrimaryCtxReset, true)
+TS_PRIMARY_RELEASE(cuDevicePrimaryCtxReset_v2, kDevicePrimaryCtxReset_v2, true)
+
+template <typename Call>
+CUresult CtxCreateCommon(CUcontext* ctx, CUdevice dev, Call call) {
+  if (!Active() || !ctx) return call();
+  EnsureCudaSetup();
+  if (!BeforeContext(dev, false)) return kOutOfMemory;
+  CUresult r = call();
+  if (r != kSuccess) AfterContextGone(dev, false);
+  else Remember(HandleKind::kContext, reinterpret_cast<uint64_t>(*ctx), dev, 0);
+  return r;
+}
+
+TS_EXPORT CUresult cuCtxCreate_v2(CUcontext* ctx, unsigned flags, CUdevice dev) {
+  auto real = Real<CUresult (*)(CUcontext*, unsigned, CUdevice)>(kCtxCreate_v2);
+  return CtxCreateCommon(ctx, dev, [&] { return real(ctx, flags, dev); });
+}
+TS_EXPORT CUresult cuCtxCreate_v3(CUcontext* ctx, void* params, int count, unsigned flags, CUdevice dev) {
+  auto real = Real<CUresult (*)(CUcontext*, void*, int, unsigned, CUdevice)>(kCtxCreate_v3);
+  return CtxCreateCommon(ctx, dev, [&] { return real(ctx, params, count, flags, dev); });
+}
+TS_EXPORT CUresult cuCtxCreate_v4(CUcontext* ctx, void* params, unsigned flags, CUdevice dev) {
+  auto real = Real<CUresult (*)(CUcontext*, void*, unsigned, CUdevice)>(kCtxCreate_v4);
+  return CtxCreateCommon(ctx, dev, [&] { return real(ctx, params, flags, dev); });
+}
+
+TS_EXPORT CUresult cuCtxDestroy_v2(CUcontext ctx) {
+  CUresult r = Real<CUresult (*)(CUcontext)>(kCtxDestroy_v2)(ctx);
+  if (r != kSuccess || !Active()) return r;
+  Holding h;
+  if (Rt().table.Take(HandleKind::kContext, reinterpret_cast<uint64_t>(ctx), &h))
+    AfterContextGone(static_cast<CUdevice>(h.card), false);
+  return r;
+}
+
+// Launches pass straight through (the compute-share issue governs them); they are hooked so
+// that the pass-through cost is measured where it will matter.
+TS_EXPORT CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
+                                  unsigned bz, unsigned shared, CUstream stream, void** params, void** extra) {
+  return Real<CUresult (*)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
+                           CUstream, void**, void**)>(kLaunchKernel)(f, gx, gy, gz, bx, by, bz, shared, stream,
+                                                                     params, extra);
+}
+TS_EXPORT CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
+                                       unsigned by, unsigned bz, unsigned shared, CUstream stream, void** params,
+                                       void** extra) {
+  return Real<CUresult (*)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
+                           CUstream, void**, void**)>(kLaunchKernel_ptsz)(f, gx, gy, gz, bx, by, bz, shared,
+                                                                          stream, params, extra);
+}
+
+// The driver's entry-point lookup (CUDA runtime 11.3 and later reach every function this way).
+TS_EXPORT CUresult cuGetProcAddress(const char* symbol, void** pfn, int version, unsigned long long flags) {
+  auto real = Real<CUresult (*)(const char*, void**, int, unsigned long long)>(kGetProcAddress);
+  if (!real) return kNotInitialized;
+  CUresult r = real(symbol, pfn, version, flags);
+  if (r == kSuccess && symbol && pfn && *pfn) *pfn = InterposeProcAddress(symbol, *pfn, version, flags);
+  return r;
+}
+
+TS_EXPORT CUresult cuGetProcAddress_v2(const char* symbol, void** pfn, int version, unsigned long long flags,
+                                       int* status) {
+  auto real = Real<CUresult (*)(const char*, void**, int, unsigned long long, int*)>(kGetProcAddress_v2);
+  if (!real) return kNotInitialized;
+  CUresult r = real(symbol, pfn, version, flags, status);
+  if (r == kSuccess && symbol && pfn && *pfn) *pfn = InterposeProcAddress(symbol, *pfn, version, flags);
+  return r;
+}
+
+namespace tideslice::limiter {
+namespace cuda {
+namespace {
+
+#define TS_HOOK(id, name, base, pfn, pt) \
+  HookEntry{#name, base, pfn, pt, Library::kCuda, reinterpret_cast<void*>(&::name), {nullptr}}
+
+HookEntry g_entries[kHookCount] = {
+    TS_HOOK(kMemAlloc_v2, cuMemAlloc_v2, "cuMemAlloc", 3020, false),
+    TS_HOOK(kMemAlloc, cuMemAlloc, "cuMemAlloc", 2000, false),
+    TS_HOOK(kMemAllocPitch_v2, cuMemAllocPitch_v2, "cuMemAllocPitch", 3020, false),
+    TS_HOOK(kMemAllocPitch, cuMemAllocPitch, "cuMemAllocPitch", 2000, false),
+    TS_HOOK(kMemFree_v2, cuMemFree_v2, "cuMemFree", 3020, false),
+    TS_HOOK(kMemAllocManaged, cuMemAllocManaged, "cuMemAllocManaged", 6000, false),
+    TS_HOOK(kMemGetInfo_v2, cuMemGetInfo_v2, "cuMemGetInfo", 3020, false),
+    TS_HOOK(kMemGetInfo, cuMemGetInfo, "cuMemGetInfo", 2000, false),
+    TS_HOOK(kDeviceTotalMem_v2, cuDeviceTotalMem_v2, "cuDeviceTotalMem", 3020, false),
+    TS_HOOK(kDeviceTotalMem, cuDeviceTotalMem, "cuDeviceTotalMem", 2000, false),
+    TS_HOOK(kMemAllocAsync, cuMemAllocAsync, "cuMemAllocAsync", 11020, false),
+    TS_HOOK(kMemAllocAsync_ptsz, cuMemAllocAsync_ptsz, "cuMemAllocAsync", 11020, true),
+    TS_HOOK(kMemAllocFromPoolAsync, cuMemAllocFromPoolAsync, "cuMemAllocFromPoolAsync", 11020, false),
+    TS_HOOK(kMemAllocFromPoolAsync_ptsz, cuMemAllocFromPoolAsync_ptsz, "cuMemAllocFromPoolAsync", 11020, true),
+    TS_HOOK(kMemFreeAsync, cuMemFreeAsync, "cuMemFreeAsync", 11020, false),
+    TS_HOOK(kMemFreeAsync_ptsz, cuMemFreeAsync_ptsz, "cuMemFreeAsync", 11020, true),
+    TS_HOOK(kMemPoolTrimTo, cuMemPoolTrimTo, "cuMemPoolTrimTo", 11020, false),
+    TS_HOOK(kMemPoolCreate, cuMemPoolCreate, "cuMemPoolCreate", 11020, false),
+    TS_HOOK(kMemPoolDestroy, cuMemPoolDestroy, "cuMemPoolDestroy", 11020, false),
+    TS_HOOK(kMemCreate, cuMemCreate, "cuMemCreate", 10020, false),
+    TS_HOOK(kMemRelease, cuMemRelease, "cuMemRelease", 10020, false),
+    TS_HOOK(kArrayCreate_v2, cuArrayCreate_v2, "cuArrayCreate", 3020, false),
+    TS_HOOK(kArrayCreate, cuArrayCreate, "cuArrayCreate", 2000, false),
+    TS_HOOK(kArray3DCreate_v2, cuArray3DCreate_v2, "cuArray3DCreate", 3020, false),
+    TS_HOOK(kArray3DCreate, cuArray3DCreate, "cuArray3DCreate", 2000, false),
+    TS_HOOK(kArrayDestroy, cuArrayDestroy, "cuArrayDestroy", 2000, false),
+    TS_HOOK(kMipmappedArrayCreate, cuMipmappedArrayCreate, "cuMipmappedArrayCreate", 5000, false),
+    TS_HOOK(kMipmappedArrayDestroy, cuMipmappedArrayDestroy, "cuMipmappedArrayDestroy", 5000, false),
+    TS_HOOK(kDevicePrimaryCtxRetain, cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain", 7000, false),
+    TS_HOOK(kDevicePrimaryCtxRelease, cuDevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease", 7000, false),
+    TS_HOOK(kDevicePrimaryCtxRelease_v2, cuDevicePrimaryCtxRelease_v2, "cuDevicePrimaryCtxRelease", 11000, false),
+    TS_HOOK(kDevicePrimaryCtxReset, cuDevicePrimaryCtxReset, "cuDevicePrimaryCtxReset", 7000, false),
+    TS_HOOK(kDevicePrimaryCtxReset_v2, cuDevicePrimaryCtxReset_v2, "cuDevicePrimaryCtxReset", 11000, false),
+    TS_HOOK(kCtxCreate_v2, cuCtxCreate_v2, "cuCtxCreate", 3020, false),
+    TS_HOOK(kCtxCreate_v3, cuCtxCreate_v3, "cuCtxCreate", 11040, false),
+    TS_HOOK(kCtxCreate_v4, cuCtxCreate_v4, "cuCtxCreate", 12050, false),
+    TS_HOOK(kCtxDestroy_v2, cuCtxDestroy_v2, "cuCtxDestroy", 4000, false),
+    TS_HOOK(kLaunchKernel, cuLaunchKernel, "cuLaunchKernel", 4000, false),
+    TS_HOOK(kLaunchKernel_ptsz, cuLaunchKernel_ptsz, "cuLaunchKernel", 7000, true),
+    TS_HOOK(kGetProcAddress, cuGetProcAddress, "cuGetProcAddress", 11030, false),
+    TS_HOOK(kGetProcAddress_v2, cuGetProcAddress_v2, "cuGetProcAddress", 12000, false),
+};
+
+HookEntry* Entries() { return g_entries; }
+
+}  // namespace
+}  // namespace cuda
+
+HookEntry* CudaHookEntries(int* count) {
+  *count = cuda::kHookCount;
+  return cuda::g_entries;
+}
+
+}  // namespace tideslice::limiter

@@ -1,0 +1,74 @@
+// One process's view of its container's accounting region (region_layout.h): it claims a
+// process slot, admits allocations against a card's limit by reserving before the driver call,
+// releases on free, and folds back the bytes of processes that died.
+//
+// Admission is exact across processes: a card's used_bytes and the slots' per-card bytes change
+// together under the card's lock word, so two processes can never both pass a check that only
+// one of them fits. A process that dies holding the lock is detected through its slot's OFD lock
+// and the card's books are rebuilt from the slots, which are always complete for live owners.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "device-plugin/limiter/region_layout.h"
+
+namespace tideslice::limiter {
+
+class Ledger {
+ public:
+  enum class Admit { kOk, kOverLimit, kNoSlot };
+
+  // Maps the region at `path`; creates it (temp file + link, so no one sees half a header) when
+  // it is missing and its directory exists. False with a reason in `error` otherwise.
+  bool Open(const char* path, char* error, size_t error_size);
+  bool is_open() const { return region_ != nullptr; }
+
+  // Claims this process's slot if it has none. False when every slot is held by a live process.
+  bool EnsureSlot();
+
+  // Reserves `bytes` on region card `card` if used + bytes stays within `limit`. On refusal it
+  // first folds back dead processes' bytes and tries once more.
+  Admit Reserve(uint32_t card, uint64_t bytes, uint64_t limit);
+  // Charges without a limit check (memory the driver already handed out, e.g. pool growth).
+  bool Charge(uint32_t card, uint64_t bytes);
+  void Release(uint32_t card, uint64_t bytes);
+  uint64_t Used(uint32_t card) const;
+  void PublishLimit(uint32_t card, uint64_t limit);
+
+  // Folds back the bytes of every slot whose owner is gone. Returns how many slots it freed.
+  int ReclaimDead();
+
+  // After fork, in the child: the inherited descriptor shares the parent's locks, so the child
+  // opens its own and will claim its own slot; the parent's slot is never touched.
+  void AfterForkInChild();
+  // Drops this process's slot (its bytes go back) and unmaps; for tests and orderly exit paths.
+  void Close();
+
+  int slot() const { return slot_; }
+  Region* region() { return region_; }
+
+ private:
+  void LockCard(uint32_t card, uint32_t identity);
+  void UnlockCard(uint32_t card);
+  // Folds back slot `s`, whose owner is dead; the caller holds the slot's OFD lock and the
+  // process-local reclaim lock.
+  void ReclaimSlotLocked(uint32_t s);
+  void RebuildCard(uint32_t card);  // caller holds the card lock
+  uint32_t Identity() const { return static_cast<uint32_t>(slot_) + 1; }
+  void LockLocal();
+  void UnlockLocal();
+  int ReclaimDeadLocked();
+
+  Region* region_ = nullptr;
+  int fd_ = -1;
+  int slot_ = -1;
+  // Slot whose OFD lock this process holds while folding it back (-1: none). Another thread of
+  // this process would see that lock as free (same open file description) and must not treat
+  // the slot as abandoned by someone else.
+  std::atomic<int> reclaiming_{-1};
+  std::atomic<bool> local_busy_{false};  // serialises slot claims and reclaims in this process
+  char path_[512] = {};
+};
+
+}  // namespace tideslice::limiter
