@@ -145,5 +145,14 @@ TEST(FuzzSmoke, TidalRecords) {
          2000);
 }
 
+TEST(FuzzSmoke, LimiterConfig) {
+  Mutate(Fuzz_limiter_config,
+         {R"({"version":1,"podNamespace":"ml","podName":"p","container":"c","vendor":"nvidia",)"
+          R"("regionPath":"/var/run/tideslice/limiter/region","contextReserveBytes":"268435456",)"
+          R"("cards":[{"uuid":"GPU-1","memoryLimitBytes":"8589934592"},{"uuid":"GPU-2","visibleIndex":1,"regionCard":1}]})",
+          R"({"version":1,"vendor":"huawei","region_path":"/r","cards":[{"uuid":"3","memory_limit_bytes":1024,"x":[{"y":null}]}]})"},
+         3000);
+}
+
 }  // namespace
 }  // namespace tideslice::fuzz

@@ -10,6 +10,7 @@
 #include "common/codec/bounded_json.h"
 #include "common/kube/pod_json.h"
 #include "common/quantity.h"
+#include "device-plugin/limiter/config.h"
 #include "scheduler/core/placement.h"
 #include "scheduler/core/request.h"
 #include "scheduler/extender/verbs.h"
@@ -207,6 +208,19 @@ void Fuzz_tidal_records(const uint8_t* data, size_t size) {
   service::ClusterCache cache(catalog::Catalog::Builtin());
   cache.OnPod(kube::WatchEventType::kAdded, pod);
   (void)cache.TidalSnapshot({});
+}
+
+void Fuzz_limiter_config(const uint8_t* data, size_t size) {
+  // The parser runs inside every limited container process: it must accept or refuse anything
+  // without reading past the input or recursing without bound.
+  limiter::Config config;
+  char error[256];
+  if (limiter::ParseConfig(reinterpret_cast<const char*>(data), size, &config, error, sizeof error)) {
+    if (config.card_count == 0 || config.card_count > limiter::kConfigMaxCards || config.region_path[0] != '/')
+      __builtin_trap();  // validation promised these
+  } else if (error[0] == '\0') {
+    __builtin_trap();  // every refusal says why
+  }
 }
 
 }  // namespace tideslice::fuzz

@@ -18,5 +18,6 @@ void Fuzz_admission(const uint8_t* data, size_t size);    // webhook AdmissionRe
 void Fuzz_yaml_config(const uint8_t* data, size_t size);  // --config files (YAML/JSON -> SchedulerConfig)
 void Fuzz_kube_objects(const uint8_t* data, size_t size); // Node/Pod objects from the watch
 void Fuzz_tidal_records(const uint8_t* data, size_t size); // notice annotations, pool state, Prometheus answers
+void Fuzz_limiter_config(const uint8_t* data, size_t size); // the in-container limiter's config.json
 
 }  // namespace tideslice::fuzz
