@@ -34,6 +34,12 @@ void ChildAfterFork() {
     if (ForkChildFn fn = h.load(std::memory_order_acquire)) fn();
 }
 
+uint64_t LimitIn(const Config& c, int card) {
+  if (card < 0 || static_cast<uint32_t>(card) >= c.card_count) return 0;
+  uint64_t limit = c.cards[card].memory_limit_bytes;
+  return limit == 0 ? UINT64_MAX : limit;
+}
+
 void Describe(const Config& c, char* out, size_t n) {
   snprintf(out, n, "%s/%s container %s", c.pod_namespace[0] ? c.pod_namespace : "?",
            c.pod_name[0] ? c.pod_name : "?", c.container[0] ? c.container : "?");
@@ -77,7 +83,7 @@ void Initialise(Runtime& rt) {
     return;
   }
   for (uint32_t i = 0; i < rt.config.card_count; ++i)
-    rt.ledger.PublishLimit(rt.config.cards[i].region_card, LimitOf(static_cast<int>(i)));
+    rt.ledger.PublishLimit(rt.config.cards[i].region_card, LimitIn(rt.config, static_cast<int>(i)));
   rt.mode = Mode::kActive;
 }
 
@@ -121,12 +127,7 @@ int CardForUuid(const char* uuid) {
   return kNoCard;
 }
 
-uint64_t LimitOf(int card) {
-  const Config& c = Rt().config;
-  if (card < 0 || static_cast<uint32_t>(card) >= c.card_count) return 0;
-  uint64_t limit = c.cards[card].memory_limit_bytes;
-  return limit == 0 ? UINT64_MAX : limit;
-}
+uint64_t LimitOf(int card) { return LimitIn(Rt().config, card); }
 
 uint64_t UsedOn(int card) {
   Runtime& rt = Rt();
