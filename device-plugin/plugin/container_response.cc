@@ -23,14 +23,19 @@ std::string Join(const std::vector<std::string>& v) {
 
 }  // namespace
 
+std::vector<AssignedSlice> VisibleOrder(const std::vector<AssignedSlice>& slices) {
+  std::vector<AssignedSlice> ordered = slices;
+  std::stable_sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) { return a.card.index < b.card.index; });
+  return ordered;
+}
+
 StatusOr<v1beta1::ContainerAllocateResponse> BuildContainerResponse(const std::vector<AssignedSlice>& slices) {
   if (slices.empty()) return Status::InvalidArgument("slices", "a container response needs at least one slice");
   const std::string vendor = slices.front().card.vendor;
   for (const auto& s : slices)
     if (s.card.vendor != vendor)
       return Status::InvalidArgument("slices", "one container cannot mix " + vendor + " and " + s.card.vendor + " cards");
-  std::vector<AssignedSlice> ordered = slices;
-  std::sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) { return a.card.index < b.card.index; });
+  const std::vector<AssignedSlice> ordered = VisibleOrder(slices);
   v1beta1::ContainerAllocateResponse r;
   auto& env = *r.mutable_envs();
   std::vector<std::string> visible, uuids;
@@ -38,27 +43,13 @@ StatusOr<v1beta1::ContainerAllocateResponse> BuildContainerResponse(const std::v
   (*r.mutable_annotations())["tideslice.io/cards"] = Join(uuids);
 
   if (vendor == "nvidia") {
-    int min_sm = 100;
-    bool limited = false;
-    for (size_t i = 0; i < ordered.size(); ++i) {
-      const auto& s = ordered[i];
+    for (const auto& s : ordered) {
       if (!s.profile.empty() && s.partition_id.empty())
         return Status::FailedPrecondition("MIG profile " + s.profile + " on " + s.card.uuid + " has no instance yet");
       visible.push_back(s.profile.empty() ? s.card.uuid : s.partition_id);
       AddDevice(r, "/dev/nvidia" + std::to_string(s.card.index));
-      if (!s.whole && s.profile.empty()) {
-        if (s.memory_mib > 0) {
-          env["CUDA_DEVICE_MEMORY_LIMIT_" + std::to_string(i)] = std::to_string(s.memory_mib) + "m";
-          limited = true;
-        }
-        if (s.compute_permille > 0) {
-          min_sm = std::min(min_sm, std::max(1, s.compute_permille / 10));
-          limited = true;
-        }
-      }
     }
     env["NVIDIA_VISIBLE_DEVICES"] = Join(visible);
-    if (limited && min_sm < 100) env["CUDA_DEVICE_SM_LIMIT"] = std::to_string(min_sm);
     for (const char* dev : {"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools"}) AddDevice(r, dev);
     return r;
   }

@@ -1,12 +1,15 @@
-// What a container gets for its assigned slices: environment for the vendor runtime and for
-// user-space limiters, device nodes, and annotations. Pure: the hand-off decides which slices,
-// this decides how they look inside the container.
+// What a container gets for its assigned slices: environment for the vendor runtime, device
+// nodes, and annotations. Pure: the hand-off decides which slices, this decides how they look
+// inside the container.
 //
 // NVIDIA: NVIDIA_VISIBLE_DEVICES lists card (or MIG instance) UUIDs for the NVIDIA container
-//   runtime; soft slices add CUDA_DEVICE_MEMORY_LIMIT_<i> (per visible device, "<MiB>m") and
-//   CUDA_DEVICE_SM_LIMIT (percent), the variables HAMi-core style limiters read.
+//   runtime.
 // Ascend: ASCEND_VISIBLE_DEVICES lists device indexes (or vNPU IDs) for the Ascend docker
 //   runtime, with /dev/davinci<N>, /dev/davinci_manager, /dev/devmm_svm and /dev/hisi_hdc.
+// Soft slices carry no limit here: their memory limit is enforced by TideSlice's own preloaded
+// limiter, whose mounts, config and TIDESLICE_LIMITER=on the hand-off adds (limiter_setup.h).
+// (No CUDA_DEVICE_MEMORY_LIMIT_<i> / CUDA_DEVICE_SM_LIMIT: those belong to another project's
+// limiter, which TideSlice does not ship, so they promised a limit nothing enforced.)
 #pragma once
 
 #include <string>
@@ -27,6 +30,10 @@ struct AssignedSlice {
   std::string partition_id;     // MIG instance UUID or vNPU ID once created
   int start_slot = -1;          // MIG placement the scheduler chose, -1 = any
 };
+
+// The slices in the order the container sees their cards (by card index): the order of
+// NVIDIA_VISIBLE_DEVICES / ASCEND_VISIBLE_DEVICES, hence CUDA / ACL device ordinals.
+std::vector<AssignedSlice> VisibleOrder(const std::vector<AssignedSlice>& slices);
 
 StatusOr<v1beta1::ContainerAllocateResponse> BuildContainerResponse(const std::vector<AssignedSlice>& slices);
 
