@@ -54,6 +54,7 @@ StatusOr<HandoffMatch> MatchAllocate(const std::vector<PendingPod>& pending_on_n
   for (const auto& c : cards) by_uuid[c.uuid] = &c;
   HandoffMatch m;
   m.pod_key = pod.pod_key;
+  m.pod_uid = pod.assignment.pod_uid();
   m.container = chosen->name();
   m.init_container = chosen->init_container();
   for (const auto& s : chosen->slices()) {
@@ -173,9 +174,26 @@ StatusOr<v1beta1::ContainerAllocateResponse> HandoffHandler::AllocateContainer(
   }
   (*response->mutable_annotations())["tideslice.io/pod"] = match->pod_key;
   (*response->mutable_annotations())["tideslice.io/container"] = match->container;
+  // Soft slices: the limiter's files, then its mounts. A container whose limit cannot be set up
+  // does not start without it: the Allocate fails with the reason and leaves nothing behind.
+  bool limiter_written = false;
+  if (limiter_ && NeedsLimiter(match->slices)) {
+    const auto slash = match->pod_key.find('/');
+    LimiterPod who{match->pod_key.substr(0, slash), slash == std::string::npos ? "" : match->pod_key.substr(slash + 1),
+                   match->pod_uid, match->container};
+    auto config = BuildLimiterConfig(who, match->slices, context_reserve_bytes_);
+    Status written = config.ok() ? limiter_->WriteContainer(*config) : config.status();
+    if (!written.ok()) {
+      undo();
+      return written.WithContext("setting up the memory limiter of " + match->pod_key + "/" + match->container);
+    }
+    limiter_written = true;
+    AddLimiterToResponse(limiter_->layout(), match->pod_uid, match->container, *response);
+  }
   Status acked = store_->Acknowledge(match->pod_key, match->container, device_ids);
   if (!acked.ok()) {
     undo();
+    if (limiter_written) (void)limiter_->RemoveContainer(match->pod_uid, match->container);
     return acked.WithContext("acknowledging " + match->pod_key + "/" + match->container);
   }
   return response;

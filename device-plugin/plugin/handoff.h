@@ -17,6 +17,7 @@
 
 #include "common/status.h"
 #include "device-plugin/plugin/container_response.h"
+#include "device-plugin/plugin/limiter_setup.h"
 #include "device-plugin/plugin/partitions.h"
 #include "device-plugin/plugin/plugin_server.h"
 #include "tideslice/v1/tideslice.pb.h"
@@ -30,6 +31,7 @@ struct PendingPod {
 
 struct HandoffMatch {
   std::string pod_key;
+  std::string pod_uid;                        // the assignment's (checked against the pod's own)
   std::string container;
   bool init_container = false;
   std::vector<AssignedSlice> slices;
@@ -77,10 +79,20 @@ class HandoffHandler : public AllocationHandler {
                                                                 const std::vector<DeviceInfo>& cards) override;
   std::vector<std::string> PreferredCards(int count) override;
 
+  // Containers holding a soft slice get the in-container limiter: their files are written under
+  // `files` and mounted (limiter_setup.h). Without this call (a node group that opted out with
+  // --limiter off) soft slices are accounting only. Call before serving.
+  void EnableLimiter(LimiterFiles* files, uint64_t context_reserve_bytes) {
+    limiter_ = files;
+    context_reserve_bytes_ = context_reserve_bytes;
+  }
+
  private:
   AssignmentStore* store_;
   DeviceBackend* partitioner_ = nullptr;
   PartitionLedger* ledger_ = nullptr;
+  LimiterFiles* limiter_ = nullptr;
+  uint64_t context_reserve_bytes_ = 0;
   std::mutex mu_;  // one Allocate at a time: match and acknowledge must not interleave
 };
 

@@ -3,7 +3,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include "tests/support/fake_cards.h"
+#include "tests/support/test_support.h"
 
 namespace tideslice::deviceplugin {
 namespace {
@@ -116,7 +120,9 @@ class OnePodStore : public AssignmentStore {
  public:
   std::vector<PendingPod> pods;
   StatusOr<std::vector<PendingPod>> PendingOnNode() override { return pods; }
+  std::string ack_error;
   Status Acknowledge(const std::string&, const std::string& container, const std::vector<std::string>& ids) override {
+    if (!ack_error.empty()) return Status::Unavailable(ack_error);
     for (auto& c : *pods[0].assignment.mutable_containers())
       if (c.name() == container)
         for (const auto& id : ids) c.add_device_ids(id);
@@ -136,6 +142,91 @@ TEST(Handoff, PreferredCardsAreTheNextContainersAssignedCards) {
   EXPECT_EQ(handler.PreferredCards(2), (std::vector<std::string>{"GPU-3", "GPU-1"}));
   store.pods.clear();
   EXPECT_TRUE(handler.PreferredCards(1).empty());
+}
+
+// The limiter at Allocate: a soft slice's container gets its files and mounts, whole cards get
+// none, a failed acknowledgement takes the files back, and an agent without the limiter (a node
+// group that opted out) hands soft slices out as accounting only.
+TEST(HandoffLimiter, ASoftSliceGetsItsLimiterFilesAndMounts) {
+  testsupport::TempDir dir;
+  LimiterFiles files(dir.path());
+  OnePodStore store;
+  store.pods.push_back(Pod("ml/p", {Container("main", {"GPU-1"})}));
+  store.pods[0].assignment.set_pod_uid("uid-p");
+  HandoffHandler handler(&store);
+  handler.EnableLimiter(&files, 256u << 20);
+  auto r = handler.AllocateContainer({"GPU-1::0"}, Cards());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->envs().at("NVIDIA_VISIBLE_DEVICES"), "GPU-1");
+  EXPECT_EQ(r->envs().at("TIDESLICE_LIMITER"), "on");
+  ASSERT_EQ(r->mounts_size(), 4);
+  EXPECT_EQ(r->mounts(2).host_path(), files.layout().ConfigPath("uid-p", "main"));
+  EXPECT_EQ(r->mounts(3).host_path(), files.layout().RegionDir("uid-p", "main"));
+  EXPECT_TRUE(std::filesystem::exists(files.layout().RegionPath("uid-p", "main")));
+  std::ifstream in(files.layout().ConfigPath("uid-p", "main"));
+  std::string json((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_THAT(json, HasSubstr(R"("podNamespace": "ml")"));
+  EXPECT_THAT(json, HasSubstr(R"("podName": "p")"));
+  EXPECT_THAT(json, HasSubstr(R"("uuid": "GPU-1")"));
+  EXPECT_THAT(json, HasSubstr(R"("memoryLimitBytes": "8589934592")"));
+  EXPECT_THAT(json, HasSubstr(R"("computePermille": 300)"));
+  EXPECT_THAT(json, HasSubstr(R"("contextReserveBytes": "268435456")"));
+}
+
+TEST(HandoffLimiter, WholeCardsGetNoLimiter) {
+  testsupport::TempDir dir;
+  LimiterFiles files(dir.path());
+  OnePodStore store;
+  auto c = Container("main", {"GPU-0"});
+  c.mutable_slices(0)->set_whole_card(true);
+  store.pods.push_back(Pod("ml/w", {c}));
+  store.pods[0].assignment.set_pod_uid("uid-w");
+  HandoffHandler handler(&store);
+  handler.EnableLimiter(&files, 0);
+  auto r = handler.AllocateContainer({"GPU-0::0"}, Cards());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->mounts_size(), 0);
+  EXPECT_EQ(r->envs().count("TIDESLICE_LIMITER"), 0u);
+  EXPECT_TRUE(files.PodUids().empty());
+}
+
+TEST(HandoffLimiter, AFailedAcknowledgementTakesTheFilesBack) {
+  testsupport::TempDir dir;
+  LimiterFiles files(dir.path());
+  OnePodStore store;
+  store.pods.push_back(Pod("ml/p", {Container("main", {"GPU-1"})}));
+  store.pods[0].assignment.set_pod_uid("uid-p");
+  store.ack_error = "apiserver down";
+  HandoffHandler handler(&store);
+  handler.EnableLimiter(&files, 0);
+  auto r = handler.AllocateContainer({"GPU-1::0"}, Cards());
+  EXPECT_THAT(r.status().message(), HasSubstr("apiserver down"));
+  EXPECT_TRUE(files.PodUids().empty());
+  EXPECT_FALSE(std::filesystem::exists(files.layout().PodDir("uid-p")));
+}
+
+TEST(HandoffLimiter, WithTheLimiterOffSoftSlicesAreAccountingOnly) {
+  OnePodStore store;
+  store.pods.push_back(Pod("ml/p", {Container("main", {"GPU-1"})}));
+  store.pods[0].assignment.set_pod_uid("uid-p");
+  HandoffHandler handler(&store);
+  auto r = handler.AllocateContainer({"GPU-1::0"}, Cards());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->mounts_size(), 0);
+  EXPECT_EQ(r->envs().count("TIDESLICE_LIMITER"), 0u);
+}
+
+TEST(HandoffLimiter, AnAssignmentWithoutAPodUidIsRefusedNotLimitedSomewhereElse) {
+  testsupport::TempDir dir;
+  LimiterFiles files(dir.path());
+  OnePodStore store;
+  store.pods.push_back(Pod("ml/p", {Container("main", {"GPU-1"})}));  // no pod_uid
+  HandoffHandler handler(&store);
+  handler.EnableLimiter(&files, 0);
+  auto r = handler.AllocateContainer({"GPU-1::0"}, Cards());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr("memory limiter of ml/p/main"));
+  EXPECT_EQ(store.pods[0].assignment.containers(0).device_ids_size(), 0) << "not acknowledged";
 }
 
 }  // namespace

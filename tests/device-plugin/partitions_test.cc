@@ -68,7 +68,7 @@ TEST(PartitionHandoff, MigSliceGetsAnInstanceRecordedInTheLedger) {
   ASSERT_EQ(backend->Partitions().size(), 1u);
   std::string mig = r->envs().at("NVIDIA_VISIBLE_DEVICES");
   EXPECT_EQ(mig.rfind("MIG-GPU-1-4-", 0), 0u) << mig;  // the scheduler's start slot reached the driver
-  EXPECT_EQ(r->envs().count("CUDA_DEVICE_MEMORY_LIMIT_0"), 0u);  // hardware isolation, no soft limit
+  EXPECT_EQ(r->mounts_size(), 0);  // hardware isolation, no limiter
   auto records = (*ledger)->All();
   ASSERT_EQ(records.size(), 1u);
   EXPECT_EQ(records[0].pod_key, "ml/p");
@@ -133,6 +133,67 @@ TEST(PartitionHandoff, AnyLaterFailureUndoesThePartitionsAlreadyMade) {
     EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
     EXPECT_NE(r.status().message().find("does not manage partitions"), std::string::npos);
   }
+}
+
+// The limiter is for soft slices: a container with only hard partitions gets none, one that
+// mixes a soft slice with a MIG instance gets it (limit 0 on the MIG card), and a limiter that
+// cannot be set up undoes the partitions made for the container, like any later failure.
+TEST(PartitionHandoff, MigOnlyContainersGetNoLimiterMixedOnesDo) {
+  auto backend = Cards();
+  auto cards = *backend->Discover();
+  auto ledger = PartitionLedger::Open("");
+  testsupport::TempDir dir;
+  LimiterFiles files(dir.path());
+  {
+    auto a = Profiles({{"GPU-1", "1g.10gb"}});
+    a.set_pod_uid("uid-mig");
+    OnePodStore store(a);
+    HandoffHandler handler(&store, backend.get(), ledger->get());
+    handler.EnableLimiter(&files, 0);
+    auto r = handler.AllocateContainer({"GPU-1::0"}, cards);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->mounts_size(), 0);
+    EXPECT_EQ(r->envs().count("TIDESLICE_LIMITER"), 0u);
+    EXPECT_TRUE(files.PodUids().empty());
+  }
+  {
+    auto a = Profiles({{"GPU-0", ""}, {"GPU-1", "1g.10gb"}});
+    a.set_pod_uid("uid-mixed");
+    a.mutable_containers(0)->mutable_slices(0)->set_memory_mib(4096);
+    OnePodStore store(a);
+    HandoffHandler handler(&store, backend.get(), ledger->get());
+    handler.EnableLimiter(&files, 0);
+    auto r = handler.AllocateContainer({"GPU-0::0", "GPU-1::0"}, cards);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->mounts_size(), 4);
+    EXPECT_EQ(r->envs().at("TIDESLICE_LIMITER"), "on");
+    std::ifstream in(files.layout().ConfigPath("uid-mixed", "main"));
+    std::string json((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_NE(json.find(R"("memoryLimitBytes": "4294967296")"), std::string::npos) << json;
+    EXPECT_NE(json.find(R"("memoryLimitBytes": "0")"), std::string::npos) << json;
+  }
+}
+
+TEST(PartitionHandoff, ALimiterThatCannotBeSetUpUndoesThePartitions) {
+  auto backend = Cards();
+  auto cards = *backend->Discover();
+  auto ledger = PartitionLedger::Open("");
+  testsupport::TempDir dir;
+  LimiterFiles files(dir.path() + "/limiter");
+  auto a = Profiles({{"GPU-0", ""}, {"GPU-1", "1g.10gb"}});
+  a.set_pod_uid("../../escape");  // never a directory name
+  a.mutable_containers(0)->mutable_slices(0)->set_memory_mib(4096);
+  OnePodStore store(a);
+  HandoffHandler handler(&store, backend.get(), ledger->get());
+  handler.EnableLimiter(&files, 0);
+  auto r = handler.AllocateContainer({"GPU-0::0", "GPU-1::0"}, cards);
+  EXPECT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("memory limiter of ml/p/main"), std::string::npos) << r.status().ToString();
+  EXPECT_TRUE(backend->Partitions().empty());
+  EXPECT_TRUE((*ledger)->All().empty());
+  EXPECT_TRUE(store.acked.empty());
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/escape"));
+  EXPECT_TRUE(files.PodUids().empty());
 }
 
 TEST(PartitionReconcile, ReleasesOnlyGoneAndOldEnoughPods) {
