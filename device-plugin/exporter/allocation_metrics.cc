@@ -10,19 +10,22 @@ AllocationMetrics::AllocationMetrics(std::shared_ptr<prometheus::Registry> regis
     : node_(std::move(node_name)),
       card_memory_(prometheus::BuildGauge()
                        .Name("tideslice_card_memory_allocated_bytes")
-                       .Help("Card memory assigned to containers by the TideSlice scheduler, in bytes.")
+                       .Help("Card memory assigned to containers by the TideSlice scheduler, in bytes (from the "
+                             "pods' assignments, not measured; see tideslice_card_memory_used_bytes).")
                        .Register(*registry)),
       card_compute_(prometheus::BuildGauge()
                         .Name("tideslice_card_compute_allocated_ratio")
                         .Help("Share of the card's compute assigned to containers, 0 to 1.")
                         .Register(*registry)),
       card_slices_(prometheus::BuildGauge()
-                       .Name("tideslice_card_slices_in_use")
-                       .Help("Slices (soft shares, partitions or whole-card grants) assigned on the card.")
+                       .Name("tideslice_card_slices_assigned")
+                       .Help("Slices (soft shares, partitions or whole-card grants) the scheduler assigned on the card "
+                             "(phase ALLOCATING or ALLOCATED), from the pods' assignments; not a measurement.")
                        .Register(*registry)),
       container_memory_(prometheus::BuildGauge()
                             .Name("tideslice_container_memory_allocated_bytes")
-                            .Help("Card memory assigned to the container on this card, in bytes.")
+                            .Help("Card memory assigned to the container on this card, in bytes (from its pod's "
+                                  "assignment, not measured; see tideslice_container_memory_used_bytes).")
                             .Register(*registry)),
       container_compute_(prometheus::BuildGauge()
                              .Name("tideslice_container_compute_allocated_ratio")

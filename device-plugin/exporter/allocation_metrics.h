@@ -1,7 +1,9 @@
 // What the scheduler handed out on this node, as metrics: per card the allocated memory, the
-// allocated share of compute and the number of slices in use; per container its allocated
-// memory and compute on each card. Read next to the per-card telemetry (CardMetrics), this is
-// "allocated versus really used". Labels stay bounded: card labels as in CardMetrics, and for
+// allocated share of compute and the number of slices assigned; per container its allocated
+// memory and compute on each card. Every value here is copied from the pods' assignments, none
+// is measured: read next to the per-card telemetry (CardMetrics), the driver's per-pod use
+// (tideslice_pod_memory_used_bytes) and the limiter's per-container use (LimiterMetrics), this
+// is "allocated versus really used". Labels stay bounded: card labels as in CardMetrics, and for
 // containers the pods that run on this node.
 #pragma once
 

@@ -11,6 +11,7 @@
 
 #include "device-plugin/exporter/allocation_metrics.h"
 #include "device-plugin/exporter/card_metrics.h"
+#include "device-plugin/exporter/limiter_metrics.h"
 #include "scheduler/service/metrics.h"
 
 namespace tideslice {
@@ -44,6 +45,15 @@ std::set<std::string> Exported() {
   card.power_watts = 300;
   cards.Update({card});
   allocations.Update({card}, {{"ml", "p", "c", "uid", "GPU-0", 1024, 100, false}}, {{{"uid", "GPU-0"}, 1}});
+  deviceplugin::LimiterMetrics limiter(registry, "n");
+  deviceplugin::LimiterContainerReading reading;
+  reading.pod_uid = "uid";
+  reading.pod_namespace = "ml";
+  reading.pod = "p";
+  reading.container = "c";
+  reading.vendor = "nvidia";
+  reading.cards.push_back({"GPU-0", 0, 1u << 30, true, 1, 1});
+  limiter.Update({reading}, {card});
   service::SchedulerMetrics scheduler(registry, {DayPool()});
   scheduler.ObserveVerb("filter", 0.001, false);
   std::set<std::string> names;

@@ -76,7 +76,7 @@ TEST(AllocationMetricsFeed, RestartListShowsEveryAllocatedPodWithItsFullMemory) 
   EXPECT_EQ(Sum(*registry, "tideslice_container_memory_allocated_bytes", &named), 6.0 * (1ll << 30));
   EXPECT_EQ(named, (std::set<std::string>{"a", "b", "c"}));
   EXPECT_EQ(Sum(*registry, "tideslice_card_memory_allocated_bytes"), 6.0 * (1ll << 30));
-  EXPECT_EQ(Sum(*registry, "tideslice_card_slices_in_use"), 3);
+  EXPECT_EQ(Sum(*registry, "tideslice_card_slices_assigned"), 3);
 
   // A later watch event for one of them lands on the same entry, not beside it.
   on_node[kube::PodKey(AllocatedPod("b", "GPU-a", 2048))] = AllocatedPod("b", "GPU-a", 4096);

@@ -63,7 +63,7 @@ TEST(CardMetrics, ServedOverHttpWithBoundedLabelsAndPromtoolClean) {
   // Allocated versus total: 30 GiB and 75 % of GPU-a; GPU-b is held whole.
   EXPECT_THAT(text, HasSubstr(R"(tideslice_card_memory_allocated_bytes{card="0",model="H100-80G",node="gpu-node-1",uuid="GPU-a",vendor="nvidia"} 32212254720)"));
   EXPECT_THAT(text, HasSubstr(R"(tideslice_card_compute_allocated_ratio{card="0",model="H100-80G",node="gpu-node-1",uuid="GPU-a",vendor="nvidia"} 0.75)"));
-  EXPECT_THAT(text, HasSubstr(R"(tideslice_card_slices_in_use{card="0",model="H100-80G",node="gpu-node-1",uuid="GPU-a",vendor="nvidia"} 2)"));
+  EXPECT_THAT(text, HasSubstr(R"(tideslice_card_slices_assigned{card="0",model="H100-80G",node="gpu-node-1",uuid="GPU-a",vendor="nvidia"} 2)"));
   EXPECT_THAT(text, HasSubstr(R"(tideslice_card_compute_allocated_ratio{card="1",model="H100-80G",node="gpu-node-1",uuid="GPU-b",vendor="nvidia"} 1)"));
   EXPECT_THAT(text, HasSubstr(R"(tideslice_container_memory_allocated_bytes{card="0",container="server",namespace="ml",node="gpu-node-1",pod="infer-1",uuid="GPU-a"} 10737418240)"));
   EXPECT_THAT(text, HasSubstr(R"(tideslice_container_compute_allocated_ratio{card="1",container="trainer",namespace="ml",node="gpu-node-1",pod="train-0",uuid="GPU-b"} 1)"));
@@ -73,7 +73,7 @@ TEST(CardMetrics, ServedOverHttpWithBoundedLabelsAndPromtoolClean) {
   allocations.Update({a, Card(1, "GPU-b", false)}, {{"ml", "infer-0", "server", "uid-0", "GPU-a", 20480, 250, false}});
   text = testsupport::HttpRequest(exposer.GetListeningPorts()[0], "GET", "/metrics").second;
   EXPECT_THAT(text, Not(HasSubstr("infer-1")));
-  EXPECT_THAT(text, HasSubstr(R"(tideslice_card_slices_in_use{card="1",model="H100-80G",node="gpu-node-1",uuid="GPU-b",vendor="nvidia"} 0)"));
+  EXPECT_THAT(text, HasSubstr(R"(tideslice_card_slices_assigned{card="1",model="H100-80G",node="gpu-node-1",uuid="GPU-b",vendor="nvidia"} 0)"));
 
   // A card that goes away disappears from the output.
   metrics.Update({a});
