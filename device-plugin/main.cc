@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "common/catalog/catalog.h"
+#include "common/quantity.h"
 #include "device-plugin/backends/dcmi_backend.h"
 #include "device-plugin/backends/mock_backend.h"
 #include "device-plugin/backends/nvml_backend.h"
@@ -31,11 +32,13 @@
 #include "common/kube/reflector.h"
 #include "device-plugin/exporter/allocation_metrics.h"
 #include "device-plugin/exporter/card_metrics.h"
+#include "device-plugin/exporter/limiter_metrics.h"
 #include "device-plugin/exporter/pod_usage.h"
 #include "device-plugin/kube/inventory_publisher.h"
 #include "device-plugin/kube/kube_assignment_store.h"
 #include "device-plugin/plugin/agent.h"
 #include "device-plugin/plugin/handoff.h"
+#include "device-plugin/plugin/limiter_setup.h"
 #include "device-plugin/plugin/partitions.h"
 #include "device-plugin/plugin/pod_resources.h"
 
@@ -72,6 +75,28 @@ Flags:
   --lease-name NAME              the scheduler's leader Lease; an assignment is honoured only if it
   --lease-namespace NS           was sealed in the Lease's current term (default namespace:
                                  $POD_NAMESPACE). Default: off
+  --limiter on|off               the in-container memory limiter for soft slices (default on). on:
+                                 every container holding a soft slice (neither a whole card nor a
+                                 MIG/vNPU partition) gets libtideslice-limiter.so preloaded through a
+                                 read-only /etc/ld.so.preload, its config and a per-container
+                                 accounting region, which the agent reads for the
+                                 tideslice_container_memory_* metrics. off: the node group opted out;
+                                 soft slices are accounting only (nothing stops a container from
+                                 using more card memory than its slice)
+  --limiter-dir DIR              host directory for the limiter's library, ld.so.preload and the
+                                 per-container files (default /var/lib/tideslice/limiter); a
+                                 container's files are removed once its pod is gone from the node
+  --limiter-library FILE         the library copied into --limiter-dir/lib at start (default
+                                 /usr/local/lib/tideslice/libtideslice-limiter.so, in the image)
+  --limiter-context-reserve Q    bytes charged once per process and card when the process creates
+                                 its first context there (a quantity such as 512Mi; default 0). The
+                                 context's own memory (hundreds of MiB with CUDA) is reported by no
+                                 allocation call: with 0 it is not counted, so a slice's processes
+                                 can together hold more of the card than the slice (leave headroom
+                                 in the slice sizes); with the context size the limit covers what
+                                 the card really loses, but every process that touches a card
+                                 costs its slice that much, so containers with many such processes
+                                 (data loader workers initialising CUDA) reach their limit sooner
   --config FILE                  YAML/JSON map of these flags without the dashes
                                  (e.g. "backend: mock"); command-line flags win
   --help
@@ -131,7 +156,8 @@ int main(int argc, char** argv) {
                                        "--metrics-address",  "--health-poll-seconds", "--heartbeat-seconds",
                                        "--kubeconfig",       "--standalone",        "--config",
                                        "--pod-resources-socket", "--catalog", "--assignment-verify-key",
-                                       "--lease-name", "--lease-namespace"};
+                                       "--lease-name", "--lease-namespace", "--limiter", "--limiter-dir",
+                                       "--limiter-library", "--limiter-context-reserve"};
   std::map<std::string, std::string> flags;
   auto parsed = ParseFlags(argc, argv, known, {"--standalone"});
   if (!parsed.ok()) return Fail(parsed.status().message());
@@ -177,6 +203,18 @@ int main(int argc, char** argv) {
   if (!get_int("--heartbeat-seconds", 30, 1, 3600, &heartbeat_s)) return Fail("--heartbeat-seconds must be 1..3600");
   const std::string standalone = get("--standalone", "false");
   if (standalone != "true" && standalone != "false") return Fail("--standalone takes no value (or true/false in --config)");
+  const std::string limiter_mode = get("--limiter", "on");
+  if (limiter_mode != "on" && limiter_mode != "off") return Fail("--limiter must be on or off, got \"" + limiter_mode + "\"");
+  const std::string limiter_dir = get("--limiter-dir", kDefaultLimiterDir);
+  if (limiter_dir.empty() || limiter_dir.front() != '/') return Fail("--limiter-dir must be an absolute path");
+  const std::string limiter_library = get("--limiter-library", kDefaultLimiterLibrary);
+  uint64_t context_reserve = 0;
+  {
+    auto q = ParseQuantity(get("--limiter-context-reserve", "0"));
+    if (!q.ok() || *q < 0 || *q > (1ll << 36) || *q != static_cast<long double>(static_cast<uint64_t>(*q)))
+      return Fail("--limiter-context-reserve must be a whole number of bytes from 0 to 64Gi, e.g. 512Mi");
+    context_reserve = static_cast<uint64_t>(*q);
+  }
   std::error_code ec;
   if (!std::filesystem::is_directory(options.plugin.socket_dir, ec))
     return Fail("--device-plugin-dir " + options.plugin.socket_dir + " is not a directory");
@@ -226,6 +264,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<InventoryPublisher> publisher;
   std::unique_ptr<AllocationHandler> handler;
   std::unique_ptr<PartitionLedger> ledger;
+  std::unique_ptr<LimiterFiles> limiter_files;  // with Kubernetes only: removal needs the node's pods
   if (standalone == "true") {
     handler = std::make_unique<StandaloneHandler>();
   } else {
@@ -254,7 +293,23 @@ int main(int argc, char** argv) {
     if (!opened.ok()) return Fail(opened.status().ToString());
     ledger = std::move(*opened);
     if (auto cards = backend->Discover(); cards.ok()) RemoveOrphanPartitions(*ledger, *backend, *cards);
-    handler = std::make_unique<HandoffHandler>(store.get(), backend.get(), ledger.get());
+    auto handoff = std::make_unique<HandoffHandler>(store.get(), backend.get(), ledger.get());
+    limiter_files = std::make_unique<LimiterFiles>(limiter_dir);
+    if (limiter_mode == "on") {
+      // Installed before the first Allocate can mount it; a node that cannot serve the limiter
+      // must not hand out soft slices as if it did.
+      Status installed = InstallLimiterLibrary(limiter_library, limiter_files->layout());
+      if (!installed.ok())
+        return Fail("installing the memory limiter: " + installed.ToString() +
+                    " (or pass --limiter off for a node group that opts out)");
+      handoff->EnableLimiter(limiter_files.get(), context_reserve);
+      log::Info("limiter.installed", "soft slices get the in-container memory limiter",
+                {{"library", limiter_files->layout().LibraryPath()}, {"dir", limiter_dir}});
+    } else {
+      log::Warn("limiter.off", "--limiter off: soft slices are accounting only; nothing keeps a container within "
+                               "its slice's memory", {{"dir", limiter_dir}});
+    }
+    handler = std::move(handoff);
     publisher = std::make_unique<InventoryPublisher>(client.get(), node, backend->Name(), catalog,
                                                      std::chrono::seconds(heartbeat_s));
   }
@@ -262,6 +317,7 @@ int main(int argc, char** argv) {
   auto registry = std::make_shared<prometheus::Registry>();
   CardMetrics metrics(registry, node);
   AllocationMetrics allocation_metrics(registry, node);
+  LimiterMetrics limiter_metrics(registry, node);
   std::mutex metrics_mu;
   std::vector<DeviceInfo> last_cards;
   std::vector<ContainerAllocation> last_allocations;
@@ -275,6 +331,8 @@ int main(int argc, char** argv) {
     if (auto procs = backend->Processes(); procs.ok() && !procs->empty())
       last_used = UsageByPod(*procs, [](uint32_t pid) { return ReadProcCgroup(pid); });
     allocation_metrics.Update(last_cards, last_allocations, last_used);
+    std::vector<std::string> unreadable;
+    limiter_metrics.Update(ReadLimiterContainers(limiter_dir, &unreadable), cards, unreadable);
     if (!publisher) return;
     Status st = publisher->Update(cards);
     std::string err = st.ok() ? "" : st.ToString();
@@ -334,26 +392,49 @@ int main(int argc, char** argv) {
     pod_watch = std::thread([&] { pods->Run(&stop_watch); });
   }
 
-  // Reconcile every 30 s: partitions of pods the kubelet no longer reports are destroyed.
+  // Reconcile every 30 s: partitions of pods the kubelet no longer reports are destroyed, and
+  // limiter directories of pods no longer on this node are removed.
   const std::string pod_resources = get("--pod-resources-socket", "/var/lib/kubelet/pod-resources/kubelet.sock");
-  auto next_reconcile = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (!g_stop) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    if (!ledger || std::chrono::steady_clock::now() < next_reconcile) continue;
-    next_reconcile = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    if (ledger->All().empty() || !std::filesystem::exists(pod_resources)) continue;
+  auto reconcile_partitions = [&]() {
+    if (ledger->All().empty() || !std::filesystem::exists(pod_resources)) return;
     auto live = PodResourcesClient(pod_resources).List(options.plugin.resource_name, std::chrono::seconds(5));
     auto cards = backend->Discover();
     if (!live.ok() || !cards.ok()) {
       std::fprintf(stderr, "tideslice-device-plugin: reconcile skipped: %s\n",
                    (!live.ok() ? live.status() : cards.status()).ToString().c_str());
-      continue;
+      return;
     }
     auto report = ReleaseGonePartitions(*ledger, *backend, *cards, *live, std::chrono::system_clock::now(),
                                         std::chrono::seconds(60));
     if (report.released > 0)
       std::fprintf(stderr, "tideslice-device-plugin: released %d partition(s) of pods that are gone\n", report.released);
     for (const auto& e : report.errors) std::fprintf(stderr, "tideslice-device-plugin: reconcile: %s\n", e.c_str());
+  };
+  // A directory goes only when a fresh list of this node's pods (not a watch cache that may lag)
+  // lacks its pod, or shows it finished; a failed list removes nothing. Directories changed
+  // since 2 minutes before the list was asked for stay whatever the list says: a pod allocated
+  // after the list was taken (Allocate writes its directory moments after the bind), however
+  // long the list took, is never mistaken for a gone one.
+  auto reconcile_limiter = [&]() {
+    if (!limiter_files || limiter_files->PodUids().empty()) return;
+    const auto listed_at = std::chrono::system_clock::now();
+    auto live = store->PodUidsOnNode();
+    if (!live.ok()) {
+      std::fprintf(stderr, "tideslice-device-plugin: limiter cleanup skipped: %s\n", live.status().ToString().c_str());
+      return;
+    }
+    auto report = limiter_files->RemoveGonePods(*live, listed_at, std::chrono::seconds(120));
+    for (const auto& uid : report.removed)
+      log::Info("limiter.removed", "removed the limiter files of a pod that is gone", {{"pod_uid", uid}});
+    for (const auto& e : report.errors) log::Warn("limiter.remove_failed", e);
+  };
+  auto next_reconcile = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!g_stop) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    if (!ledger || std::chrono::steady_clock::now() < next_reconcile) continue;
+    next_reconcile = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    reconcile_limiter();
+    reconcile_partitions();
   }
   stop_watch.Cancel();
   if (pod_watch.joinable()) pod_watch.join();

@@ -90,6 +90,18 @@ StatusOr<std::set<std::string>> KubeAssignmentStore::AllocatedPods() {
   return out;
 }
 
+StatusOr<std::set<std::string>> KubeAssignmentStore::PodUidsOnNode() {
+  auto pods = PodsOnNode();
+  if (!pods.ok()) return pods.status();
+  std::set<std::string> out;
+  for (const auto& pod : *pods) {
+    if (kube::PodIsFinished(pod)) continue;
+    std::string uid = kube::UidOf(pod);
+    if (!uid.empty()) out.insert(std::move(uid));
+  }
+  return out;
+}
+
 Status KubeAssignmentStore::Acknowledge(const std::string& pod_key, const std::string& container,
                                         const std::vector<std::string>& device_ids) {
   auto slash = pod_key.find('/');

@@ -43,6 +43,9 @@ class KubeAssignmentStore : public AssignmentStore {
                      const std::vector<std::string>& device_ids) override;
   // Pods on this node whose assignment reached ALLOCATED (for the reconciler).
   StatusOr<std::set<std::string>> AllocatedPods();
+  // UIDs of the pods bound to this node that have not finished, from a fresh list: whatever the
+  // limiter's per-container directories of other pods are, those pods are gone.
+  StatusOr<std::set<std::string>> PodUidsOnNode();
 
  private:
   StatusOr<std::vector<kube::json>> PodsOnNode();

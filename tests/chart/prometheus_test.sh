@@ -50,9 +50,25 @@ for _ in $(seq 100); do [ -s "$dir/kubeconfig" ] && break; sleep 0.1; done
 
 AGENT_METRICS=$(free_port); SCHED_METRICS=$(free_port); EXT=$(free_port); HEALTH=$(free_port); PROM=$(free_port)
 mkdir -p "$dir/dp"
+# The limiter: a stand-in library to install, and one container's files as the agent writes them
+# at Allocate, with a region whose card book counts 3 refused allocations (no process holds a
+# slot, so its measured use is 0).
+printf '\177ELF stand-in' > "$dir/libtideslice-limiter.so"
+c="$dir/limiter/containers/uid-1/main"
+mkdir -p "$c/region"
+cat > "$c/config.json" <<JSON
+{"version": 1, "podNamespace": "ml", "podName": "p", "podUid": "uid-1", "container": "main", "vendor": "nvidia",
+ "regionPath": "/var/run/tideslice/limiter/region", "contextReserveBytes": "0",
+ "cards": [{"uuid": "GPU-mock-0", "visibleIndex": 0, "memoryLimitBytes": "8589934592", "computePermille": 300, "regionCard": 0}]}
+JSON
+# RegionHeader: magic, version 1, header 64, 16 cards, 256 slots, book 64, slot 192, total 50240.
+printf 'TSREGION\001\0\0\0\100\0\0\0\020\0\0\0\0\001\0\0\100\0\0\0\300\0\0\0\100\304\0\0\0\0\0\0' > "$c/region/region"
+truncate -s 50240 "$c/region/region"
+printf '\003' | dd of="$c/region/region" bs=1 seek=$((64 + 24)) conv=notrunc status=none  # cards[0].refused
 "$AGENT" --backend mock --mock-config "$SRC/deploy/examples/mock-cards.json" --device-plugin-dir "$dir/dp" \
   --kubeconfig "$dir/kubeconfig" --node-name ci-node --metrics-address "127.0.0.1:$AGENT_METRICS" \
-  --health-poll-seconds 1 > "$dir/agent.log" 2>&1 &
+  --health-poll-seconds 1 --limiter-dir "$dir/limiter" --limiter-library "$dir/libtideslice-limiter.so" \
+  > "$dir/agent.log" 2>&1 &
 pids+=($!)
 # One tidal pool over the node: the scheduler exports its tide and the tidal controller's counts.
 cat > "$dir/scheduler-config.yaml" <<YAML
@@ -96,6 +112,16 @@ body=$(query 'tideslice_card_memory_total_bytes{uuid="GPU-mock-0"}')
 [[ "$body" == *',"85899345920"]'* ]] || fail "memory of GPU-mock-0 is not 80 GiB: $body"
 body=$(query 'sum(tideslice_card_memory_allocated_bytes{node="ci-node"})')
 [[ "$body" == *',"0"]'* ]] || fail "allocated memory on an empty node is not 0: $body"
+# What the limiter region says, labelled from its config; the library was installed.
+body=$(query 'tideslice_container_memory_limit_bytes{namespace="ml",pod="p",container="main",card="GPU-mock-0"}')
+[[ "$body" == *',"8589934592"]'* ]] || fail "the container's limit is not 8 GiB: $body"
+body=$(query 'tideslice_container_memory_used_bytes{pod="p",card="GPU-mock-0"}')
+[[ "$body" == *',"0"]'* ]] || fail "the container's measured use is not 0: $body"
+body=$(query 'tideslice_container_memory_refused_allocations_total{pod="p"}')
+[[ "$body" == *',"3"]'* ]] || fail "the refused allocations are not 3: $body"
+body=$(query 'tideslice_card_soft_slice_memory_limit_bytes{node="ci-node",card="GPU-mock-0"}')
+[[ "$body" == *',"8589934592"]'* ]] || fail "the card's soft-slice limits are not 8 GiB: $body"
+cmp -s "$dir/libtideslice-limiter.so" "$dir/limiter/lib/libtideslice-limiter.so" || fail "the limiter library was not installed"
 
 # The scheduler learnt the node from the agent's inventory annotation and leads.
 ok=""

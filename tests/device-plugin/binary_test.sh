@@ -18,6 +18,16 @@ out=$("$BIN" --backend mock --device-plugin-dir "$dir" 2>&1); rc=$?
 [ $rc -eq 2 ] && [[ "$out" == *"needs --mock-config"* ]] || fail "mock without config: rc=$rc $out"
 out=$("$BIN" --backend mock --mock-config "$CARDS" --device-plugin-dir "$dir" --replicas-per-card 0 2>&1); rc=$?
 [ $rc -eq 2 ] && [[ "$out" == *"--replicas-per-card"* ]] || fail "replicas: rc=$rc $out"
+out=$("$BIN" --backend mock --mock-config "$CARDS" --device-plugin-dir "$dir" --limiter maybe 2>&1); rc=$?
+[ $rc -eq 2 ] && [[ "$out" == *"--limiter must be on or off"* ]] || fail "limiter mode: rc=$rc $out"
+out=$("$BIN" --backend mock --mock-config "$CARDS" --device-plugin-dir "$dir" --limiter-dir relative 2>&1); rc=$?
+[ $rc -eq 2 ] && [[ "$out" == *"--limiter-dir must be an absolute path"* ]] || fail "limiter dir: rc=$rc $out"
+for q in 1.5 -1 12MB 65Gi; do
+  out=$("$BIN" --backend mock --mock-config "$CARDS" --device-plugin-dir "$dir" --limiter-context-reserve "$q" 2>&1); rc=$?
+  [ $rc -eq 2 ] && [[ "$out" == *"--limiter-context-reserve"* ]] || fail "context reserve $q: rc=$rc $out"
+done
+out=$("$BIN" --help 2>&1); rc=$?
+[ $rc -eq 0 ] && [[ "$out" == *"--limiter on|off"* && "$out" == *"--limiter-context-reserve"* ]] || fail "usage lacks the limiter flags"
 out=$(env -u KUBERNETES_SERVICE_HOST "$BIN" --backend mock --mock-config "$CARDS" --device-plugin-dir "$dir" 2>&1); rc=$?
 [ $rc -eq 2 ] && [[ "$out" == *"Kubernetes access"* ]] && [[ "$out" == *"--standalone"* ]] || fail "no cluster: rc=$rc $out"
 printf 'backend: mock\nfrobnicate: 1\n' > "$dir/config.yaml"
