@@ -48,12 +48,16 @@ render examplepools -f "$SRC/deploy/examples/pools.yaml"
 ! grep -q "kind: Deployment" "$dir/minimal.yaml" || fail "scheduler rendered although disabled"
 render nonetpol --set networkPolicy.enabled=false
 render ownkey --set scheduler.assignmentSigning.existingSecret=my-key --set scheduler.assignmentSigning.existingSecretKey=key.pem
+render limiteroff -f "$SRC/tests/chart/values/limiter-off.yaml"
+[ "$(grep -c -- '--limiter=off' "$dir/limiteroff.yaml")" = 1 ] || fail "limiter: false renders --limiter=off for that group only"
+grep -q -- '--limiter-context-reserve=512Mi' "$dir/limiteroff.yaml" || fail "devicePlugin.limiterContextReserve not passed"
+! grep -q -e '--limiter=off' -e '--limiter-context-reserve' "$dir/default.yaml" || fail "the limiter is off or charged by default"
 render nvmlprivileged --set 'devicePlugin.nodeGroups[0].name=gpu' --set 'devicePlugin.nodeGroups[0].backend=nvml' \
   --set 'devicePlugin.nodeGroups[0].privileged=true' --set 'devicePlugin.nodeGroups[0].hostPID=true'
 
 # Security properties, checked on the parsed objects (check-security.mjs says which).
 SEC="node $SRC/tests/chart/check-security.mjs"
-for name in default mock certmanager monitoring autodetect minimal examplepools ownkey; do
+for name in default mock certmanager monitoring autodetect minimal examplepools ownkey limiteroff; do
   $SEC "$dir/$name.yaml" tideslice-system > "$dir/$name.sec" 2>&1 || fail "security checks on $name: $(cat "$dir/$name.sec")"
   passed=$((passed + 1))
 done
@@ -76,6 +80,8 @@ plant "an agent ClusterRole that updates nodes" default 's/verbs: \[patch\]/verb
 plant "a ConfigMap rule without resourceNames" default '/resourceNames: \[tideslice-tides/d'
 plant "a webhook without matchConditions" default 's/matchConditions:/matchConditionz:/'
 plant "no NetworkPolicy" default 's/^kind: NetworkPolicy/kind: NetworkPolicyX/'
+plant "a limiter directory wider than its own" default 's|hostPath: {path: /var/lib/tideslice/limiter,|hostPath: {path: /var/lib,|'
+plant "the limiter directory mounted elsewhere than its host path" default 's|mountPath: /var/lib/tideslice/limiter}|mountPath: /limiter}|'
 plant "the signing key mounted into kube-scheduler" default 's|- {name: kube-scheduler-certs, mountPath: /var/run/kube-scheduler}|&\n            - {name: signing-key, mountPath: /etc/tideslice/signing, readOnly: true}|'
 
 # The chart's signing key is a valid Ed25519 private key (PEM) ...
@@ -133,6 +139,7 @@ expect_reject "must not be privileged" --set 'devicePlugin.nodeGroups[0].name=x'
   --set 'devicePlugin.mockCards[0].uuid=u' --set 'devicePlugin.mockCards[0].model=H100-80G' --set 'devicePlugin.nodeGroups[0].privileged=true'
 expect_reject "privileged" --set 'devicePlugin.nodeGroups[0].name=x' --set 'devicePlugin.nodeGroups[0].backend=nvml' --set 'devicePlugin.nodeGroups[0].privileged=yes'
 
+expect_reject "limiterContextReserve" --set devicePlugin.limiterContextReserve=12MB
 expect_reject "policy" --set scheduler.policy=tetris
 expect_reject "start" --set 'pools[0].name=p' --set 'pools[0].timezone=UTC' --set 'pools[0].dayWindows[0].start=25:00' --set 'pools[0].dayWindows[0].end=08:00'
 expect_reject "headroomCard" --set 'pools[0].name=p' --set 'pools[0].dayPolicy.headroomCard=2'
@@ -175,7 +182,8 @@ rendered_args() {  # render, container name -> one argument per line, mounted pa
         .replace('/etc/tideslice/tls/', '$dir/').replace('/etc/tideslice/signing/ed25519.pem', '$dir/default.pem')
         .replace('/etc/tideslice/assignment-key/ed25519.pub', '$dir/ed25519.pub')
         .replace('/etc/tideslice/mock/cards.json', '$dir/cards.json')
-        .replace('/var/lib/kubelet/device-plugins', '$dir/device-plugins'));
+        .replace('/var/lib/kubelet/device-plugins', '$dir/device-plugins')
+        .replace('/var/lib/tideslice/limiter', '$dir/limiter'));
       break;
     }" "$1" "$2"
 }

@@ -15,6 +15,10 @@
 //   excluded; ownership covering CREATE and UPDATE and all owned annotations.
 // - the signing key mounted into tideslice-scheduler only; agent flags matching the scheduler's
 //   lease; NetworkPolicies for the scheduler and the agent, the extender port closed.
+// - the agent's host paths: read-write only the kubelet's device-plugin directory and the
+//   limiter's directory (/var/lib/tideslice/limiter, DirectoryOrCreate), the latter mounted at
+//   its own path and passed as --limiter-dir (the kubelet resolves the mounts the agent names
+//   on the host, and soft-slice containers get parts of it read-write).
 import fs from 'node:fs';
 import YAML from 'yaml';
 
@@ -72,6 +76,16 @@ for (const ds of daemonSets) {
   const keyVol = pod.volumes.find((v) => v.configMap?.name === 'tideslice-assignment-key');
   if (!keyVol || keyVol.configMap.optional !== true) bad(`${where}: ConfigMap tideslice-assignment-key not mounted (optional)`);
   if (pod.volumes.some((v) => v.secret)) bad(`${where}: mounts a Secret`);
+  const writableHost = ['/var/lib/kubelet/device-plugins', '/var/lib/tideslice/limiter'];
+  for (const m of c.volumeMounts ?? []) {
+    const hp = pod.volumes.find((v) => v.name === m.name)?.hostPath;
+    if (hp && !m.readOnly && !writableHost.includes(hp.path)) bad(`${where}: host path ${hp.path} mounted read-write`);
+  }
+  const lim = pod.volumes.find((v) => v.hostPath?.path === '/var/lib/tideslice/limiter');
+  const limMount = lim && (c.volumeMounts ?? []).find((m) => m.name === lim.name);
+  if (!lim || lim.hostPath.type !== 'DirectoryOrCreate' || limMount?.mountPath !== lim.hostPath.path ||
+      argOf(c, '--limiter-dir') !== lim.hostPath.path)
+    bad(`${where}: the limiter directory is not /var/lib/tideslice/limiter (DirectoryOrCreate) at its own path with --limiter-dir`);
 }
 
 // --- RBAC ---
