@@ -92,7 +92,7 @@ bool Ledger::Open(const char* path, char* error, size_t error_size) {
   }
   region_ = region;
   fd_ = fd;
-  slot_ = -1;
+  slot_.store(-1, std::memory_order_relaxed);
   return true;
 }
 
@@ -103,37 +103,38 @@ void Ledger::LockLocal() {
 void Ledger::UnlockLocal() { local_busy_.store(false, std::memory_order_release); }
 
 bool Ledger::EnsureSlot() {
-  if (slot_ >= 0) return true;
+  if (slot_.load(std::memory_order_acquire) >= 0) return true;
   if (!region_) return false;
   LockLocal();
-  if (slot_ >= 0) {
+  if (slot_.load(std::memory_order_acquire) >= 0) {
     UnlockLocal();
     return true;
   }
   // Free slots first; a slot whose owner died is taken only when no free one is left (its bytes
   // are folded back first, under its own identity, which no one else can hold: we hold its lock).
-  for (int pass = 0; pass < 2 && slot_ < 0; ++pass) {
+  for (int pass = 0; pass < 2 && slot_.load(std::memory_order_relaxed) < 0; ++pass) {
     for (uint32_t s = 0; s < kRegionMaxSlots; ++s) {
       ProcessSlot& slot = region_->slots[s];
       bool live = slot.state.load(std::memory_order_acquire) == kSlotLive;
       if (pass == 0 && live) continue;
       if (sys::TryLockByte(fd_, SlotLockOffset(s)) != 0) continue;  // a live owner holds it
       if (live) {
+        // Folded back under the dead owner's identity, which no one else can hold: we hold its
+        // slot lock. Other threads of this process see no slot until it is ready.
         reclaiming_.store(static_cast<int>(s), std::memory_order_release);
-        slot_ = static_cast<int>(s);  // the identity used for card locks while folding back
-        ReclaimSlotLocked(s);
+        ReclaimSlotLocked(s, s + 1);
         reclaiming_.store(-1, std::memory_order_release);
       }
       slot.pid = static_cast<int32_t>(getpid());
       slot.started_ns = sys::RealtimeNs();
       for (uint32_t c = 0; c < kRegionMaxCards; ++c) slot.bytes[c].store(0, std::memory_order_relaxed);
       slot.state.store(kSlotLive, std::memory_order_release);
-      slot_ = static_cast<int>(s);
+      slot_.store(static_cast<int>(s), std::memory_order_release);
       break;
     }
   }
   UnlockLocal();
-  return slot_ >= 0;
+  return slot_.load(std::memory_order_acquire) >= 0;
 }
 
 void Ledger::LockCard(uint32_t card, uint32_t identity) {
@@ -159,7 +160,7 @@ void Ledger::LockCard(uint32_t card, uint32_t identity) {
       continue;
     }
     const uint32_t holder_slot = holder - 1;
-    if (static_cast<int>(holder_slot) == slot_ ||
+    if (static_cast<int>(holder_slot) == slot_.load(std::memory_order_acquire) ||
         static_cast<int>(holder_slot) == reclaiming_.load(std::memory_order_acquire))
       continue;  // this process: another thread holds it, or is folding that slot back now
     if (sys::TryLockByte(fd_, SlotLockOffset(holder_slot)) != 0) continue;  // alive; keep waiting
@@ -186,7 +187,7 @@ void Ledger::RebuildCard(uint32_t card) {
   region_->cards[card].used_bytes.store(sum, std::memory_order_relaxed);
 }
 
-void Ledger::ReclaimSlotLocked(uint32_t s) {
+void Ledger::ReclaimSlotLocked(uint32_t s, uint32_t identity) {
   ProcessSlot& slot = region_->slots[s];
   const uint32_t dead = s + 1;
   // Card locks the dead owner still holds are ours now (no one else can take its identity while
@@ -199,7 +200,7 @@ void Ledger::ReclaimSlotLocked(uint32_t s) {
   }
   for (uint32_t c = 0; c < kRegionMaxCards; ++c) {
     if (slot.bytes[c].load(std::memory_order_relaxed) == 0) continue;
-    LockCard(c, Identity());
+    LockCard(c, identity);
     uint64_t bytes = slot.bytes[c].exchange(0, std::memory_order_relaxed);
     CardBook& book = region_->cards[c];
     uint64_t used = book.used_bytes.load(std::memory_order_relaxed);
@@ -222,7 +223,7 @@ Ledger::Admit Ledger::Reserve(uint32_t card, uint64_t bytes, uint64_t limit) {
     uint64_t used = book.used_bytes.load(std::memory_order_relaxed);
     if (bytes <= limit && used <= limit - bytes) {
       book.used_bytes.store(used + bytes, std::memory_order_relaxed);
-      region_->slots[slot_].bytes[card].fetch_add(bytes, std::memory_order_relaxed);
+      region_->slots[slot()].bytes[card].fetch_add(bytes, std::memory_order_relaxed);
       if (used + bytes > book.peak_bytes.load(std::memory_order_relaxed))
         book.peak_bytes.store(used + bytes, std::memory_order_relaxed);
       UnlockCard(card);
@@ -241,18 +242,19 @@ bool Ledger::Charge(uint32_t card, uint64_t bytes) {
   CardBook& book = region_->cards[card];
   uint64_t used = book.used_bytes.load(std::memory_order_relaxed) + bytes;
   book.used_bytes.store(used, std::memory_order_relaxed);
-  region_->slots[slot_].bytes[card].fetch_add(bytes, std::memory_order_relaxed);
+  region_->slots[slot()].bytes[card].fetch_add(bytes, std::memory_order_relaxed);
   if (used > book.peak_bytes.load(std::memory_order_relaxed)) book.peak_bytes.store(used, std::memory_order_relaxed);
   UnlockCard(card);
   return true;
 }
 
 void Ledger::Release(uint32_t card, uint64_t bytes) {
-  if (card >= kRegionMaxCards || slot_ < 0 || bytes == 0) return;
+  const int mine_slot = slot_.load(std::memory_order_acquire);
+  if (card >= kRegionMaxCards || mine_slot < 0 || bytes == 0) return;
   LockCard(card, Identity());
   CardBook& book = region_->cards[card];
   // Never below what this process holds: a release it never reserved must not free a sibling's.
-  std::atomic<uint64_t>& mine = region_->slots[slot_].bytes[card];
+  std::atomic<uint64_t>& mine = region_->slots[mine_slot].bytes[card];
   uint64_t held = mine.load(std::memory_order_relaxed);
   if (bytes > held) bytes = held;
   mine.store(held - bytes, std::memory_order_relaxed);
@@ -271,7 +273,7 @@ void Ledger::PublishLimit(uint32_t card, uint64_t limit) {
 }
 
 int Ledger::ReclaimDead() {
-  if (!region_ || slot_ < 0) return 0;  // card locks need this process's identity
+  if (!region_ || slot() < 0) return 0;  // card locks need this process's identity
   LockLocal();
   int freed = ReclaimDeadLocked();
   UnlockLocal();
@@ -281,11 +283,11 @@ int Ledger::ReclaimDead() {
 int Ledger::ReclaimDeadLocked() {
   int freed = 0;
   for (uint32_t s = 0; s < kRegionMaxSlots; ++s) {
-    if (static_cast<int>(s) == slot_) continue;  // our own lock would "succeed" on our descriptor
+    if (static_cast<int>(s) == slot()) continue;  // our own lock would "succeed" on our descriptor
     if (region_->slots[s].state.load(std::memory_order_acquire) != kSlotLive) continue;
     if (sys::TryLockByte(fd_, SlotLockOffset(s)) != 0) continue;
     reclaiming_.store(static_cast<int>(s), std::memory_order_release);
-    ReclaimSlotLocked(s);
+    ReclaimSlotLocked(s, Identity());
     reclaiming_.store(-1, std::memory_order_release);
     sys::UnlockByte(fd_, SlotLockOffset(s));
     ++freed;
@@ -300,7 +302,7 @@ void Ledger::AfterForkInChild() {
   reclaiming_.store(-1, std::memory_order_relaxed);
   close(fd_);  // the parent's descriptor (and its slot lock) stays with the parent
   fd_ = open(path_, O_RDWR | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
-  slot_ = -1;
+  slot_.store(-1, std::memory_order_relaxed);
   if (fd_ < 0) {
     munmap(region_, sizeof(Region));
     region_ = nullptr;
@@ -309,17 +311,17 @@ void Ledger::AfterForkInChild() {
 
 void Ledger::Close() {
   if (!region_) return;
-  if (slot_ >= 0) {
+  if (slot() >= 0) {
     LockLocal();
-    ReclaimSlotLocked(static_cast<uint32_t>(slot_));
-    sys::UnlockByte(fd_, SlotLockOffset(static_cast<uint32_t>(slot_)));
+    ReclaimSlotLocked(static_cast<uint32_t>(slot()), Identity());
+    sys::UnlockByte(fd_, SlotLockOffset(static_cast<uint32_t>(slot())));
     UnlockLocal();
   }
   munmap(region_, sizeof(Region));
   close(fd_);
   region_ = nullptr;
   fd_ = -1;
-  slot_ = -1;
+  slot_.store(-1, std::memory_order_relaxed);
 }
 
 }  // namespace tideslice::limiter

@@ -45,7 +45,7 @@ class Ledger {
   // Drops this process's slot (its bytes go back) and unmaps; for tests and orderly exit paths.
   void Close();
 
-  int slot() const { return slot_; }
+  int slot() const { return slot_.load(std::memory_order_acquire); }
   Region* region() { return region_; }
 
  private:
@@ -53,16 +53,18 @@ class Ledger {
   void UnlockCard(uint32_t card);
   // Folds back slot `s`, whose owner is dead; the caller holds the slot's OFD lock and the
   // process-local reclaim lock.
-  void ReclaimSlotLocked(uint32_t s);
+  // `identity` is the card-lock identity to use (this process's slot + 1, or s + 1 while the
+  // process claims s and has no slot yet).
+  void ReclaimSlotLocked(uint32_t s, uint32_t identity);
   void RebuildCard(uint32_t card);  // caller holds the card lock
-  uint32_t Identity() const { return static_cast<uint32_t>(slot_) + 1; }
+  uint32_t Identity() const { return static_cast<uint32_t>(slot_.load(std::memory_order_acquire)) + 1; }
   void LockLocal();
   void UnlockLocal();
   int ReclaimDeadLocked();
 
   Region* region_ = nullptr;
   int fd_ = -1;
-  int slot_ = -1;
+  std::atomic<int> slot_{-1};  // set once claimed; read lock-free by every thread
   // Slot whose OFD lock this process holds while folding it back (-1: none). Another thread of
   // this process would see that lock as free (same open file description) and must not treat
   // the slot as abandoned by someone else.
