@@ -84,13 +84,11 @@ int CardOfDevice(CUdevice dev) {
 }
 
 // The device of the calling thread's current context; false (with the driver's error) if none.
+std::atomic<void*> g_ctx_get_device{nullptr}, g_stream_is_capturing{nullptr}, g_device_get_mem_pool{nullptr},
+    g_pool_get_attribute{nullptr};
+
 bool CurrentDevice(CUdevice* dev, CUresult* error) {
-  static std::atomic<CtxGetDeviceFn> fn{nullptr};
-  CtxGetDeviceFn f = fn.load(std::memory_order_relaxed);
-  if (!f) {
-    f = reinterpret_cast<CtxGetDeviceFn>(RealByName(Library::kCuda, "cuCtxGetDevice"));
-    fn.store(f, std::memory_order_relaxed);
-  }
+  auto f = reinterpret_cast<CtxGetDeviceFn>(CachedRealByName(g_ctx_get_device, Library::kCuda, "cuCtxGetDevice"));
   if (!f) {
     *error = kNotInitialized;
     return false;
@@ -160,7 +158,8 @@ using DeviceGetMemPoolFn = CUresult (*)(CUmemoryPool*, CUdevice);
 using StreamIsCapturingFn = CUresult (*)(CUstream, int*);
 
 bool PoolReserved(CUmemoryPool pool, uint64_t* out) {
-  auto fn = reinterpret_cast<PoolGetAttributeFn>(RealByName(Library::kCuda, "cuMemPoolGetAttribute"));
+  auto fn = reinterpret_cast<PoolGetAttributeFn>(
+      CachedRealByName(g_pool_get_attribute, Library::kCuda, "cuMemPoolGetAttribute"));
   return fn && fn(pool, kPoolAttrReservedMemCurrent, out) == kSuccess;
 }
 
@@ -275,7 +274,8 @@ CUresult AllocAsyncCommon(CUdeviceptr* dptr, size_t bytes, CUmemoryPool explicit
   if (!Active() || !nest.outermost()) return call();
   EnsureCudaSetup();
   // Allocations recorded into a graph come from the graph's own pool (docs/isolation.md).
-  auto capturing = reinterpret_cast<StreamIsCapturingFn>(RealByName(Library::kCuda, "cuStreamIsCapturing"));
+  auto capturing = reinterpret_cast<StreamIsCapturingFn>(
+      CachedRealByName(g_stream_is_capturing, Library::kCuda, "cuStreamIsCapturing"));
   int status = 0;
   if (capturing && stream && capturing(stream, &status) == kSuccess && status != 0) return call();
   CUdevice dev = 0;
@@ -283,7 +283,8 @@ CUresult AllocAsyncCommon(CUdeviceptr* dptr, size_t bytes, CUmemoryPool explicit
   if (!CurrentDevice(&dev, &error)) return error;
   CUmemoryPool pool = explicit_pool;
   if (!pool) {
-    auto get_pool = reinterpret_cast<DeviceGetMemPoolFn>(RealByName(Library::kCuda, "cuDeviceGetMemPool"));
+    auto get_pool = reinterpret_cast<DeviceGetMemPoolFn>(
+        CachedRealByName(g_device_get_mem_pool, Library::kCuda, "cuDeviceGetMemPool"));
     if (!get_pool || get_pool(&pool, dev) != kSuccess) pool = nullptr;
   }
   int card = CardOfDevice(dev);

@@ -35,6 +35,15 @@ void* RealOf(HookEntry& e);
 // The real function `name` of `library`, not through a hook entry (helpers the hooks call).
 void* RealByName(Library library, const char* name);
 
+// RealByName remembered in `slot` once found (hot paths call helpers on every allocation).
+inline void* CachedRealByName(std::atomic<void*>& slot, Library library, const char* name) {
+  void* p = slot.load(std::memory_order_acquire);
+  if (p) return p;
+  p = RealByName(library, name);
+  if (p) slot.store(p, std::memory_order_release);
+  return p;
+}
+
 // dlsym's answer for `name` when the loader found `found`: a wrapper, or `found` itself.
 void* InterposeDlsym(const char* name, void* found);
 // cuGetProcAddress's answer for base name `symbol` when the driver returned `found`.
