@@ -269,18 +269,20 @@ void LimiterMetrics::Update(const std::vector<LimiterContainerReading>& containe
   for (const auto& r : containers) {
     if (!r.problem.empty()) problems[r.pod_uid + "/" + r.container] = r.problem;
     for (const auto& c : r.cards) {
-      // The card's UUID as the other metrics name it, and its memory as the bound.
-      std::string uuid = c.card;
+      // Labelled as the agent's other card metrics are: card = the card's index on the node,
+      // uuid = its UUID; and its memory as the bound.
+      std::string index = c.card, uuid = c.card;
       uint64_t bound = kLimiterAbsurdBytes;
       for (const auto& d : cards) {
         bool same = r.vendor == "huawei" ? (d.vendor == "huawei" && std::to_string(d.index) == c.card) : d.uuid == c.card;
         if (!same) continue;
+        index = std::to_string(d.index);
         uuid = d.uuid;
         if (d.memory_mib > 0) bound = static_cast<uint64_t>(d.memory_mib) << 20;
         break;
       }
       Labels labels = {{"node", node_}, {"namespace", r.pod_namespace}, {"pod", r.pod}, {"container", r.container},
-                       {"card", uuid}};
+                       {"card", index}, {"uuid", uuid}};
       auto seen = created.find(labels);
       if (seen != created.end() && seen->second > r.region_created_unix_s) continue;
       created[labels] = r.region_created_unix_s;
@@ -296,8 +298,10 @@ void LimiterMetrics::Update(const std::vector<LimiterContainerReading>& containe
   }
   // Per card: limits of every soft slice; use of those measured (a card none of whose regions
   // could be read has no used series rather than a zero).
-  for (const auto& [labels, value] : limit) card_limit[{{"node", node_}, {"card", labels.at("card")}}] += value;
-  for (const auto& [labels, value] : used) card_used[{{"node", node_}, {"card", labels.at("card")}}] += value;
+  for (const auto& [labels, value] : limit)
+    card_limit[{{"node", node_}, {"card", labels.at("card")}, {"uuid", labels.at("uuid")}}] += value;
+  for (const auto& [labels, value] : used)
+    card_used[{{"node", node_}, {"card", labels.at("card")}, {"uuid", labels.at("uuid")}}] += value;
   SetGauges(used_, used_series_, used);
   SetGauges(limit_, limit_series_, limit);
   SetGauges(card_used_, card_used_series_, card_used);

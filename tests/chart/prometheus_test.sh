@@ -113,13 +113,13 @@ body=$(query 'tideslice_card_memory_total_bytes{uuid="GPU-mock-0"}')
 body=$(query 'sum(tideslice_card_memory_allocated_bytes{node="ci-node"})')
 [[ "$body" == *',"0"]'* ]] || fail "allocated memory on an empty node is not 0: $body"
 # What the limiter region says, labelled from its config; the library was installed.
-body=$(query 'tideslice_container_memory_limit_bytes{namespace="ml",pod="p",container="main",card="GPU-mock-0"}')
+body=$(query 'tideslice_container_memory_limit_bytes{namespace="ml",pod="p",container="main",uuid="GPU-mock-0"}')
 [[ "$body" == *',"8589934592"]'* ]] || fail "the container's limit is not 8 GiB: $body"
-body=$(query 'tideslice_container_memory_used_bytes{pod="p",card="GPU-mock-0"}')
+body=$(query 'tideslice_container_memory_used_bytes{pod="p",uuid="GPU-mock-0"}')
 [[ "$body" == *',"0"]'* ]] || fail "the container's measured use is not 0: $body"
 body=$(query 'tideslice_container_memory_refused_allocations_total{pod="p"}')
 [[ "$body" == *',"3"]'* ]] || fail "the refused allocations are not 3: $body"
-body=$(query 'tideslice_card_soft_slice_memory_limit_bytes{node="ci-node",card="GPU-mock-0"}')
+body=$(query 'tideslice_card_soft_slice_memory_limit_bytes{node="ci-node",uuid="GPU-mock-0"}')
 [[ "$body" == *',"8589934592"]'* ]] || fail "the card's soft-slice limits are not 8 GiB: $body"
 cmp -s "$dir/libtideslice-limiter.so" "$dir/limiter/lib/libtideslice-limiter.so" || fail "the limiter library was not installed"
 

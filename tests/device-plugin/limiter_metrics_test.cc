@@ -98,10 +98,13 @@ size_t Count(prometheus::Registry& registry, const std::string& family) {
   return 0;
 }
 
-Labels Container(const std::string& pod, const std::string& container, const std::string& card) {
-  return {{"node", "n1"}, {"namespace", "ml"}, {"pod", pod}, {"container", container}, {"card", card}};
+// Cards in these tests are named "<VENDOR>-<index>": the series carry card = index, uuid = name.
+std::string IndexOf(const std::string& uuid) { return uuid.substr(uuid.find('-') + 1); }
+Labels Container(const std::string& pod, const std::string& container, const std::string& uuid) {
+  return {{"node", "n1"}, {"namespace", "ml"}, {"pod", pod}, {"container", container}, {"card", IndexOf(uuid)},
+          {"uuid", uuid}};
 }
-Labels CardLabels(const std::string& card) { return {{"node", "n1"}, {"card", card}}; }
+Labels CardLabels(const std::string& uuid) { return {{"node", "n1"}, {"card", IndexOf(uuid)}, {"uuid", uuid}}; }
 
 TEST(AgentLimiterMetrics, LiveSlotsCountDeadSlotsDoNotAndWholeCardsHaveNoSeries) {
   testsupport::TempDir dir;
