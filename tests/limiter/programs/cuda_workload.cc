@@ -232,6 +232,7 @@ void ResolveDriver() {
   for (Entry& e : entries) {
     int v = e.version ? e.version : version;
     if (v > version) continue;  // a caller built for `version` never asks for newer variants
+    if (v < 3020) continue;     // nor for the 32-bit variants of pre-3.2 headers
     void* fn = nullptr;
     CUresult r;
     CUdriverProcAddressQueryResult st = CU_GET_PROC_ADDRESS_SUCCESS;
