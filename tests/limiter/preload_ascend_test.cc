@@ -265,6 +265,9 @@ TEST_F(LimiterAscendPreload, KilledProcessMemoryIsReclaimedForItsSiblings) {
   Result h = holder.Kill();
   EXPECT_EQ(h.Int("hold_result"), 0) << h.Describe();
   EXPECT_EQ(tideslice::fake::FakeStateReapDeadProcesses(state_), static_cast<int64_t>(500 * kMiB));
+  Result view = RunAcl("linked", {"query"});
+  EXPECT_EQ(view.U64("acl_free"), kLimit) << "a sibling still sees the dead process's 500 MiB as used";
+  EXPECT_EQ(view.U64("rt_free"), kLimit);
   Result after = RunAcl("dlopen", {"query", "--alloc", "900MiB"});
   EXPECT_EQ(after.Int("alloc_result"), 0) << "the dead process's 500 MiB were not reclaimed\n" << after.Describe();
   EXPECT_EQ(after.U64("acl_free"), kLimit - 900 * kMiB);
@@ -296,6 +299,51 @@ TEST_F(LimiterAscendPreload, LimitAboveThePhysicalMemoryReportsThePhysical) {
   EXPECT_EQ(r.U64("rt_total"), kPhysical);
   EXPECT_LE(r.U64("acl_free"), kPhysical - kGiB);
   ExpectNoLeak();
+}
+
+TEST_F(LimiterAscendPreload, AProcessThatExitsWithoutFreeingLeavesNothingCharged) {
+  WriteAscendConfig({kLimit});
+  Result a = RunAcl("dlopen", {"query", "--alloc", "256MiB", "--no-free"});
+  ASSERT_EQ(a.exit_code, 0) << a.Describe();
+  EXPECT_EQ(a.Int("alloc_result"), 0);
+  EXPECT_EQ(a.U64("acl_free"), kLimit - 256 * kMiB);
+  EXPECT_EQ(Outstanding(), 0) << "the fake runtime frees at exit";
+  Result b = RunAcl("linked", {"query"});
+  ASSERT_EQ(b.exit_code, 0) << b.Describe();
+  EXPECT_EQ(b.U64("acl_free"), kLimit) << "a sibling still sees the exited process's 256 MiB as used";
+  EXPECT_EQ(b.U64("rt_free"), kLimit);
+  ExpectNoLeak();
+}
+
+TEST_F(LimiterAscendPreload, HostMemoryIsNotCharged) {
+  WriteAscendConfig({48 * kMiB});
+  for (const char* path : {"linked", "dlopen"}) {
+    SCOPED_TRACE(path);
+    Result r = RunAcl(path, {"host-kinds", "--bytes", "64MiB"});
+    ASSERT_EQ(r.exit_code, 0) << r.Describe();
+    EXPECT_EQ(r.Int("alloc_host"), 0) << "aclrtMallocHost is host memory\n" << r.Describe();
+    EXPECT_EQ(r.Int("physical_host"), 0) << "aclrtMallocPhysical on the host side is not HBM";
+    EXPECT_EQ(r.Int("used_with_host"), 0);
+    ExpectNoLeak();
+  }
+}
+
+TEST_F(LimiterAscendPreload, CallsTheRuntimeRefusesCostNothing) {
+  WriteAscendConfig({kLimit});
+  for (const char* path : {"linked", "dlopen"}) {
+    SCOPED_TRACE(path);
+    Result r = RunAcl(path, {"bad-args", "--fill", "1GiB"});
+    ASSERT_EQ(r.exit_code, 0) << r.Describe();
+    for (const char* k : {"malloc_zero", "malloc_null", "align32_zero", "physical_bad_flags",
+                          "physical_bad_handle_type", "free_null"})
+      EXPECT_EQ(r.Int(k), 100000) << k << ": ACL_ERROR_INVALID_PARAM must come back\n" << r.Describe();
+    if (std::string(path) == "linked") {
+      EXPECT_EQ(r.Int("rt_malloc_zero"), 107000) << "rtMalloc's own error must come back";
+    }
+    EXPECT_EQ(r.Int("used_after_errors"), 0);
+    EXPECT_EQ(r.Int("fill_result"), 0) << "failed calls left charges behind";
+    ExpectNoLeak();
+  }
 }
 
 TEST_F(LimiterAscendPreload, AnUnusableConfigurationRefusesEveryAllocationWithOneLogLine) {

@@ -317,6 +317,9 @@ TEST_F(LimiterCudaPreload, KilledProcessMemoryIsReclaimedForItsSiblings) {
   EXPECT_EQ(h.Int("hold_result"), 0) << h.Describe();
   // The kernel driver frees a dead process's memory; the fake does it when asked.
   EXPECT_EQ(tideslice::fake::FakeStateReapDeadProcesses(state_), static_cast<int64_t>(500 * kMiB));
+  Result view = RunCuda("dlopen", {"query", "--nvml"});
+  EXPECT_EQ(view.U64("cuda_free"), kLimit) << "a sibling still sees the dead process's 500 MiB as used";
+  EXPECT_EQ(view.U64("nvml_used"), 0u);
   Result after = RunCuda("procaddress_v2", {"query", "--alloc", "900MiB"});
   EXPECT_EQ(after.Int("alloc_result"), 0) << "the dead process's 500 MiB were not reclaimed\n" << after.Describe();
   EXPECT_EQ(after.U64("cuda_free"), kLimit - 900 * kMiB);
@@ -378,6 +381,87 @@ TEST_F(LimiterCudaPreload, LegacyEntryPointsCannotBypassTheLimit) {
   EXPECT_EQ(q.U64("legacy_device_total"), kLimit) << "cuDeviceTotalMem (32-bit)";
   EXPECT_LE(Peak(), static_cast<int64_t>(kLimit));
   ExpectNoLeak();
+}
+
+TEST_F(LimiterCudaPreload, AProcessThatExitsWithoutFreeingLeavesNothingCharged) {
+  // Most programs exit with their memory still allocated; the driver frees it at exit.
+  WriteCudaConfig({kLimit});
+  Result a = RunCuda("linked", {"query", "--alloc", "256MiB", "--no-free"});
+  ASSERT_EQ(a.exit_code, 0) << a.Describe();
+  EXPECT_EQ(a.Int("alloc_result"), 0);
+  EXPECT_EQ(a.U64("cuda_free"), kLimit - 256 * kMiB);
+  EXPECT_EQ(Outstanding(), 0) << "the fake driver frees at exit";
+  Result b = RunCuda("procaddress_v2", {"query", "--nvml"});
+  ASSERT_EQ(b.exit_code, 0) << b.Describe();
+  EXPECT_EQ(b.U64("cuda_free"), kLimit) << "a sibling still sees the exited process's 256 MiB as used";
+  EXPECT_EQ(b.U64("nvml_free"), kLimit);
+  EXPECT_EQ(b.U64("nvml_used"), 0u);
+  ExpectNoLeak();
+}
+
+TEST_F(LimiterCudaPreload, PoolMemoryStaysChargedWhileCachedAndReuseIsFree) {
+  // The default pool keeps freed memory reserved (release threshold at its maximum, as PyTorch,
+  // CuPy and JAX set it): the reservation is device memory until trimmed.
+  WriteCudaConfig({48 * kMiB});
+  for (const char* path : {"dlopen", "procaddress_ptsz"}) {
+    SCOPED_TRACE(path);
+    Result r = RunCuda(path, {"pool-cache", "--bytes", "32MiB"});
+    ASSERT_EQ(r.exit_code, 0) << r.Describe();
+    EXPECT_EQ(r.Int("async_result"), 0) << r.Describe();
+    EXPECT_EQ(r.U64("pool_reserved"), 32 * kMiB);
+    EXPECT_EQ(r.Int("used_cached"), static_cast<long long>(32 * kMiB)) << "the cached reservation is not charged";
+    EXPECT_EQ(r.Int("probe_cached"), 2) << "32 MiB fit next to a pool that still holds 32 MiB";
+    EXPECT_EQ(r.Int("async_reuse"), 0) << "reusing the pool's cache needs no new memory but was refused";
+    EXPECT_EQ(r.Int("trim_result"), 0);
+    EXPECT_EQ(r.Int("used_trimmed"), 0) << "cuMemPoolTrimTo gave the memory back but it is still charged";
+    EXPECT_EQ(r.Int("probe_trimmed"), 0);
+    EXPECT_LE(Peak(), static_cast<int64_t>(48 * kMiB));
+    ExpectNoLeak();
+  }
+}
+
+TEST_F(LimiterCudaPreload, HostMemoryIsNotCharged) {
+  WriteCudaConfig({48 * kMiB});
+  Result r = RunCuda("procaddress_v2", {"host-kinds", "--bytes", "64MiB"});
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  EXPECT_EQ(r.Int("alloc_host"), 0) << "cuMemAllocHost_v2 is pinned host memory\n" << r.Describe();
+  EXPECT_EQ(r.Int("vmm_host_numa"), 0) << "cuMemCreate on HOST_NUMA 0 is not device 0's memory";
+  EXPECT_EQ(r.Int("used_with_host"), 0);
+  ExpectNoLeak();
+}
+
+TEST_F(LimiterCudaPreload, CallsTheDriverRefusesCostNothing) {
+  WriteCudaConfig({kLimit});
+  for (const char* path : {"linked", "procaddress_v2"}) {
+    SCOPED_TRACE(path);
+    Result r = RunCuda(path, {"bad-args", "--fill", "1GiB"});
+    ASSERT_EQ(r.exit_code, 0) << r.Describe();
+    for (const char* k : {"alloc_zero", "pitch_bad_element", "managed_bad_flags", "vmm_unaligned", "array_bad_format",
+                          "free_unknown"})
+      EXPECT_EQ(r.Int(k), 1) << k << ": the driver's CUDA_ERROR_INVALID_VALUE must come back\n" << r.Describe();
+    EXPECT_EQ(r.Int("used_after_errors"), 0);
+    EXPECT_EQ(r.Int("fill_result"), 0) << "failed calls left charges behind";
+    ExpectNoLeak();
+  }
+}
+
+TEST_F(LimiterCudaPreload, DestroyedContextsGiveTheirMemoryBack) {
+  // cuCtxDestroy / cuDevicePrimaryCtxReset (cudaDeviceReset) free every allocation of the
+  // context; the slice must get them back even though no cuMemFree was called.
+  WriteCudaConfig({kLimit});
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"ctx-reset", "--first", "512MiB", "--second", "768MiB"},
+        std::vector<std::string>{"--ctx", "create", "ctx-reset", "--first", "512MiB", "--second", "768MiB"}}) {
+    SCOPED_TRACE(args[0]);
+    Result r = RunCuda("dlopen", args);
+    ASSERT_EQ(r.exit_code, 0) << r.Describe();
+    EXPECT_EQ(r.Int("first_alloc"), 0) << r.Describe();
+    EXPECT_EQ(r.Int("reset_result"), 0);
+    EXPECT_EQ(r.Int("used_after_reset"), 0) << "memory freed with its context is still charged\n" << r.Describe();
+    EXPECT_EQ(r.Int("second_alloc"), 0) << "memory freed with its context is still charged";
+    EXPECT_LE(Peak(), static_cast<int64_t>(kLimit));
+    ExpectNoLeak();
+  }
 }
 
 TEST_F(LimiterCudaPreload, AnUnusableConfigurationRefusesEveryAllocationWithOneLogLine) {

@@ -199,6 +199,7 @@ void NotePoolHighs(Pool* pool) {
 }
 
 void TrimPool(Pool* pool, uint64_t keep) {
+  if (keep >= pool->reserved) return;  // also keeps RoundUp below from overflowing
   uint64_t target = std::max(RoundUp(pool->used, kPoolChunk), RoundUp(keep, kPoolChunk));
   if (target < pool->reserved) {
     Uncharge(pool->device, pool->reserved - target);

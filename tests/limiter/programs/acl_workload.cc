@@ -29,11 +29,13 @@ namespace {
 const char* Usage() {
   return "usage: acl_workload [--path linked|dlopen] [--device i] COMMAND ...\n"
          "  fill --chunk BYTES [--api malloc|align32|cached|withcfg|physical|rt|rt_cached|dvpp]\n"
-         "  query [--alloc BYTES]\n"
+         "  query [--alloc BYTES] [--no-free]\n"
          "  each-kind --bytes N [--probe] [--kinds malloc,align32,...]\n"
          "  stress --threads T --seconds S --max-chunk BYTES --seed N [--threads-before-init]\n"
          "  hold --bytes N --ready-file F\n"
-         "  fork-child --parent-bytes A --child-bytes B [--child-bytes2 C] [--after-bytes D]\n";
+         "  fork-child --parent-bytes A --child-bytes B [--child-bytes2 C] [--after-bytes D]\n"
+         "  host-kinds --bytes N        (aclrtMallocHost, aclrtMallocPhysical on the host side)\n"
+         "  bad-args [--fill BYTES]     (invalid calls, then one allocation of BYTES)\n";
 }
 
 struct Acl {
@@ -46,6 +48,8 @@ struct Acl {
   decltype(&aclrtMallocCached) MallocCached = nullptr;
   decltype(&aclrtMallocWithCfg) MallocWithCfg = nullptr;
   decltype(&aclrtFree) Free = nullptr;
+  decltype(&aclrtMallocHost) MallocHost = nullptr;
+  decltype(&aclrtFreeHost) FreeHost = nullptr;
   decltype(&aclrtGetMemInfo) GetMemInfo = nullptr;
   decltype(&aclrtReserveMemAddress) ReserveMemAddress = nullptr;
   decltype(&aclrtReleaseMemAddress) ReleaseMemAddress = nullptr;
@@ -84,6 +88,8 @@ void Resolve() {
     acl.MallocCached = &aclrtMallocCached;
     acl.MallocWithCfg = &aclrtMallocWithCfg;
     acl.Free = &aclrtFree;
+    acl.MallocHost = &aclrtMallocHost;
+    acl.FreeHost = &aclrtFreeHost;
     acl.GetMemInfo = &aclrtGetMemInfo;
     acl.ReserveMemAddress = &aclrtReserveMemAddress;
     acl.ReleaseMemAddress = &aclrtReleaseMemAddress;
@@ -113,6 +119,8 @@ void Resolve() {
   Sym(h, acl.MallocCached, "aclrtMallocCached");
   Sym(h, acl.MallocWithCfg, "aclrtMallocWithCfg");
   Sym(h, acl.Free, "aclrtFree");
+  Sym(h, acl.MallocHost, "aclrtMallocHost");
+  Sym(h, acl.FreeHost, "aclrtFreeHost");
   Sym(h, acl.GetMemInfo, "aclrtGetMemInfo");
   Sym(h, acl.ReserveMemAddress, "aclrtReserveMemAddress");
   Sym(h, acl.ReleaseMemAddress, "aclrtReleaseMemAddress");
@@ -295,6 +303,11 @@ int CmdQuery(const Args& a) {
   OutU("rt_free", f);
   OutU("rt_total", t);
   OutI("null_arg_result", acl.GetMemInfo(ACL_HBM_MEM, nullptr, &t));
+  if (a.Has("no-free")) {
+    // Exit with the allocation and the device still held, as many programs do.
+    Out("done", "1");
+    return 0;
+  }
   if (holding) OutI("free_result", Release(held));
   ArenaRelease();
   Close();
@@ -453,6 +466,65 @@ int CmdHold(const Args& a) {
   for (;;) pause();
 }
 
+
+// ---- host-kinds: host memory is not device memory
+
+int CmdHostKinds(const Args& a) {
+  const uint64_t n = a.Bytes("bytes", 64ull << 20);
+  Open();
+  void* h = nullptr;
+  aclError r = acl.MallocHost(&h, n);
+  OutI("alloc_host", r);
+  aclrtPhysicalMemProp prop{};
+  prop.handleType = ACL_MEM_HANDLE_TYPE_NONE;
+  prop.allocationType = ACL_MEM_ALLOCATION_TYPE_PINNED;
+  prop.memAttr = ACL_DDR_MEM;
+  prop.location.type = ACL_MEM_LOCATION_TYPE_HOST;
+  prop.location.id = 0;
+  aclrtDrvMemHandle handle = nullptr;
+  aclError rp = acl.MallocPhysical(&handle, n, &prop, 0);
+  OutI("physical_host", rp);
+  OutI("used_with_host", UsedNow());
+  if (rp == ACL_SUCCESS) OutI("physical_host_free", acl.FreePhysical(handle));
+  if (r == ACL_SUCCESS) OutI("free_host", acl.FreeHost(h));
+  Close();
+  Out("done", "1");
+  return 0;
+}
+
+// ---- bad-args: calls the runtime refuses must come back with its error and cost nothing
+
+int CmdBadArgs(const Args& a) {
+  const uint64_t fill = a.Bytes("fill", 0);
+  Open();
+  void* p = nullptr;
+  OutI("malloc_zero", acl.Malloc(&p, 0, ACL_MEM_MALLOC_HUGE_FIRST));
+  OutI("malloc_null", acl.Malloc(nullptr, 32ull << 20, ACL_MEM_MALLOC_HUGE_FIRST));
+  OutI("align32_zero", acl.MallocAlign32(&p, 0, ACL_MEM_MALLOC_HUGE_FIRST));
+  aclrtPhysicalMemProp prop{};
+  prop.handleType = ACL_MEM_HANDLE_TYPE_NONE;
+  prop.allocationType = ACL_MEM_ALLOCATION_TYPE_PINNED;
+  prop.memAttr = ACL_HBM_MEM_HUGE;
+  prop.location.type = ACL_MEM_LOCATION_TYPE_DEVICE;
+  prop.location.id = static_cast<uint32_t>(g_device);
+  aclrtDrvMemHandle h = nullptr;
+  OutI("physical_bad_flags", acl.MallocPhysical(&h, 32ull << 20, &prop, 1));
+  prop.handleType = 1;
+  OutI("physical_bad_handle_type", acl.MallocPhysical(&h, 32ull << 20, &prop, 0));
+  OutI("free_null", acl.Free(nullptr));
+  OutI("rt_malloc_zero", acl.RtMalloc(&p, 0, RT_MEMORY_HBM, 0));
+  OutI("used_after_errors", UsedNow());
+  if (fill) {
+    Block b;
+    aclError r = Allocate("align32", fill, b);
+    OutI("fill_result", r);
+    if (r == ACL_SUCCESS) Release(b);
+  }
+  Close();
+  Out("done", "1");
+  return 0;
+}
+
 // ---- fork-child
 
 int CmdForkChild(const Args& a) {
@@ -511,6 +583,8 @@ int main(int argc, char** argv) {
   if (a.command == "stress") return CmdStress(a);
   if (a.command == "hold") return CmdHold(a);
   if (a.command == "fork-child") return CmdForkChild(a);
+  if (a.command == "host-kinds") return CmdHostKinds(a);
+  if (a.command == "bad-args") return CmdBadArgs(a);
   fputs(Usage(), stderr);
   return 2;
 }

@@ -35,12 +35,16 @@ const char* Usage() {
   return "usage: cuda_workload [--path linked|dlopen|procaddress|procaddress_v2|procaddress_ptsz] [--device i]\n"
          "                     [--ctx primary|create] COMMAND ...\n"
          "  fill --chunk BYTES [--api alloc|legacy|managed|async]\n"
-         "  query [--alloc BYTES] [--nvml]\n"
+         "  query [--alloc BYTES] [--nvml] [--no-free]\n"
          "  each-kind --bytes N [--probe]\n"
          "  stress --threads T --seconds S --max-chunk BYTES --seed N [--threads-before-init]\n"
          "  hold --bytes N --ready-file F\n"
          "  fork-child --parent-bytes A --child-bytes B [--child-bytes2 C] [--after-bytes D]\n"
-         "  exec-child --bytes A --then-alloc B [--clear-preload]\n";
+         "  exec-child --bytes A --then-alloc B [--clear-preload]\n"
+         "  pool-cache --bytes N        (release threshold kept high: freed pool memory stays reserved)\n"
+         "  host-kinds --bytes N        (cuMemAllocHost_v2, cuMemCreate on HOST_NUMA)\n"
+         "  bad-args [--fill BYTES]     (invalid calls, then one allocation of BYTES)\n"
+         "  ctx-reset --first A --second B  (allocate A, destroy/reset the context without freeing, allocate B)\n";
 }
 
 // The driver functions the workload calls, with the signature of the variant it resolved.
@@ -77,6 +81,10 @@ struct Cu {
   decltype(&cuMemPoolDestroy) MemPoolDestroy = nullptr;
   decltype(&cuMemPoolTrimTo) MemPoolTrimTo = nullptr;
   decltype(&cuMemPoolGetAttribute) MemPoolGetAttribute = nullptr;
+  decltype(&cuMemPoolSetAttribute) MemPoolSetAttribute = nullptr;
+  decltype(&cuMemAllocHost_v2) MemAllocHost = nullptr;
+  decltype(&cuMemFreeHost) MemFreeHost = nullptr;
+  decltype(&cuDevicePrimaryCtxReset_v2) PrimaryCtxReset = nullptr;
   decltype(&cuDeviceGetDefaultMemPool) DeviceGetDefaultMemPool = nullptr;
   decltype(&cuStreamCreate) StreamCreate = nullptr;
   decltype(&cuStreamDestroy_v2) StreamDestroy = nullptr;
@@ -160,6 +168,10 @@ std::vector<Entry> Entries() {
       E(MemPoolDestroy, "cuMemPoolDestroy", cuMemPoolDestroy, 0),
       E(MemPoolTrimTo, "cuMemPoolTrimTo", cuMemPoolTrimTo, 0),
       E(MemPoolGetAttribute, "cuMemPoolGetAttribute", cuMemPoolGetAttribute, 0),
+      E(MemPoolSetAttribute, "cuMemPoolSetAttribute", cuMemPoolSetAttribute, 0),
+      E(MemAllocHost, "cuMemAllocHost", cuMemAllocHost_v2, 0),
+      E(MemFreeHost, "cuMemFreeHost", cuMemFreeHost, 0),
+      E(PrimaryCtxReset, "cuDevicePrimaryCtxReset", cuDevicePrimaryCtxReset_v2, 0),
       E(DeviceGetDefaultMemPool, "cuDeviceGetDefaultMemPool", cuDeviceGetDefaultMemPool, 0),
       E(StreamCreate, "cuStreamCreate", cuStreamCreate, 0),
       E(StreamDestroy, "cuStreamDestroy", cuStreamDestroy_v2, 0),
@@ -472,6 +484,11 @@ int CmdQuery(const Args& a) {
       OutI("nvml2_badversion_result", n.GetMemoryInfoV2(d, &bad));
     }
     n.Shutdown();
+  }
+  if (a.Has("no-free")) {
+    // Exit with the allocation and the context still held, as many programs do.
+    Out("done", "1");
+    return 0;
   }
   if (held) OutI("free_result", cu.MemFree(held));
   Close(s);
@@ -865,6 +882,133 @@ int CmdForkChild(const Args& a) {
   return 0;
 }
 
+
+// ---- pool-cache: a stream-ordered pool keeps freed memory reserved
+
+int CmdPoolCache(const Args& a) {
+  const uint64_t n = a.Bytes("bytes", 32ull << 20);
+  Session s = Open();
+  if (!s.ctx) Die("no context");
+  CUmemoryPool pool = nullptr;
+  if (cu.DeviceGetDefaultMemPool(&pool, s.dev) != CUDA_SUCCESS) Die("cuDeviceGetDefaultMemPool");
+  // Keep everything cached across synchronisations (PyTorch, CuPy and JAX set this).
+  cuuint64_t keep = ~0ull;
+  OutI("set_threshold_result", cu.MemPoolSetAttribute(pool, CU_MEMPOOL_ATTR_RELEASE_THRESHOLD, &keep));
+  CUstream stream = nullptr;
+  if (cu.StreamCreate(&stream, 0) != CUDA_SUCCESS) Die("cuStreamCreate");
+  CUdeviceptr p = 0;
+  OutI("async_result", cu.MemAllocAsync(&p, n, stream));
+  OutI("free_async_result", cu.MemFreeAsync(p, stream));
+  OutI("sync_result", cu.StreamSynchronize(stream));
+  cuuint64_t reserved = 0;
+  cu.MemPoolGetAttribute(pool, CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT, &reserved);
+  OutU("pool_reserved", reserved);
+  OutI("used_cached", UsedNow());
+  // The pool still holds n bytes of device memory: another n must not fit under a limit < 2n.
+  CUdeviceptr q = 0;
+  CUresult r = cu.MemAlloc(&q, n);
+  OutI("probe_cached", r);
+  if (r == CUDA_SUCCESS) cu.MemFree(q);
+  // Reuse from the cache needs no new memory.
+  r = cu.MemAllocAsync(&p, n, stream);
+  OutI("async_reuse", r);
+  if (r == CUDA_SUCCESS) {
+    cu.MemFreeAsync(p, stream);
+    cu.StreamSynchronize(stream);
+  }
+  OutI("trim_result", cu.MemPoolTrimTo(pool, 0));
+  OutI("used_trimmed", UsedNow());
+  r = cu.MemAlloc(&q, n);
+  OutI("probe_trimmed", r);
+  if (r == CUDA_SUCCESS) cu.MemFree(q);
+  cu.StreamDestroy(stream);
+  Close(s);
+  Out("done", "1");
+  return 0;
+}
+
+// ---- host-kinds: host memory is not device memory
+
+int CmdHostKinds(const Args& a) {
+  const uint64_t n = a.Bytes("bytes", 64ull << 20);
+  Session s = Open();
+  if (!s.ctx) Die("no context");
+  void* h = nullptr;
+  CUresult r = cu.MemAllocHost(&h, n);
+  OutI("alloc_host", r);
+  CUmemAllocationProp prop{};
+  prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+  prop.location.type = CU_MEM_LOCATION_TYPE_HOST_NUMA;
+  prop.location.id = 0;  // NUMA node 0, not device 0
+  CUmemGenericAllocationHandle handle = 0;
+  CUresult rv = cu.MemCreate(&handle, n, &prop, 0);
+  OutI("vmm_host_numa", rv);
+  OutI("used_with_host", UsedNow());
+  if (rv == CUDA_SUCCESS) OutI("vmm_host_release", cu.MemRelease(handle));
+  if (r == CUDA_SUCCESS) OutI("free_host", cu.MemFreeHost(h));
+  Close(s);
+  Out("done", "1");
+  return 0;
+}
+
+// ---- bad-args: calls the driver refuses must come back with the driver's error and cost nothing
+
+int CmdBadArgs(const Args& a) {
+  const uint64_t fill = a.Bytes("fill", 0);
+  Session s = Open();
+  if (!s.ctx) Die("no context");
+  CUdeviceptr p = 0;
+  size_t pitch = 0;
+  OutI("alloc_zero", cu.MemAlloc(&p, 0));
+  OutI("pitch_bad_element", cu.MemAllocPitch(&p, &pitch, 4096, 1024, 3));
+  OutI("managed_bad_flags", cu.MemAllocManaged(&p, 32ull << 20, 0));
+  CUmemAllocationProp prop{};
+  prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+  prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+  prop.location.id = g_device;
+  CUmemGenericAllocationHandle h = 0;
+  OutI("vmm_unaligned", cu.MemCreate(&h, (32ull << 20) + 4096, &prop, 0));
+  CUDA_ARRAY_DESCRIPTOR d{};
+  d.Width = 1024;
+  d.Height = 1024;
+  d.Format = 0x77;  // no such format
+  d.NumChannels = 4;
+  CUarray arr = nullptr;
+  OutI("array_bad_format", cu.ArrayCreate(&arr, &d));
+  OutI("free_unknown", cu.MemFree(0x1234567));
+  OutI("used_after_errors", UsedNow());
+  if (fill) {
+    CUresult r = cu.MemAlloc(&p, fill);
+    OutI("fill_result", r);
+    if (r == CUDA_SUCCESS) cu.MemFree(p);
+  }
+  Close(s);
+  Out("done", "1");
+  return 0;
+}
+
+// ---- ctx-reset: destroying a context (or resetting the primary one) frees its memory
+
+int CmdCtxReset(const Args& a) {
+  const uint64_t first = a.Bytes("first", 0), second = a.Bytes("second", 0);
+  Session s = Open();
+  if (!s.ctx) Die("no context");
+  CUdeviceptr p = 0;
+  OutI("first_alloc", cu.MemAlloc(&p, first));
+  // No cuMemFree: the context goes away with the allocation in it.
+  CUresult r = s.created ? cu.CtxDestroy(s.ctx) : cu.PrimaryCtxReset(s.dev);
+  OutI("reset_result", r);
+  Session t = Open("again_");
+  if (!t.ctx) Die("no context after reset");
+  OutI("used_after_reset", UsedNow());
+  r = cu.MemAlloc(&p, second);
+  OutI("second_alloc", r);
+  if (r == CUDA_SUCCESS) cu.MemFree(p);
+  Close(t);
+  Out("done", "1");
+  return 0;
+}
+
 // ---- exec-child
 
 int CmdExecChild(const Args& a) {
@@ -907,6 +1051,10 @@ int main(int argc, char** argv) {
   if (a.command == "hold") return CmdHold(a);
   if (a.command == "fork-child") return CmdForkChild(a);
   if (a.command == "exec-child") return CmdExecChild(a);
+  if (a.command == "pool-cache") return CmdPoolCache(a);
+  if (a.command == "host-kinds") return CmdHostKinds(a);
+  if (a.command == "bad-args") return CmdBadArgs(a);
+  if (a.command == "ctx-reset") return CmdCtxReset(a);
   fputs(Usage(), stderr);
   return 2;
 }
