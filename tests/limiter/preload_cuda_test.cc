@@ -58,6 +58,25 @@ TEST_F(LimiterFakesCuda, ContextFootprintAndDeadProcessReaping) {
   EXPECT_EQ(Outstanding(), 0);
 }
 
+TEST_F(LimiterFakesCuda, PoolCacheContextTeardownAndExitBehaveLikeTheDriver) {
+  Result pool = RunCuda("procaddress_ptsz", {"pool-cache", "--bytes", "32MiB"}, Lib::kNone, false);
+  ASSERT_EQ(pool.exit_code, 0) << pool.Describe();
+  EXPECT_EQ(pool.U64("pool_reserved"), 32 * kMiB) << "freed pool memory stays reserved above the threshold";
+  EXPECT_EQ(pool.Int("used_cached"), static_cast<long long>(32 * kMiB));
+  EXPECT_EQ(pool.Int("async_reuse"), 0);
+  EXPECT_EQ(pool.Int("used_trimmed"), 0);
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"ctx-reset", "--first", "512MiB", "--second", "768MiB"},
+        std::vector<std::string>{"--ctx", "create", "ctx-reset", "--first", "512MiB", "--second", "768MiB"}}) {
+    Result r = RunCuda("dlopen", args, Lib::kNone, false);
+    EXPECT_EQ(r.Int("used_after_reset"), 0) << r.Describe();
+    EXPECT_EQ(r.Int("second_alloc"), 0);
+  }
+  Result exit_holding = RunCuda("linked", {"query", "--alloc", "256MiB", "--no-free"}, Lib::kNone, false);
+  EXPECT_EQ(exit_holding.Int("alloc_result"), 0) << exit_holding.Describe();
+  EXPECT_EQ(Outstanding(), 0) << "the fake gives everything back at a normal exit";
+}
+
 // ------------------------------------------------------------------ every path
 
 class LimiterCudaPreloadPath : public PreloadTest, public ::testing::WithParamInterface<std::string> {
