@@ -73,6 +73,7 @@ bool AllocationTable::Insert(HandleKind kind, uint64_t key, Holding holding) {
   slots_[i].kind = static_cast<uint8_t>(kind);
   slots_[i].card = holding.card;
   slots_[i].bytes = holding.bytes;
+  slots_[i].owner = holding.owner;
   return true;
 }
 
@@ -81,17 +82,49 @@ bool AllocationTable::Find(HandleKind kind, uint64_t key, Holding* out) {
   if (!slots_) return false;
   size_t i = Probe(kind, key);
   if (slots_[i].kind == static_cast<uint8_t>(HandleKind::kNone)) return false;
-  *out = Holding{slots_[i].card, slots_[i].bytes};
+  *out = Holding{slots_[i].card, slots_[i].bytes, slots_[i].owner};
   return true;
 }
 
 bool AllocationTable::Take(HandleKind kind, uint64_t key, Holding* out) {
   Guard guard(&mu_);
+  return TakeLocked(kind, key, out);
+}
+
+size_t AllocationTable::TakeOwnedBy(uint64_t owner, OwnedFn fn, void* arg) {
+  if (owner == 0) return 0;
+  // Collect a batch under the lock, call back outside it (the callback releases ledger bytes).
+  struct Taken {
+    HandleKind kind;
+    uint64_t key;
+    Holding holding;
+  };
+  constexpr size_t kBatch = 64;
+  size_t total = 0;
+  for (;;) {
+    Taken batch[kBatch];
+    size_t n = 0;
+    {
+      Guard guard(&mu_);
+      for (size_t i = 0; slots_ && i < capacity_ && n < kBatch; ++i) {
+        if (slots_[i].kind == static_cast<uint8_t>(HandleKind::kNone) || slots_[i].owner != owner) continue;
+        Taken t{static_cast<HandleKind>(slots_[i].kind), slots_[i].key, {}};
+        if (TakeLocked(t.kind, t.key, &t.holding)) batch[n++] = t;
+        --i;  // backward shift may have moved another entry into slot i
+      }
+    }
+    for (size_t i = 0; i < n; ++i) fn(arg, batch[i].kind, batch[i].key, batch[i].holding);
+    total += n;
+    if (n < kBatch) return total;
+  }
+}
+
+bool AllocationTable::TakeLocked(HandleKind kind, uint64_t key, Holding* out) {
   if (!slots_) return false;
   size_t mask = capacity_ - 1;
   size_t i = Probe(kind, key);
   if (slots_[i].kind == static_cast<uint8_t>(HandleKind::kNone)) return false;
-  *out = Holding{slots_[i].card, slots_[i].bytes};
+  *out = Holding{slots_[i].card, slots_[i].bytes, slots_[i].owner};
   // Backward-shift deletion: pull later members of the probe run into the hole.
   size_t hole = i;
   size_t j = i;

@@ -22,8 +22,9 @@ enum class HandleKind : uint8_t {
 };
 
 struct Holding {
-  uint32_t card;    // region card (or pool index / device ordinal, by kind)
+  uint32_t card;       // region card (or pool index / device ordinal, by kind)
   uint64_t bytes;
+  uint64_t owner = 0;  // the context the allocation belongs to (0: none / not tracked)
 };
 
 class AllocationTable {
@@ -40,6 +41,10 @@ class AllocationTable {
   // Removes the entry and returns it; false if the handle is not known.
   bool Take(HandleKind kind, uint64_t key, Holding* out);
   bool Find(HandleKind kind, uint64_t key, Holding* out);
+  // Removes every entry owned by `owner` (a context that was destroyed, with its memory) and
+  // calls `fn` for each, outside the table's lock. Returns how many.
+  using OwnedFn = void (*)(void* arg, HandleKind kind, uint64_t key, Holding holding);
+  size_t TakeOwnedBy(uint64_t owner, OwnedFn fn, void* arg);
   size_t size();
   // In a fork child: forget everything and reset the lock (a parent thread may have held it).
   void ResetAfterFork();
@@ -51,7 +56,9 @@ class AllocationTable {
     uint8_t kind;  // HandleKind; kNone = empty
     uint8_t pad[3];
     uint64_t bytes;
+    uint64_t owner;
   };
+  bool TakeLocked(HandleKind kind, uint64_t key, Holding* out);
   bool GrowLocked();
   size_t Probe(HandleKind kind, uint64_t key) const;
 

@@ -109,6 +109,8 @@ pthread_mutex_t g_ctx_mu = PTHREAD_MUTEX_INITIALIZER;
 int g_primary_refs[kMaxOrdinals];
 int g_created_ctx[kMaxOrdinals];
 bool g_ctx_charged[kMaxOrdinals];
+CUcontext g_primary_ctx[kMaxOrdinals];  // the primary context of each device, once retained
+void ReconcilePoolsOfDevice(CUdevice dev);
 
 uint64_t ContextReserve() { return Rt().config.context_reserve_bytes; }
 
@@ -127,19 +129,39 @@ bool BeforeContext(CUdevice dev, bool primary) {
   return ok;
 }
 
+// Everything allocated in a context goes with it (cuCtxDestroy, a primary context reset or its
+// last release): give the slice its bytes back although no free was called.
+void ReleaseContextMemory(CUcontext ctx, CUdevice dev) {
+  if (!ctx) return;
+  Rt().table.TakeOwnedBy(
+      reinterpret_cast<uint64_t>(ctx),
+      [](void*, HandleKind kind, uint64_t, Holding h) {
+        if (kind == HandleKind::kDevicePointer || kind == HandleKind::kArray || kind == HandleKind::kMipmappedArray)
+          Release(static_cast<int>(h.card), h.bytes);
+      },
+      nullptr);
+  ReconcilePoolsOfDevice(dev);
+}
+
 // After a context on `dev` went away (or its creation failed): the footprint goes with the last.
 // `reset` = the primary context was reset, whatever its reference count.
-void AfterContextGone(CUdevice dev, bool primary, bool reset = false) {
+void AfterContextGone(CUdevice dev, bool primary, bool reset = false, bool existed = true) {
   if (dev < 0 || dev >= kMaxOrdinals) return;
+  CUcontext destroyed_primary = nullptr;
   pthread_mutex_lock(&g_ctx_mu);
   int& refs = (primary ? g_primary_refs : g_created_ctx)[dev];
   if (reset) refs = 0;
   else if (refs > 0) --refs;
+  if (primary && existed && g_primary_refs[dev] == 0) {
+    destroyed_primary = g_primary_ctx[dev];
+    g_primary_ctx[dev] = nullptr;
+  }
   if (g_ctx_charged[dev] && g_primary_refs[dev] + g_created_ctx[dev] == 0) {
     Release(CardOfDevice(dev), ContextReserve());
     g_ctx_charged[dev] = false;
   }
   pthread_mutex_unlock(&g_ctx_mu);
+  if (destroyed_primary) ReleaseContextMemory(destroyed_primary, dev);
 }
 
 // ---- stream-ordered pools: charged by their reserved size ----
@@ -149,11 +171,17 @@ struct PoolBook {
   CUdevice device;
   uint64_t accounted;  // reserved bytes the books hold for this pool
 };
-pthread_mutex_t g_pool_mu = PTHREAD_MUTEX_INITIALIZER;
+// Recursive: an allocation holds it across the driver call, and a refusal inside it re-reads the
+// card's pools (the reconciler) on the same thread.
+pthread_mutex_t g_pool_mu = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 PoolBook g_pools[kMaxPools];
 int g_pool_count = 0;
+std::atomic<void*> g_ctx_get_current{nullptr};
 
 using PoolGetAttributeFn = CUresult (*)(CUmemoryPool, int, void*);
+constexpr int kPoolAttrUsedMemCurrent = 7;
+
+bool PoolUsed(CUmemoryPool pool, uint64_t* out);
 using DeviceGetMemPoolFn = CUresult (*)(CUmemoryPool*, CUdevice);
 using StreamIsCapturingFn = CUresult (*)(CUstream, int*);
 
@@ -161,6 +189,12 @@ bool PoolReserved(CUmemoryPool pool, uint64_t* out) {
   auto fn = reinterpret_cast<PoolGetAttributeFn>(
       CachedRealByName(g_pool_get_attribute, Library::kCuda, "cuMemPoolGetAttribute"));
   return fn && fn(pool, kPoolAttrReservedMemCurrent, out) == kSuccess;
+}
+
+bool PoolUsed(CUmemoryPool pool, uint64_t* out) {
+  auto fn = reinterpret_cast<PoolGetAttributeFn>(
+      CachedRealByName(g_pool_get_attribute, Library::kCuda, "cuMemPoolGetAttribute"));
+  return fn && fn(pool, kPoolAttrUsedMemCurrent, out) == kSuccess;
 }
 
 int PoolIndexLocked(CUmemoryPool pool, CUdevice device) {
@@ -171,18 +205,28 @@ int PoolIndexLocked(CUmemoryPool pool, CUdevice device) {
   return g_pool_count++;
 }
 
-// Brings the books for pool `index` to its reserved size now. True if bytes were released.
-bool ReconcilePoolLocked(int index) {
+// Brings the books for pool `index` to its reserved size now. `credit` = bytes the caller
+// already reserved for this pool's growth (settled here in one step, so the books never hold
+// both the reservation and the growth). True if bytes were released.
+bool ReconcilePoolLocked(int index, uint64_t credit = 0) {
   PoolBook& p = g_pools[index];
-  uint64_t now = 0;
-  if (!PoolReserved(p.pool, &now)) return false;
   int card = CardOfDevice(p.device);
+  uint64_t now = 0;
+  if (!p.pool || !PoolReserved(p.pool, &now)) {
+    // The pool is gone (destroyed, or with its context): so is its memory.
+    Release(card, p.accounted + credit);
+    bool released = p.accounted + credit > 0;
+    p.accounted = 0;
+    p.pool = nullptr;
+    return released;
+  }
+  uint64_t held = p.accounted + credit;  // what the books hold for this pool, reservation included
   bool released = false;
-  if (now < p.accounted) {
-    Release(card, p.accounted - now);
-    released = true;
-  } else if (now > p.accounted) {
-    ChargeAfterTheFact(card, now - p.accounted);
+  if (now < held) {
+    Release(card, held - now);
+    released = now < p.accounted;
+  } else if (now > held) {
+    ChargeAfterTheFact(card, now - held);
   }
   p.accounted = now;
   return released;
@@ -199,12 +243,21 @@ bool ReconcilePoolsOfCard(int card) {
   return released;
 }
 
+void ReconcilePoolsOfDevice(CUdevice dev) {
+  pthread_mutex_lock(&g_pool_mu);
+  for (int i = 0; i < g_pool_count; ++i)
+    if (g_pools[i].device == dev && g_pools[i].pool) ReconcilePoolLocked(i);
+  pthread_mutex_unlock(&g_pool_mu);
+}
+
 void ForgetAfterFork() {
   pthread_mutex_init(&g_ctx_mu, nullptr);
   memset(g_primary_refs, 0, sizeof g_primary_refs);
   memset(g_created_ctx, 0, sizeof g_created_ctx);
   memset(g_ctx_charged, 0, sizeof g_ctx_charged);
-  pthread_mutex_init(&g_pool_mu, nullptr);
+  memset(g_primary_ctx, 0, sizeof g_primary_ctx);
+  pthread_mutex_t fresh = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+  g_pool_mu = fresh;
   g_pool_count = 0;
 }
 
@@ -249,8 +302,19 @@ CUresult ReserveOnCurrent(uint64_t bytes, const char* api, int* card) {
   return Reserve(*card, bytes, api) == Decision::kAllow ? kSuccess : kOutOfMemory;
 }
 
-void Remember(HandleKind kind, uint64_t key, int card, uint64_t bytes) {
-  if (!Rt().table.Insert(kind, key, Holding{static_cast<uint32_t>(card), bytes})) {
+using CtxGetCurrentFn = CUresult (*)(CUcontext*);
+
+// The calling thread's current context: what owns an allocation made now.
+uint64_t CurrentContext() {
+  auto f = reinterpret_cast<CtxGetCurrentFn>(CachedRealByName(g_ctx_get_current, Library::kCuda, "cuCtxGetCurrent"));
+  CUcontext ctx = nullptr;
+  if (!f || f(&ctx) != kSuccess) return 0;
+  return reinterpret_cast<uint64_t>(ctx);
+}
+
+void Remember(HandleKind kind, uint64_t key, int card, uint64_t bytes, bool context_owned = true) {
+  Holding holding{static_cast<uint32_t>(card), bytes, context_owned ? CurrentContext() : 0};
+  if (!Rt().table.Insert(kind, key, holding)) {
     // No memory for the table: the allocation stays charged until the process exits.
     static std::atomic<bool> logged{false};
     if (!logged.exchange(true)) sys::Log("allocation table full: some frees will not be credited");
@@ -271,7 +335,7 @@ CUresult AllocAsyncCommon(CUdeviceptr* dptr, size_t bytes, CUmemoryPool explicit
                           AllocAsyncFn plain, AllocFromPoolFn from_pool, FreeAsyncFn free_async) {
   auto call = [&]() { return explicit_pool ? from_pool(dptr, bytes, explicit_pool, stream) : plain(dptr, bytes, stream); };
   NestGuard nest;
-  if (!Active() || !nest.outermost()) return call();
+  if (!Active() || !nest.outermost() || !dptr) return call();
   EnsureCudaSetup();
   // Allocations recorded into a graph come from the graph's own pool (docs/isolation.md).
   auto capturing = reinterpret_cast<StreamIsCapturingFn>(
@@ -287,33 +351,61 @@ CUresult AllocAsyncCommon(CUdeviceptr* dptr, size_t bytes, CUmemoryPool explicit
         CachedRealByName(g_device_get_mem_pool, Library::kCuda, "cuDeviceGetMemPool"));
     if (!get_pool || get_pool(&pool, dev) != kSuccess) pool = nullptr;
   }
-  int card = CardOfDevice(dev);
-  uint64_t reserve = (static_cast<uint64_t>(bytes) + kPoolChunk - 1) / kPoolChunk * kPoolChunk;
-  if (Reserve(card, reserve, explicit_pool ? "cuMemAllocFromPoolAsync" : "cuMemAllocAsync") != Decision::kAllow)
-    return kOutOfMemory;
-  CUresult r = call();
-  if (r != kSuccess) {
-    Release(card, reserve);
-    return r;
-  }
+  const char* api = explicit_pool ? "cuMemAllocFromPoolAsync" : "cuMemAllocAsync";
+  // The most a pool can grow for this allocation (it grows in chunks of at least 2 MiB).
+  const uint64_t worst = (static_cast<uint64_t>(bytes) + kPoolChunk - 1) / kPoolChunk * kPoolChunk;
   if (!pool) {  // no pool to measure: charge the allocation itself
-    Remember(HandleKind::kDevicePointer, *dptr, card, reserve);
+    int card = CardOfDevice(dev);
+    if (Reserve(card, worst, api) != Decision::kAllow) return kOutOfMemory;
+    CUresult r = call();
+    if (r != kSuccess) Release(card, worst);
+    else Remember(HandleKind::kDevicePointer, *dptr, card, worst);
     return r;
   }
+  // One async allocation at a time per process, so that the pool's growth seen afterwards is
+  // this allocation's alone.
   pthread_mutex_lock(&g_pool_mu);
   int index = PoolIndexLocked(pool, dev);
   if (index < 0) {
     pthread_mutex_unlock(&g_pool_mu);
-    Remember(HandleKind::kDevicePointer, *dptr, card, reserve);
+    sys::Log("more than %d memory pools in one process: %s refused", kMaxPools, api);
+    return kOutOfMemory;
+  }
+  ReconcilePoolLocked(index);  // the pool may have trimmed itself since we last looked
+  const int card = CardOfDevice(g_pools[index].device);
+  uint64_t reserved = 0, used = 0;
+  const bool cached = PoolReserved(pool, &reserved) && PoolUsed(pool, &used) && reserved >= used &&
+                      reserved - used >= bytes;
+  uint64_t credit = worst;
+  if (Reserve(card, worst, api) != Decision::kAllow) {
+    if (!cached) {
+      pthread_mutex_unlock(&g_pool_mu);
+      return kOutOfMemory;
+    }
+    credit = 0;  // the pool's cache can serve it: no new memory is needed
+  }
+  CUresult r = call();
+  if (r != kSuccess) {
+    Release(card, credit);
+    pthread_mutex_unlock(&g_pool_mu);
     return r;
   }
-  // Settle: the books hold the pool's reserved size; what was reserved up front goes back.
-  card = CardOfDevice(g_pools[index].device);
-  ReconcilePoolLocked(index);
+  const uint64_t before = g_pools[index].accounted;
+  ReconcilePoolLocked(index, credit);
+  if (credit == 0 && g_pools[index].accounted > before && UsedOn(card) > LimitOf(card)) {
+    // The cache could not serve it after all (fragmentation) and the pool grew past the slice:
+    // give the block back, let the stream reach the free, trim the growth off, refuse.
+    free_async(*dptr, stream);
+    auto sync = reinterpret_cast<CUresult (*)(CUstream)>(RealByName(Library::kCuda, "cuStreamSynchronize"));
+    auto trim = reinterpret_cast<CUresult (*)(CUmemoryPool, size_t)>(RealByName(Library::kCuda, "cuMemPoolTrimTo"));
+    if (sync) sync(stream);
+    if (trim) trim(pool, before);
+    ReconcilePoolLocked(index);
+    pthread_mutex_unlock(&g_pool_mu);
+    return kOutOfMemory;
+  }
   pthread_mutex_unlock(&g_pool_mu);
-  Release(CardOfDevice(dev), reserve);
   Remember(HandleKind::kPoolPointer, *dptr, index, 0);
-  (void)free_async;
   return r;
 }
 
@@ -618,7 +710,13 @@ TS_EXPORT CUresult cuDevicePrimaryCtxRetain(CUcontext* ctx, CUdevice dev) {
   EnsureCudaSetup();
   if (!BeforeContext(dev, true)) return kOutOfMemory;
   CUresult r = real(ctx, dev);
-  if (r != kSuccess) AfterContextGone(dev, true);
+  if (r != kSuccess) {
+    AfterContextGone(dev, true, false, /*existed=*/false);
+  } else if (ctx && dev >= 0 && dev < kMaxOrdinals) {
+    pthread_mutex_lock(&g_ctx_mu);
+    g_primary_ctx[dev] = *ctx;
+    pthread_mutex_unlock(&g_ctx_mu);
+  }
   return r;
 }
 
@@ -639,8 +737,8 @@ CUresult CtxCreateCommon(CUcontext* ctx, CUdevice dev, Call call) {
   EnsureCudaSetup();
   if (!BeforeContext(dev, false)) return kOutOfMemory;
   CUresult r = call();
-  if (r != kSuccess) AfterContextGone(dev, false);
-  else Remember(HandleKind::kContext, reinterpret_cast<uint64_t>(*ctx), dev, 0);
+  if (r != kSuccess) AfterContextGone(dev, false, false, /*existed=*/false);
+  else Remember(HandleKind::kContext, reinterpret_cast<uint64_t>(*ctx), dev, 0, /*context_owned=*/false);
   return r;
 }
 
@@ -661,8 +759,10 @@ TS_EXPORT CUresult cuCtxDestroy_v2(CUcontext ctx) {
   CUresult r = Real<CUresult (*)(CUcontext)>(kCtxDestroy_v2)(ctx);
   if (r != kSuccess || !Active()) return r;
   Holding h;
-  if (Rt().table.Take(HandleKind::kContext, reinterpret_cast<uint64_t>(ctx), &h))
+  if (Rt().table.Take(HandleKind::kContext, reinterpret_cast<uint64_t>(ctx), &h)) {
+    ReleaseContextMemory(ctx, static_cast<CUdevice>(h.card));
     AfterContextGone(static_cast<CUdevice>(h.card), false);
+  }
   return r;
 }
 

@@ -187,12 +187,12 @@ void Ledger::RebuildCard(uint32_t card) {
   region_->cards[card].used_bytes.store(sum, std::memory_order_relaxed);
 }
 
-void Ledger::ReclaimSlotLocked(uint32_t s, uint32_t identity) {
+void Ledger::ReclaimSlotLocked(uint32_t s, uint32_t identity, bool steal_locks) {
   ProcessSlot& slot = region_->slots[s];
   const uint32_t dead = s + 1;
   // Card locks the dead owner still holds are ours now (no one else can take its identity while
   // we hold its slot lock): drop its bytes there and rebuild those cards from the slots.
-  for (uint32_t c = 0; c < kRegionMaxCards; ++c) {
+  for (uint32_t c = 0; steal_locks && c < kRegionMaxCards; ++c) {
     if (region_->cards[c].lock.load(std::memory_order_acquire) != dead) continue;
     slot.bytes[c].store(0, std::memory_order_relaxed);
     RebuildCard(c);
@@ -309,14 +309,21 @@ void Ledger::AfterForkInChild() {
   }
 }
 
+void Ledger::ReleaseSlot() {
+  if (!region_) return;
+  LockLocal();
+  int s = slot();
+  if (s >= 0) {
+    ReclaimSlotLocked(static_cast<uint32_t>(s), Identity(), /*steal_locks=*/false);
+    slot_.store(-1, std::memory_order_release);
+    sys::UnlockByte(fd_, SlotLockOffset(static_cast<uint32_t>(s)));
+  }
+  UnlockLocal();
+}
+
 void Ledger::Close() {
   if (!region_) return;
-  if (slot() >= 0) {
-    LockLocal();
-    ReclaimSlotLocked(static_cast<uint32_t>(slot()), Identity());
-    sys::UnlockByte(fd_, SlotLockOffset(static_cast<uint32_t>(slot())));
-    UnlockLocal();
-  }
+  ReleaseSlot();
   munmap(region_, sizeof(Region));
   close(fd_);
   region_ = nullptr;

@@ -42,7 +42,10 @@ class Ledger {
   // After fork, in the child: the inherited descriptor shares the parent's locks, so the child
   // opens its own and will claim its own slot; the parent's slot is never touched.
   void AfterForkInChild();
-  // Drops this process's slot (its bytes go back) and unmaps; for tests and orderly exit paths.
+  // Gives this process's slot back (its bytes go back) and keeps the mapping: at exit, when the
+  // driver frees everything the process held. A later allocation claims a new slot.
+  void ReleaseSlot();
+  // ReleaseSlot and unmap; for tests.
   void Close();
 
   int slot() const { return slot_.load(std::memory_order_acquire); }
@@ -55,7 +58,9 @@ class Ledger {
   // process-local reclaim lock.
   // `identity` is the card-lock identity to use (this process's slot + 1, or s + 1 while the
   // process claims s and has no slot yet).
-  void ReclaimSlotLocked(uint32_t s, uint32_t identity);
+  // `steal_locks`: card locks still held under the slot's identity are the dead owner's (not when
+  // a live process gives back its own slot: another of its threads may hold one).
+  void ReclaimSlotLocked(uint32_t s, uint32_t identity, bool steal_locks = true);
   void RebuildCard(uint32_t card);  // caller holds the card lock
   uint32_t Identity() const { return static_cast<uint32_t>(slot_.load(std::memory_order_acquire)) + 1; }
   void LockLocal();

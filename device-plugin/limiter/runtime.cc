@@ -19,7 +19,6 @@ std::atomic<int> g_init_state{0};  // 0 = not started, 1 = in progress, 2 = done
 std::atomic<ReconcileFn> g_reconcile{nullptr};
 std::atomic<bool> g_logged_no_card{false};
 std::atomic<bool> g_logged_no_slot{false};
-std::atomic<bool> g_logged_broken_use{false};
 
 constexpr int kMaxForkHandlers = 8;
 std::atomic<ForkChildFn> g_fork_handlers[kMaxForkHandlers];
@@ -87,6 +86,14 @@ void Initialise(Runtime& rt) {
   rt.mode = Mode::kActive;
 }
 
+// At exit the driver frees everything this process holds: give the slot back so siblings and
+// the exporter see it at once (a killed process's slot is folded back by whoever looks next).
+// The limiter's destructors run last (it is loaded first), after the application's exit handlers.
+__attribute__((destructor)) void ReleaseAtExit() {
+  if (g_init_state.load(std::memory_order_acquire) != 2 || !g_runtime || g_runtime->mode != Mode::kActive) return;
+  g_runtime->ledger.ReleaseSlot();
+}
+
 }  // namespace
 
 Runtime& Rt() {
@@ -132,17 +139,20 @@ uint64_t LimitOf(int card) { return LimitIn(Rt().config, card); }
 uint64_t UsedOn(int card) {
   Runtime& rt = Rt();
   if (rt.mode != Mode::kActive || card < 0 || static_cast<uint32_t>(card) >= rt.config.card_count) return 0;
+  // A memory query must not report what dead processes held (the driver freed it): fold them
+  // back first, at most every 20 ms (each live sibling costs one fcntl).
+  static std::atomic<uint64_t> last_reclaim_ns{0};
+  uint64_t now = sys::MonotonicNs();
+  uint64_t last = last_reclaim_ns.load(std::memory_order_relaxed);
+  if (now - last > 20000000ull && last_reclaim_ns.compare_exchange_strong(last, now) && rt.ledger.EnsureSlot())
+    rt.ledger.ReclaimDead();
   return rt.ledger.Used(rt.config.cards[card].region_card);
 }
 
 Decision Reserve(int card, uint64_t bytes, const char* api) {
   Runtime& rt = Rt();
   if (rt.mode == Mode::kInactive) return Decision::kAllow;
-  if (rt.mode == Mode::kBroken) {
-    if (!g_logged_broken_use.exchange(true))
-      sys::Log("refusing %s: this container holds a memory slice but its limiter is not working (see above)", api);
-    return Decision::kRefuse;
-  }
+  if (rt.mode == Mode::kBroken) return Decision::kRefuse;  // the one log line was written at start
   if (card < 0 || static_cast<uint32_t>(card) >= rt.config.card_count) {
     if (!g_logged_no_card.exchange(true))
       sys::Log("refusing %s on a device that is not among this container's slices", api);

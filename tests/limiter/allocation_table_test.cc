@@ -54,6 +54,32 @@ TEST(AllocationTable, MatchesAModelThroughGrowthAndDeletion) {
   }
 }
 
+TEST(AllocationTable, TakeOwnedByRemovesExactlyOneContextsEntries) {
+  AllocationTable t;
+  for (uint64_t i = 0; i < 5000; ++i)
+    ASSERT_TRUE(t.Insert(HandleKind::kDevicePointer, i * 4096, {0, i, i % 3 == 0 ? uint64_t{0xc0ffee} : uint64_t{0xbeef}}));
+  struct Sum {
+    uint64_t bytes = 0;
+    size_t count = 0;
+  } sum;
+  size_t taken = t.TakeOwnedBy(
+      0xc0ffee,
+      [](void* arg, HandleKind, uint64_t key, Holding h) {
+        auto* s = static_cast<Sum*>(arg);
+        s->bytes += h.bytes;
+        ++s->count;
+        EXPECT_EQ(key / 4096 % 3, 0u);
+      },
+      &sum);
+  EXPECT_EQ(taken, 1667u);
+  EXPECT_EQ(sum.count, 1667u);
+  EXPECT_EQ(t.size(), 5000u - 1667u);
+  Holding h;
+  for (uint64_t i = 0; i < 5000; ++i)
+    EXPECT_EQ(t.Find(HandleKind::kDevicePointer, i * 4096, &h), i % 3 != 0) << i;
+  EXPECT_EQ(t.TakeOwnedBy(0, [](void*, HandleKind, uint64_t, Holding) {}, nullptr), 0u);
+}
+
 TEST(AllocationTable, ThreadsInsertAndTakeTheirOwnKeys) {
   AllocationTable t;
   std::vector<std::thread> threads;
