@@ -1,5 +1,7 @@
 #include "device-plugin/limiter/config.h"
 
+#include "device-plugin/limiter/card_coordination.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -162,8 +164,9 @@ class Parser {
 
  private:
   size_t Offset() const { return static_cast<size_t>(p_ - begin_); }
-
   const char* begin_;
+
+ public:
   const char* p_;
   const char* end_;
   char* error_;
@@ -198,6 +201,13 @@ bool ParseCard(Parser& ps, CardLimit* card, bool* seen_uuid) {
     } else if (Is(key, "regionCard", "region_card")) {
       if (!ps.Unsigned(kRegionMaxCards - 1, &v, "cards[].regionCard")) return false;
       card->region_card = static_cast<uint32_t>(v);
+    } else if (Is(key, "coordinationDir", "coordination_dir")) {
+      if (!ps.String(card->coordination_dir, sizeof card->coordination_dir, "cards[].coordinationDir")) return false;
+      if (card->coordination_dir[0] != '\0' && card->coordination_dir[0] != '/')
+        return ps.Fail("must be an absolute path", "cards[].coordinationDir");
+    } else if (Is(key, "coordinationSlot", "coordination_slot")) {
+      if (!ps.Unsigned(kRosterMaxEntries - 1, &v, "cards[].coordinationSlot")) return false;
+      card->coordination_slot = static_cast<uint32_t>(v);
     } else if (!ps.SkipValue(2)) {
       return false;
     }
@@ -243,6 +253,24 @@ bool ParseConfig(const char* text, size_t length, Config* out, char* error, size
       } else if (Is(key, "regionPath", "region_path")) {
         if (!ps.String(out->region_path, sizeof out->region_path, "regionPath")) return false;
         seen_region = true;
+      } else if (Is(key, "workloadClass", "workload_class")) {
+        char cls[16];
+        if (!ps.String(cls, sizeof cls, "workloadClass")) return false;
+        if (strcmp(cls, "inference") == 0) out->workload_class = kClassInference;
+        else if (strcmp(cls, "training") == 0) out->workload_class = kClassTraining;
+        else if (cls[0] == '\0') out->workload_class = kClassUnspecified;
+        else return ps.Fail("must be \"inference\" or \"training\"", "workloadClass");
+      } else if (Is(key, "workConserving", "work_conserving")) {
+        ps.SkipSpace();
+        if (ps.end_ - ps.p_ >= 4 && memcmp(ps.p_, "true", 4) == 0) {
+          out->work_conserving = true;
+          ps.p_ += 4;
+        } else if (ps.end_ - ps.p_ >= 5 && memcmp(ps.p_, "false", 5) == 0) {
+          out->work_conserving = false;
+          ps.p_ += 5;
+        } else {
+          return ps.Fail("expected true or false", "workConserving");
+        }
       } else if (Is(key, "contextReserveBytes", "context_reserve_bytes")) {
         if (!ps.Unsigned(UINT64_MAX, &v, "contextReserveBytes")) return false;
         out->context_reserve_bytes = v;

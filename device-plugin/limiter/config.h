@@ -25,6 +25,8 @@ struct CardLimit {
   uint64_t memory_limit_bytes;  // 0 = not limited
   uint32_t compute_permille;
   uint32_t region_card;
+  char coordination_dir[256];  // the card's coordination directory (card_coordination.h), or ""
+  uint32_t coordination_slot;
 };
 
 struct Config {
@@ -36,6 +38,8 @@ struct Config {
   Vendor vendor;
   char region_path[512];
   uint64_t context_reserve_bytes;
+  uint32_t workload_class;  // WorkloadClassCode (card_coordination.h)
+  bool work_conserving;
   uint32_t card_count;
   CardLimit cards[kConfigMaxCards];
 };

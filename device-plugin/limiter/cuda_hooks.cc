@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "device-plugin/limiter/compute.h"
 #include "device-plugin/limiter/cuda_types.h"
 #include "device-plugin/limiter/hook_table.h"
 #include "device-plugin/limiter/runtime.h"
@@ -48,16 +49,8 @@ uint64_t ArrayBytes(size_t width, size_t height, size_t depth, int format, unsig
   return total;
 }
 
-namespace {
-
-constexpr uint64_t kPoolChunk = 2ull << 20;  // a pool grows by at least this much
-constexpr int kMaxPools = 64;
-
-// ---- devices ----
-
 std::atomic<int> g_card_of_ordinal[kMaxOrdinals];  // 0 = unknown, else card + 2 (1 = no card)
 
-using CtxGetDeviceFn = CUresult (*)(CUdevice*);
 using DeviceGetUuidFn = CUresult (*)(unsigned char*, CUdevice);
 
 int CardOfDevice(CUdevice dev) {
@@ -83,6 +76,15 @@ int CardOfDevice(CUdevice dev) {
   return card;
 }
 
+namespace {
+
+constexpr uint64_t kPoolChunk = 2ull << 20;  // a pool grows by at least this much
+constexpr int kMaxPools = 64;
+
+// ---- devices ----
+
+using CtxGetDeviceFn = CUresult (*)(CUdevice*);
+
 // The device of the calling thread's current context; false (with the driver's error) if none.
 std::atomic<void*> g_ctx_get_device{nullptr}, g_stream_is_capturing{nullptr}, g_device_get_mem_pool{nullptr},
     g_pool_get_attribute{nullptr};
@@ -102,6 +104,12 @@ bool CurrentDevice(CUdevice* dev, CUresult* error) {
 }
 
 bool Active() { return CurrentMode() != Mode::kInactive; }
+
+int CardOfCurrentDevice() {
+  CUdevice dev = 0;
+  CUresult error = kSuccess;
+  return CurrentDevice(&dev, &error) ? CardOfDevice(dev) : kNoCard;
+}
 
 // ---- contexts: the first context of this process on a device is charged context_reserve ----
 
@@ -282,7 +290,8 @@ enum HookId : int {
   kMemCreate, kMemRelease, kArrayCreate_v2, kArrayCreate, kArray3DCreate_v2, kArray3DCreate, kArrayDestroy,
   kMipmappedArrayCreate, kMipmappedArrayDestroy, kDevicePrimaryCtxRetain, kDevicePrimaryCtxRelease,
   kDevicePrimaryCtxRelease_v2, kDevicePrimaryCtxReset, kDevicePrimaryCtxReset_v2, kCtxCreate_v2, kCtxCreate_v3,
-  kCtxCreate_v4, kCtxDestroy_v2, kLaunchKernel, kLaunchKernel_ptsz, kGetProcAddress, kGetProcAddress_v2, kHookCount
+  kCtxCreate_v4, kCtxDestroy_v2, kLaunchKernel, kLaunchKernel_ptsz, kGetProcAddress, kGetProcAddress_v2, kLaunchKernelEx,
+  kLaunchKernelEx_ptsz, kLaunchCooperativeKernel, kLaunchCooperativeKernel_ptsz, kGraphLaunch, kGraphLaunch_ptsz, kHookCount
 };
 
 HookEntry* Entries();
@@ -766,21 +775,52 @@ TS_EXPORT CUresult cuCtxDestroy_v2(CUcontext ctx) {
   return r;
 }
 
-// Launches pass straight through (the compute-share issue governs them); they are hooked so
-// that the pass-through cost is measured where it will matter.
-TS_EXPORT CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
-                                  unsigned bz, unsigned shared, CUstream stream, void** params, void** extra) {
-  return Real<CUresult (*)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
-                           CUstream, void**, void**)>(kLaunchKernel)(f, gx, gy, gz, bx, by, bz, shared, stream,
-                                                                     params, extra);
+// Launches: gated by the container's compute share on the current device's card (compute.cc);
+// a container without compute shares pays one flag test.
+inline void GateLaunch() {
+  if (compute::Enabled()) compute::BeforeLaunch(CardOfCurrentDevice());
 }
-TS_EXPORT CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
-                                       unsigned by, unsigned bz, unsigned shared, CUstream stream, void** params,
-                                       void** extra) {
-  return Real<CUresult (*)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
-                           CUstream, void**, void**)>(kLaunchKernel_ptsz)(f, gx, gy, gz, bx, by, bz, shared,
-                                                                          stream, params, extra);
-}
+
+#define TS_LAUNCH_KERNEL(name, id)                                                                              \
+  TS_EXPORT CUresult name(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,        \
+                          unsigned bz, unsigned shared, CUstream stream, void** params, void** extra) {         \
+    auto real = Real<CUresult (*)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,      \
+                                  unsigned, CUstream, void**, void**)>(id);                                    \
+    GateLaunch();                                                                                                   \
+    return real(f, gx, gy, gz, bx, by, bz, shared, stream, params, extra);                                      \
+  }
+TS_LAUNCH_KERNEL(cuLaunchKernel, kLaunchKernel)
+TS_LAUNCH_KERNEL(cuLaunchKernel_ptsz, kLaunchKernel_ptsz)
+
+#define TS_LAUNCH_KERNEL_EX(name, id)                                                               \
+  TS_EXPORT CUresult name(const void* config, CUfunction f, void** params, void** extra) {          \
+    auto real = Real<CUresult (*)(const void*, CUfunction, void**, void**)>(id);                    \
+    GateLaunch();                                                                                       \
+    return real(config, f, params, extra);                                                          \
+  }
+TS_LAUNCH_KERNEL_EX(cuLaunchKernelEx, kLaunchKernelEx)
+TS_LAUNCH_KERNEL_EX(cuLaunchKernelEx_ptsz, kLaunchKernelEx_ptsz)
+
+#define TS_LAUNCH_COOPERATIVE(name, id)                                                                         \
+  TS_EXPORT CUresult name(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,        \
+                          unsigned bz, unsigned shared, CUstream stream, void** params) {                       \
+    auto real = Real<CUresult (*)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,      \
+                                  unsigned, CUstream, void**)>(id);                                            \
+    GateLaunch();                                                                                                   \
+    return real(f, gx, gy, gz, bx, by, bz, shared, stream, params);                                             \
+  }
+TS_LAUNCH_COOPERATIVE(cuLaunchCooperativeKernel, kLaunchCooperativeKernel)
+TS_LAUNCH_COOPERATIVE(cuLaunchCooperativeKernel_ptsz, kLaunchCooperativeKernel_ptsz)
+
+// A graph launch runs all its kernels: it is gated once and charged the graph's measured time.
+#define TS_GRAPH_LAUNCH(name, id)                                              \
+  TS_EXPORT CUresult name(void* exec, CUstream stream) {                       \
+    auto real = Real<CUresult (*)(void*, CUstream)>(id);                       \
+    GateLaunch();                                                                  \
+    return real(exec, stream);                                                 \
+  }
+TS_GRAPH_LAUNCH(cuGraphLaunch, kGraphLaunch)
+TS_GRAPH_LAUNCH(cuGraphLaunch_ptsz, kGraphLaunch_ptsz)
 
 // The driver's entry-point lookup (CUDA runtime 11.3 and later reach every function this way).
 TS_EXPORT CUresult cuGetProcAddress(const char* symbol, void** pfn, int version, unsigned long long flags) {
@@ -849,6 +889,12 @@ HookEntry g_entries[kHookCount] = {
     TS_HOOK(kLaunchKernel_ptsz, cuLaunchKernel_ptsz, "cuLaunchKernel", 7000, true),
     TS_HOOK(kGetProcAddress, cuGetProcAddress, "cuGetProcAddress", 11030, false),
     TS_HOOK(kGetProcAddress_v2, cuGetProcAddress_v2, "cuGetProcAddress", 12000, false),
+    TS_HOOK(kLaunchKernelEx, cuLaunchKernelEx, "cuLaunchKernelEx", 11060, false),
+    TS_HOOK(kLaunchKernelEx_ptsz, cuLaunchKernelEx_ptsz, "cuLaunchKernelEx", 11060, true),
+    TS_HOOK(kLaunchCooperativeKernel, cuLaunchCooperativeKernel, "cuLaunchCooperativeKernel", 9000, false),
+    TS_HOOK(kLaunchCooperativeKernel_ptsz, cuLaunchCooperativeKernel_ptsz, "cuLaunchCooperativeKernel", 9000, true),
+    TS_HOOK(kGraphLaunch, cuGraphLaunch, "cuGraphLaunch", 10000, false),
+    TS_HOOK(kGraphLaunch_ptsz, cuGraphLaunch_ptsz, "cuGraphLaunch", 10000, true),
 };
 
 HookEntry* Entries() { return g_entries; }

@@ -72,6 +72,9 @@ struct Array3DDescriptor {
 };
 static_assert(sizeof(Array3DDescriptor) == 40);
 
+// Config card of a CUDA device ordinal (by the physical card's UUID, else the visible index).
+int CardOfDevice(CUdevice dev);
+
 // Lower bound of an array's bytes (the driver pads and tiles; it does not report the size of an
 // ordinary array): width × height × depth × channels × element size, per mip level.
 uint64_t ArrayBytes(size_t width, size_t height, size_t depth, int format, unsigned channels, unsigned levels);

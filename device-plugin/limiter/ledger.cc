@@ -137,8 +137,25 @@ bool Ledger::EnsureSlot() {
   return slot_.load(std::memory_order_acquire) >= 0;
 }
 
-void Ledger::LockCard(uint32_t card, uint32_t identity) {
-  std::atomic<uint32_t>& word = region_->cards[card].lock;
+void Ledger::LockCard(uint32_t card, uint32_t identity) { LockWord(region_->cards[card].lock, identity, static_cast<int>(card)); }
+
+ComputeBook* Ledger::LockCompute(uint32_t card) {
+  if (!region_ || card >= kRegionMaxCards || !EnsureSlot()) return nullptr;
+  LockWord(region_->compute[card].lock, Identity(), -1);
+  return &region_->compute[card];
+}
+
+void Ledger::UnlockCompute(uint32_t card) { region_->compute[card].lock.store(0, std::memory_order_release); }
+
+int Ledger::LivePids(int32_t* out, int capacity) {
+  int n = 0;
+  for (uint32_t s = 0; s < kRegionMaxSlots && n < capacity; ++s)
+    if (region_->slots[s].state.load(std::memory_order_acquire) == kSlotLive) out[n++] = region_->slots[s].pid;
+  return n;
+}
+
+// `rebuild_card` >= 0: the word is that card's lock, whose books are rebuilt on a take-over.
+void Ledger::LockWord(std::atomic<uint32_t>& word, uint32_t identity, int rebuild_card) {
   int spins = 0, yields = 0;
   for (;;) {
     uint32_t expected = 0;
@@ -168,8 +185,10 @@ void Ledger::LockCard(uint32_t card, uint32_t identity) {
     // from the slots: the dead slot's bytes on this card are dropped (the driver freed its
     // memory); its other cards are folded back by the next ReclaimDead.
     if (word.compare_exchange_strong(holder, identity, std::memory_order_acquire)) {
-      region_->slots[holder_slot].bytes[card].store(0, std::memory_order_relaxed);
-      RebuildCard(card);
+      if (rebuild_card >= 0) {
+        region_->slots[holder_slot].bytes[rebuild_card].store(0, std::memory_order_relaxed);
+        RebuildCard(static_cast<uint32_t>(rebuild_card));
+      }
       sys::UnlockByte(fd_, SlotLockOffset(holder_slot));
       return;
     }

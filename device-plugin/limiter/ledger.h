@@ -34,6 +34,13 @@ class Ledger {
   bool Charge(uint32_t card, uint64_t bytes);
   void Release(uint32_t card, uint64_t bytes);
   uint64_t Used(uint32_t card) const;
+
+  // The compute book of region card `card`, locked (the same dead-holder recovery as the card
+  // locks, without a rebuild: a dead holder leaves nothing half-done that matters).
+  ComputeBook* LockCompute(uint32_t card);
+  void UnlockCompute(uint32_t card);
+  // Live processes' PIDs (as each saw itself); returns how many were written.
+  int LivePids(int32_t* out, int capacity);
   void PublishLimit(uint32_t card, uint64_t limit);
 
   // Folds back the bytes of every slot whose owner is gone. Returns how many slots it freed.
@@ -53,6 +60,7 @@ class Ledger {
 
  private:
   void LockCard(uint32_t card, uint32_t identity);
+  void LockWord(std::atomic<uint32_t>& word, uint32_t identity, int rebuild_card);
   void UnlockCard(uint32_t card);
   // Folds back slot `s`, whose owner is dead; the caller holds the slot's OFD lock and the
   // process-local reclaim lock.

@@ -66,16 +66,32 @@ struct alignas(64) ProcessSlot {
   std::atomic<uint64_t> bytes[kRegionMaxCards];
 };
 
+// A container's compute budget on one card (compute shares; docs/isolation.md), shared by its
+// processes and changed only under `lock` (same identities as the card locks).
+struct alignas(64) ComputeBook {
+  std::atomic<uint32_t> lock;
+  uint32_t reserved0;
+  int64_t tokens_ns;                // device time it may still use; negative = debt
+  uint64_t refill_ns;               // CLOCK_MONOTONIC of the last refill
+  uint64_t estimate_ns;             // expected device time of one launch (from measurements)
+  uint64_t sample_ns;               // when busy time was last measured (0 = never)
+  uint64_t charged_since_sample;    // estimates charged since then
+  uint64_t launches_since_sample;
+  uint64_t busy_ns;                 // measured device time, cumulative
+};
+
 struct Region {
   RegionHeader header;
   CardBook cards[kRegionMaxCards];
   ProcessSlot slots[kRegionMaxSlots];
+  ComputeBook compute[kRegionMaxCards];
 };
 
 static_assert(sizeof(RegionHeader) == 64);
 static_assert(sizeof(CardBook) == 64);
 static_assert(sizeof(ProcessSlot) == 192);
-static_assert(sizeof(Region) == 64 + 16 * 64 + 256 * 192);
+static_assert(sizeof(ComputeBook) == 64);
+static_assert(sizeof(Region) == 64 + 16 * 64 + 256 * 192 + 16 * 64);
 static_assert(std::atomic<uint64_t>::is_always_lock_free && std::atomic<uint32_t>::is_always_lock_free);
 
 inline constexpr off_t SlotLockOffset(uint32_t slot) {
