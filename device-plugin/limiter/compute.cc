@@ -21,7 +21,7 @@ namespace tideslice::limiter::compute {
 namespace {
 
 constexpr uint64_t kSamplePeriodNs = 50000000;       // measure the container's device time every 50 ms
-constexpr uint64_t kContentionWindowNs = 50000000;   // a peer that launched within this is competing
+constexpr uint64_t kContentionWindowNs = 5000000;    // a peer that launched within this is competing
 constexpr int kMaxPids = 256;
 
 // ---- the card coordination files ----
@@ -91,9 +91,12 @@ PeerView PeersOf(int card, uint64_t now) {
   for (uint32_t s = 0; s < kRosterMaxEntries; ++s) {
     const CardEntry* e = v->peers[s];
     if (!e || v->roster->slots[s].state != 1) continue;
-    uint64_t last = e->last_launch_ns.load(std::memory_order_relaxed);
+    // Competing = has work queued on the card, or launched a moment ago (its queue estimate
+    // does not see the time its kernels wait behind ours): a work-conserving slice fills the
+    // gaps its neighbours leave, not the time they are waiting for it.
     uint64_t queued = e->queued_until_ns.load(std::memory_order_relaxed);
-    if (last + kContentionWindowNs > now || queued > now) view.contention = true;
+    uint64_t last = e->last_launch_ns.load(std::memory_order_relaxed);
+    if (queued > now || last + kContentionWindowNs > now) view.contention = true;
     if (v->roster->slots[s].workload_class == kClassInference && queued > now) view.inference_pending = true;
   }
   return view;

@@ -28,7 +28,7 @@ struct GovernorParams {
 };
 
 struct PeerView {
-  bool contention = true;        // another container launched on this card recently
+  bool contention = true;          // another container has work queued or running on this card
   bool inference_pending = false;  // an inference container has work queued on this card
 };
 

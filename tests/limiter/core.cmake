@@ -2,7 +2,7 @@
 # preset), plus checks on the built library itself: which glibc versions it needs, what it
 # exports, that it needs no C++ runtime.
 tideslice_test(limiter_core_test
-  SOURCES config_test.cc ledger_test.cc allocation_table_test.cc
+  SOURCES config_test.cc ledger_test.cc allocation_table_test.cc share_governor_test.cc
   LIBS tideslice_limiter_core)
 
 tideslice_test(limiter_library_test
