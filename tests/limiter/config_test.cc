@@ -106,6 +106,30 @@ TEST(LimiterConfig, RefusalsNameTheField) {
   }
 }
 
+TEST(LimiterConfig, ReadsTheComputeShareFields) {
+  std::string error;
+  const std::string text = R"({"version":1,"vendor":"nvidia","regionPath":"/r","workloadClass":"inference",
+      "workConserving":true,"cards":[{"uuid":"GPU-1","computePermille":300,
+      "coordinationDir":"/var/run/tideslice/cards/0","coordinationSlot":7}]})";
+  ASSERT_TRUE(Valid(text, &error)) << error;
+  Config c = Parse(text);
+  EXPECT_EQ(c.workload_class, 1u);
+  EXPECT_TRUE(c.work_conserving);
+  EXPECT_EQ(c.cards[0].compute_permille, 300u);
+  EXPECT_STREQ(c.cards[0].coordination_dir, "/var/run/tideslice/cards/0");
+  EXPECT_EQ(c.cards[0].coordination_slot, 7u);
+  for (const char* bad : {R"("workloadClass":"batch")", R"("workConserving":"yes")", R"("workConserving":1)"}) {
+    std::string t = std::string(R"({"version":1,"vendor":"nvidia","regionPath":"/r",)") + bad +
+                    R"(,"cards":[{"uuid":"a"}]})";
+    EXPECT_FALSE(Valid(t, &error)) << t;
+  }
+  EXPECT_FALSE(Valid(R"({"version":1,"vendor":"nvidia","regionPath":"/r","cards":[{"uuid":"a","coordinationDir":"rel"}]})",
+                     &error));
+  EXPECT_NE(error.find("coordinationDir"), std::string::npos) << error;
+  EXPECT_FALSE(Valid(R"({"version":1,"vendor":"nvidia","regionPath":"/r","cards":[{"uuid":"a","coordinationSlot":64}]})",
+                     &error));
+}
+
 TEST(LimiterConfig, DeepNestingAndHugeInputAreRefusedWithoutRecursingFar) {
   std::string deep = R"({"version":1,"x":)" + std::string(10000, '[') + std::string(10000, ']') + "}";
   std::string error;
