@@ -44,6 +44,29 @@ wait
 a=$(sed -n 's/^fill_half.got=//p' "$work/half1.txt"); b=$(sed -n 's/^fill_half.got=//p' "$work/half2.txt")
 echo "two_processes.sum=$((a + b)) limit=$limit ($a + $b)"
 (( a + b <= limit )) || { echo "check.two_processes_within_limit=FAILED"; status=1; }
+echo "== compute: spin kernels under a 30 % share, alone and beside a 60 % share"
+compute_config() {  # $1 = share permille, $2 = name
+  mkdir -p "$work/$2"
+  cat >"$work/$2/config.json" <<JSON
+{"version":1,"podNamespace":"gpu-test","podName":"$2","container":"spin","vendor":"nvidia",
+ "regionPath":"$work/$2/region","cards":[{"uuid":"$uuid","computePermille":$1}]}
+JSON
+}
+compute_config 300 thirty
+compute_config 600 sixty
+CUDA_VISIBLE_DEVICES=0 "$check" 0 spin 10 | tee "$work/spin-base.txt"
+CUDA_VISIBLE_DEVICES=0 TIDESLICE_LIMITER_CONFIG="$work/thirty/config.json" LD_PRELOAD="$lib" "$check" 0 spin 20 \
+  | tee "$work/spin-alone.txt"
+CUDA_VISIBLE_DEVICES=0 TIDESLICE_LIMITER_CONFIG="$work/thirty/config.json" LD_PRELOAD="$lib" "$check" 0 spin 20 \
+  >"$work/spin-30.txt" &
+CUDA_VISIBLE_DEVICES=0 TIDESLICE_LIMITER_CONFIG="$work/sixty/config.json" LD_PRELOAD="$lib" "$check" 0 spin 20 \
+  >"$work/spin-60.txt" &
+wait
+alone=$(sed -n 's/^spin.share=//p' "$work/spin-alone.txt")
+s30=$(sed -n 's/^spin.share=//p' "$work/spin-30.txt"); s60=$(sed -n 's/^spin.share=//p' "$work/spin-60.txt")
+echo "compute.share_alone=$alone (target 0.30 +- 0.03)"
+echo "compute.share_side_by_side=$s30 / $s60 (targets 0.30 / 0.60 +- 0.05)"
+awk -v a="$alone" 'BEGIN { exit !(a >= 0.27 && a <= 0.33) }' || { echo "check.compute_share_alone=FAILED"; status=1; }
 base=$(sed -n 's/^alloc_free_pair_ns=//p' "$work/base.txt"); lim=$(sed -n 's/^alloc_free_pair_ns=//p' "$work/limited.txt")
 echo "alloc_free_pair_ns: without=$base with=$lim added=$((lim - base))"
 exit $status

@@ -59,6 +59,26 @@ const char* kPtx = R"(
 }
 )";
 
+// Spins until `cycles` SM clock cycles have passed: a kernel of a chosen length.
+const char* kSpinPtx = R"(
+.version 7.0
+.target sm_50
+.address_size 64
+.visible .entry spin(.param .u64 cycles)
+{
+  .reg .pred %p;
+  .reg .b64 %rd<5>;
+  ld.param.u64 %rd1, [cycles];
+  mov.u64 %rd2, %clock64;
+LOOP:
+  mov.u64 %rd3, %clock64;
+  sub.s64 %rd4, %rd3, %rd2;
+  setp.lt.s64 %p, %rd4, %rd1;
+  @%p bra LOOP;
+  ret;
+}
+)";
+
 double NowNs() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -107,6 +127,52 @@ int main(int argc, char** argv) {
   printf("mem_get_info.total=%zu\nmem_get_info.free=%zu\ndevice_total_mem=%zu\n", total, free_bytes, device_total);
 
   const size_t chunk = 64ull << 20;
+  if (mode == "spin") {
+    // Saturate the card with 1 ms spin kernels for argv[3] seconds (at most 4 in flight, as a
+    // framework synchronising every step would); achieved share = kernels completed × their
+    // length ÷ wall time. Under a compute share the limiter holds the launches back.
+    double seconds = argc > 3 ? atof(argv[3]) : 10;
+    auto cuDeviceGetAttribute = Get<CUresult (*)(int*, int, int)>("cuDeviceGetAttribute");
+    auto cuStreamSynchronize = Get<CUresult (*)(void*)>("cuStreamSynchronize");
+    auto cuEventCreate = Get<CUresult (*)(void**, unsigned)>("cuEventCreate");
+    auto cuEventRecord = Get<CUresult (*)(void*, void*)>("cuEventRecord");
+    auto cuEventSynchronize = Get<CUresult (*)(void*)>("cuEventSynchronize");
+    auto cuEventElapsedTime = Get<CUresult (*)(float*, void*, void*)>("cuEventElapsedTime");
+    int khz = 0;
+    cuDeviceGetAttribute(&khz, 13 /* CLOCK_RATE, kHz */, dev);
+    void* module = nullptr;
+    void* fn = nullptr;
+    if (cuModuleLoadData(&module, kSpinPtx) != 0 || cuModuleGetFunction(&fn, module, "spin") != 0) return 2;
+    unsigned long long cycles = static_cast<unsigned long long>(khz);  // 1 ms
+    void* params[] = {&cycles};
+    // Calibrate: the kernel's real length on this card.
+    void *e0 = nullptr, *e1 = nullptr;
+    cuEventCreate(&e0, 0);
+    cuEventCreate(&e1, 0);
+    cuEventRecord(e0, nullptr);
+    for (int i = 0; i < 20; ++i) cuLaunchKernel(fn, 1, 1, 1, 1, 1, 1, 0, nullptr, params, nullptr);
+    cuEventRecord(e1, nullptr);
+    cuEventSynchronize(e1);
+    float ms = 0;
+    cuEventElapsedTime(&ms, e0, e1);
+    const double kernel_ms = ms / 20;
+    std::vector<void*> ring(4);
+    for (auto& e : ring) cuEventCreate(&e, 2 /* DISABLE_TIMING */);
+    double start = NowNs();
+    long launched = 0;
+    while ((NowNs() - start) / 1e9 < seconds) {
+      void* slot = ring[launched % ring.size()];
+      if (launched >= static_cast<long>(ring.size())) cuEventSynchronize(slot);
+      cuLaunchKernel(fn, 1, 1, 1, 1, 1, 1, 0, nullptr, params, nullptr);
+      cuEventRecord(slot, nullptr);
+      ++launched;
+    }
+    cuStreamSynchronize(nullptr);
+    double wall_ms = (NowNs() - start) / 1e6;
+    printf("spin.kernel_ms=%.3f\nspin.launched=%ld\nspin.share=%.3f\n", kernel_ms, launched,
+           launched * kernel_ms / wall_ms);
+    return 0;
+  }
   if (mode == "fill-half") {
     // For the two-process check: take 60 % of the limit in 64 MiB steps; report what we got.
     size_t want = limit / 10 * 6, got = 0;
