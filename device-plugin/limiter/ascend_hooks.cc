@@ -111,21 +111,14 @@ aclError Free(void* ptr, HandleKind kind, Call call) {
   return r;
 }
 
-// Device-memory queries report the slice: total = min(limit, physical), free = what is left.
+// Device-memory queries report the slice (every memory attribute: on 310P cards device memory
+// is DDR).
 void Clamp(size_t* free_bytes, size_t* total_bytes) {
   if (CurrentMode() != Mode::kActive || !free_bytes || !total_bytes) return;
-  int card = CurrentCard();
-  if (card == kNoCard) {
-    *free_bytes = 0;
-    return;
-  }
-  uint64_t limit = LimitOf(card);
-  if (limit == UINT64_MAX) return;
-  uint64_t total = limit < *total_bytes ? limit : *total_bytes;
-  uint64_t used = UsedOn(card);
-  uint64_t left = total > used ? total - used : 0;
-  *total_bytes = total;
-  if (left < *free_bytes) *free_bytes = left;
+  uint64_t f = *free_bytes, t = *total_bytes;
+  ClampToSlice(CurrentCard(), &f, &t);
+  *free_bytes = f;
+  *total_bytes = t;
 }
 
 }  // namespace

@@ -432,19 +432,6 @@ CUresult FreeAsyncCommon(CUdeviceptr dptr, CUstream stream, FreeAsyncFn real) {
   return r;
 }
 
-// Memory queries: total = min(limit, physical); free = what the slice has left, never more than
-// the card really has free.
-void Clamp(int card, uint64_t* free_bytes, uint64_t* total_bytes) {
-  if (card < 0) return;
-  uint64_t limit = LimitOf(card);
-  if (limit == UINT64_MAX) return;
-  uint64_t total = limit < *total_bytes ? limit : *total_bytes;
-  uint64_t used = UsedOn(card);
-  uint64_t left = total > used ? total - used : 0;
-  *total_bytes = total;
-  if (left < *free_bytes) *free_bytes = left;
-}
-
 }  // namespace
 }  // namespace tideslice::limiter::cuda
 
@@ -535,12 +522,8 @@ TS_EXPORT CUresult cuMemGetInfo_v2(size_t* free_bytes, size_t* total_bytes) {
   if (!CurrentDevice(&dev, &error)) return r;
   uint64_t f = *free_bytes, t = *total_bytes;
   int card = CardOfDevice(dev);
-  if (card == kNoCard) {
-    *free_bytes = 0;  // a device outside the slice: nothing may be allocated there
-    return r;
-  }
-  ReconcilePoolsOfCard(card);
-  Clamp(card, &f, &t);
+  if (card != kNoCard) ReconcilePoolsOfCard(card);
+  ClampToSlice(card, &f, &t);
   *free_bytes = f;
   *total_bytes = t;
   return r;
@@ -553,7 +536,7 @@ TS_EXPORT CUresult cuMemGetInfo(unsigned* free_bytes, unsigned* total_bytes) {
   CUresult error = kSuccess;
   if (!CurrentDevice(&dev, &error)) return r;
   uint64_t f = *free_bytes, t = *total_bytes;
-  Clamp(CardOfDevice(dev), &f, &t);
+  ClampToSlice(CardOfDevice(dev), &f, &t);
   *free_bytes = static_cast<unsigned>(f);
   *total_bytes = static_cast<unsigned>(t);
   return r;

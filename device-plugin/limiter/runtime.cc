@@ -149,6 +149,20 @@ uint64_t UsedOn(int card) {
   return rt.ledger.Used(rt.config.cards[card].region_card);
 }
 
+void ClampToSlice(int card, uint64_t* free_bytes, uint64_t* total_bytes) {
+  if (card == kNoCard) {
+    *free_bytes = 0;
+    return;
+  }
+  uint64_t limit = LimitOf(card);
+  if (limit == UINT64_MAX) return;
+  uint64_t total = limit < *total_bytes ? limit : *total_bytes;
+  uint64_t used = UsedOn(card);
+  uint64_t left = total > used ? total - used : 0;
+  *total_bytes = total;
+  if (left < *free_bytes) *free_bytes = left;
+}
+
 Decision Reserve(int card, uint64_t bytes, const char* api) {
   Runtime& rt = Rt();
   if (rt.mode == Mode::kInactive) return Decision::kAllow;

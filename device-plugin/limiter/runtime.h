@@ -48,6 +48,11 @@ int CardForUuid(const char* uuid);
 uint64_t LimitOf(int card);
 uint64_t UsedOn(int card);
 
+// A memory query's answer as the slice sees it: total = min(limit, physical); free = what the
+// slice has left, never more than the card really has free. Unlimited cards are left alone; a
+// device outside the configuration reports nothing free.
+void ClampToSlice(int card, uint64_t* free_bytes, uint64_t* total_bytes);
+
 enum class Decision { kAllow, kRefuse };
 // Reserves `bytes` on config card `card` before a driver call. kRefuse = answer out-of-memory.
 // `card` == kNoCard refuses (a device outside the slice's configuration) and logs once.

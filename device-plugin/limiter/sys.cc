@@ -117,36 +117,34 @@ ssize_t ReadSmallFile(const char* path, char* buffer, size_t cap) {
   return static_cast<ssize_t>(have);
 }
 
-int TryLockByte(int fd, off_t offset) {
+namespace {
+// One byte of the file, for the OFD lock commands.
+struct flock ByteRange(short type, off_t offset) {
   struct flock fl;
   memset(&fl, 0, sizeof fl);
-  fl.l_type = F_WRLCK;
+  fl.l_type = type;
   fl.l_whence = SEEK_SET;
   fl.l_start = offset;
   fl.l_len = 1;
+  return fl;
+}
+}  // namespace
+
+int TryLockByte(int fd, off_t offset) {
+  struct flock fl = ByteRange(F_WRLCK, offset);
   int r = Fcntl(fd, F_OFD_SETLK, &fl);
   if (r == -EACCES) r = -EAGAIN;
   return r < 0 ? r : 0;
 }
 
 int UnlockByte(int fd, off_t offset) {
-  struct flock fl;
-  memset(&fl, 0, sizeof fl);
-  fl.l_type = F_UNLCK;
-  fl.l_whence = SEEK_SET;
-  fl.l_start = offset;
-  fl.l_len = 1;
+  struct flock fl = ByteRange(F_UNLCK, offset);
   int r = Fcntl(fd, F_OFD_SETLK, &fl);
   return r < 0 ? r : 0;
 }
 
 int ByteLockedElsewhere(int fd, off_t offset) {
-  struct flock fl;
-  memset(&fl, 0, sizeof fl);
-  fl.l_type = F_WRLCK;
-  fl.l_whence = SEEK_SET;
-  fl.l_start = offset;
-  fl.l_len = 1;
+  struct flock fl = ByteRange(F_WRLCK, offset);
   int r = Fcntl(fd, F_OFD_GETLK, &fl);
   if (r < 0) return r;
   return fl.l_type == F_UNLCK ? 0 : 1;
