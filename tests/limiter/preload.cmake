@@ -64,10 +64,12 @@ tideslice_limiter_workload(cuda_workload_linked ${TS_LIMITER_TEST_DIR}/programs/
 tideslice_limiter_workload(acl_workload ${TS_LIMITER_TEST_DIR}/programs/acl_workload.cc)
 tideslice_limiter_workload(acl_workload_linked ${TS_LIMITER_TEST_DIR}/programs/acl_workload.cc
                            LIBS tideslice_fake_acl tideslice_fake_ascend_runtime)
+# Compute shares: kernels on the fakes' execution timeline (CUDA and ACL, through dlopen).
+tideslice_limiter_workload(compute_workload ${TS_LIMITER_TEST_DIR}/programs/compute_workload.cc)
 
 add_custom_target(tideslice_limiter_fakes
   DEPENDS tideslice_fake_cuda tideslice_fake_nvml tideslice_fake_ascend_runtime tideslice_fake_acl
-          cuda_workload cuda_workload_linked acl_workload acl_workload_linked)
+          cuda_workload cuda_workload_linked acl_workload acl_workload_linked compute_workload)
 
 # ---- the preload tests (need the limiter library, tideslice-limiter, and its test twin)
 if(TARGET tideslice-limiter AND TARGET tideslice-limiter-testpaths)
@@ -82,7 +84,8 @@ if(TARGET tideslice-limiter AND TARGET tideslice-limiter-testpaths)
     TS_CUDA_WORKLOAD="$<TARGET_FILE:cuda_workload>"
     TS_CUDA_WORKLOAD_LINKED="$<TARGET_FILE:cuda_workload_linked>"
     TS_ACL_WORKLOAD="$<TARGET_FILE:acl_workload>"
-    TS_ACL_WORKLOAD_LINKED="$<TARGET_FILE:acl_workload_linked>")
+    TS_ACL_WORKLOAD_LINKED="$<TARGET_FILE:acl_workload_linked>"
+    TS_COMPUTE_WORKLOAD="$<TARGET_FILE:compute_workload>")
 
   foreach(suite cuda ascend env)
     tideslice_test(limiter_preload_${suite}_test
@@ -91,4 +94,12 @@ if(TARGET tideslice-limiter AND TARGET tideslice-limiter-testpaths)
     target_compile_definitions(limiter_preload_${suite}_test PRIVATE ${TS_LIMITER_PRELOAD_DEFS})
     add_dependencies(limiter_preload_${suite}_test tideslice_limiter_fakes tideslice-limiter tideslice-limiter-testpaths)
   endforeach()
+
+  # The fakes' execution timeline on its own (no limiter): the fakes are loaded into the test
+  # process (dlopen) and run by the compute workload.
+  tideslice_test(limiter_fakes_timeline_test
+    SOURCES ${TS_LIMITER_TEST_DIR}/fakes_timeline_test.cc
+    LIBS Threads::Threads ${CMAKE_DL_LIBS})
+  target_compile_definitions(limiter_fakes_timeline_test PRIVATE ${TS_LIMITER_PRELOAD_DEFS})
+  add_dependencies(limiter_fakes_timeline_test tideslice_limiter_fakes)
 endif()

@@ -24,6 +24,19 @@ typedef struct aclmdlDataset aclmdlDataset;
 typedef struct rtArgsEx rtArgsEx_t;
 typedef struct rtSmDesc rtSmDesc_t;
 typedef struct rtTaskCfgInfo rtTaskCfgInfo_t;
+typedef void* aclrtEvent;
+typedef void* rtEvent_t;
+typedef void* rtFuncHandle;
+typedef void* rtLaunchArgsHandle;
+typedef void* aclrtArgsHandle;
+typedef struct aclrtLaunchKernelCfg aclrtLaunchKernelCfg;
+typedef struct aclTensorDesc aclTensorDesc;
+typedef struct aclDataBuffer aclDataBuffer;
+typedef struct aclopAttr aclopAttr;
+typedef int aclopEngineType;
+typedef int aclopCompileType;
+typedef int aclrtEventRecordedStatus;
+enum : int { ACL_EVENT_RECORDED_STATUS_NOT_READY = 0, ACL_EVENT_RECORDED_STATUS_COMPLETE = 1 };
 
 // ---- A.1 error codes
 enum : int {
@@ -141,6 +154,32 @@ aclError aclrtLaunchKernel(aclrtFuncHandle funcHandle, uint32_t blockDim, const 
                            aclrtStream stream);
 aclError aclmdlExecute(uint32_t modelId, const aclmdlDataset* input, aclmdlDataset* output);
 aclError aclmdlExecuteAsync(uint32_t modelId, const aclmdlDataset* input, aclmdlDataset* output, aclrtStream stream);
+aclError aclrtLaunchKernelWithConfig(aclrtFuncHandle funcHandle, uint32_t numBlocks, aclrtStream stream,
+                                     aclrtLaunchKernelCfg* cfg, aclrtArgsHandle argsHandle, void* reserve);
+aclError aclopExecute(const char* opType, int numInputs, const aclTensorDesc* const inputDesc[],
+                      const aclDataBuffer* const inputs[], int numOutputs, const aclTensorDesc* const outputDesc[],
+                      aclDataBuffer* const outputs[], const aclopAttr* attr, aclrtStream stream);
+aclError aclopExecuteV2(const char* opType, int numInputs, aclTensorDesc* inputDesc[], aclDataBuffer* inputs[],
+                        int numOutputs, aclTensorDesc* outputDesc[], aclDataBuffer* outputs[], aclopAttr* attr,
+                        aclrtStream stream);
+aclError aclopCompileAndExecute(const char* opType, int numInputs, const aclTensorDesc* const inputDesc[],
+                                const aclDataBuffer* const inputs[], int numOutputs,
+                                const aclTensorDesc* const outputDesc[], aclDataBuffer* const outputs[],
+                                const aclopAttr* attr, aclopEngineType engineType, aclopCompileType compileFlag,
+                                const char* opPath, aclrtStream stream);
+aclError aclopCompileAndExecuteV2(const char* opType, int numInputs, aclTensorDesc* inputDesc[], aclDataBuffer* inputs[],
+                                  int numOutputs, aclTensorDesc* outputDesc[], aclDataBuffer* outputs[],
+                                  aclopAttr* attr, aclopEngineType engineType, aclopCompileType compileFlag,
+                                  const char* opPath, aclrtStream stream);
+aclError aclrtCreateStream(aclrtStream* stream);
+aclError aclrtDestroyStream(aclrtStream stream);
+aclError aclrtSynchronizeStream(aclrtStream stream);
+aclError aclrtCreateEvent(aclrtEvent* event);
+aclError aclrtRecordEvent(aclrtEvent event, aclrtStream stream);
+aclError aclrtQueryEventStatus(aclrtEvent event, aclrtEventRecordedStatus* status);
+aclError aclrtSynchronizeEvent(aclrtEvent event);
+aclError aclrtEventElapsedTime(float* ms, aclrtEvent startEvent, aclrtEvent endEvent);
+aclError aclrtDestroyEvent(aclrtEvent event);
 
 // ---- A.2c rt exports of the fake libruntime.so
 rtError_t rtMalloc(void** devPtr, uint64_t size, rtMemType_t type, const uint16_t moduleId);
@@ -168,5 +207,36 @@ rtError_t rtKernelLaunchWithFlagV2(const void* stubFunc, uint32_t numBlocks, rtA
                                    rtSmDesc_t* smDesc, rtStream_t stm, uint32_t flags,
                                    const rtTaskCfgInfo_t* cfgInfo);
 rtError_t rtModelExecute(rtModel_t mdl, rtStream_t stm, uint32_t flag);
+rtError_t rtKernelLaunch(const void* stubFunc, uint32_t numBlocks, void* args, uint32_t argsSize, rtSmDesc_t* smDesc,
+                         rtStream_t stm);
+rtError_t rtKernelLaunchWithFlag(const void* stubFunc, uint32_t numBlocks, rtArgsEx_t* argsInfo, rtSmDesc_t* smDesc,
+                                 rtStream_t stm, uint32_t flags);
+rtError_t rtKernelLaunchWithHandle(void* hdl, const uint64_t tilingKey, uint32_t numBlocks, rtArgsEx_t* argsInfo,
+                                   rtSmDesc_t* smDesc, rtStream_t stm, const void* kernelInfo);
+rtError_t rtLaunchKernelByFuncHandle(rtFuncHandle funcHandle, uint32_t numBlocks, rtLaunchArgsHandle argsHandle,
+                                     rtStream_t stm);
+rtError_t rtLaunchKernelByFuncHandleV2(rtFuncHandle funcHandle, uint32_t numBlocks, rtLaunchArgsHandle argsHandle,
+                                       rtStream_t stm, const rtTaskCfgInfo_t* cfgInfo);
+rtError_t rtLaunchKernelByFuncHandleV3(rtFuncHandle funcHandle, uint32_t numBlocks, const rtArgsEx_t* argsInfo,
+                                       rtStream_t stm, const rtTaskCfgInfo_t* cfgInfo);
+rtError_t rtStreamSynchronize(rtStream_t stm);
+rtError_t rtEventRecord(rtEvent_t evt, rtStream_t stm);
+
+// ---- fake-only exports of the fake libruntime.so (the `tsfake_rt_*` ones are what the fake
+// libascendcl.so's stream, event and launch calls use; no real rt function is implied)
+void tsfake_set_kernel_us(unsigned int us);  // also exported by the fake libascendcl.so
+unsigned long long tsfake_last_kernel_start_ns(void);
+unsigned long long tsfake_last_kernel_end_ns(void);
+int tsfake_busy_ns(unsigned int dev, int pid, unsigned long long from_ns, unsigned long long to_ns,
+                   unsigned long long* out);
+void tsfake_rt_set_kernel_us(unsigned int us);
+rtError_t tsfake_rt_submit(rtStream_t stm);
+rtError_t tsfake_rt_stream_create(rtStream_t* stm);
+rtError_t tsfake_rt_stream_destroy(rtStream_t stm);
+rtError_t tsfake_rt_event_create(rtEvent_t* evt);
+rtError_t tsfake_rt_event_destroy(rtEvent_t evt);
+rtError_t tsfake_rt_event_status(rtEvent_t evt, int* complete);
+rtError_t tsfake_rt_event_synchronize(rtEvent_t evt);
+rtError_t tsfake_rt_event_elapsed(float* ms, rtEvent_t start, rtEvent_t end);
 
 }  // extern "C"

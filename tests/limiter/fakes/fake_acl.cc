@@ -4,11 +4,23 @@
 // against, so the call crosses a shared-object boundary through the PLT and an LD_PRELOAD
 // definition of rtMalloc sees it (a limiter that counts both aclrtMalloc and rtMalloc counts
 // twice). rt error codes are returned to the caller unchanged.
+//
+// Execution (ASCEND-ABI A.4) on the fake devices' timeline, kept by libruntime.so:
+//   - aclmdlExecuteAsync calls rtModelExecute through the PLT (graph mode ends there in CANN);
+//     aclmdlExecute does too, on the default stream, then waits until its kernel has ended;
+//   - aclrtSynchronizeStream calls rtStreamSynchronize and aclrtRecordEvent rtEventRecord
+//     through the PLT;
+//   - aclrtLaunchKernel, aclrtLaunchKernelWithConfig, aclopExecute, aclopExecuteV2,
+//     aclopCompileAndExecute[V2] (one kernel each, asynchronous on the given stream) and the other
+//     stream and event calls go to fake-only tsfake_rt_* exports of libruntime.so, so they reach no
+//     hookable rt function (which rt function CANN's own would reach is not known, ASCEND-ABI U-5);
+//   - tsfake_set_kernel_us(us) sets the calling thread's kernel length (0 = the default 100 us).
 #include <stdint.h>
 
 #include <atomic>
 
 #include "tests/limiter/abi/acl_abi.h"
+#include "tests/limiter/fakes/fake_state.h"
 
 #define FAKE_EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -146,19 +158,31 @@ FAKE_EXPORT aclError aclrtUnmapMem(void* virPtr) {
   return rtUnmapMem(virPtr);
 }
 
+// ---- execution (A.4)
+
 FAKE_EXPORT aclError aclrtLaunchKernel(aclrtFuncHandle funcHandle, uint32_t blockDim, const void* argsData,
                                        size_t argsSize, aclrtStream stream) {
   (void)blockDim;
   (void)argsData;
   (void)argsSize;
-  (void)stream;
-  return funcHandle ? ACL_SUCCESS : ACL_ERROR_INVALID_PARAM;
+  return funcHandle ? tsfake_rt_submit(stream) : ACL_ERROR_INVALID_PARAM;
+}
+
+FAKE_EXPORT aclError aclrtLaunchKernelWithConfig(aclrtFuncHandle funcHandle, uint32_t numBlocks, aclrtStream stream,
+                                                 aclrtLaunchKernelCfg* cfg, aclrtArgsHandle argsHandle, void* reserve) {
+  (void)numBlocks;
+  (void)cfg;
+  (void)argsHandle;
+  (void)reserve;
+  return funcHandle ? tsfake_rt_submit(stream) : ACL_ERROR_INVALID_PARAM;
 }
 
 FAKE_EXPORT aclError aclmdlExecute(uint32_t modelId, const aclmdlDataset* input, aclmdlDataset* output) {
   (void)input;
   (void)output;
-  return rtModelExecute(reinterpret_cast<rtModel_t>(static_cast<uintptr_t>(modelId) + 1), nullptr, 0);
+  aclError r = rtModelExecute(reinterpret_cast<rtModel_t>(static_cast<uintptr_t>(modelId) + 1), nullptr, 0);
+  if (r == ACL_SUCCESS) tideslice::fake::FakeSleepUntil(static_cast<int64_t>(tsfake_last_kernel_end_ns()));
+  return r;
 }
 
 FAKE_EXPORT aclError aclmdlExecuteAsync(uint32_t modelId, const aclmdlDataset* input, aclmdlDataset* output,
@@ -167,3 +191,93 @@ FAKE_EXPORT aclError aclmdlExecuteAsync(uint32_t modelId, const aclmdlDataset* i
   (void)output;
   return rtModelExecute(reinterpret_cast<rtModel_t>(static_cast<uintptr_t>(modelId) + 1), stream, 0);
 }
+
+FAKE_EXPORT aclError aclopExecute(const char* opType, int numInputs, const aclTensorDesc* const inputDesc[],
+                                  const aclDataBuffer* const inputs[], int numOutputs,
+                                  const aclTensorDesc* const outputDesc[], aclDataBuffer* const outputs[],
+                                  const aclopAttr* attr, aclrtStream stream) {
+  (void)inputDesc, (void)inputs, (void)outputDesc, (void)outputs, (void)attr;
+  if (!opType || numInputs < 0 || numOutputs < 0) return ACL_ERROR_INVALID_PARAM;
+  return tsfake_rt_submit(stream);
+}
+
+FAKE_EXPORT aclError aclopExecuteV2(const char* opType, int numInputs, aclTensorDesc* inputDesc[],
+                                    aclDataBuffer* inputs[], int numOutputs, aclTensorDesc* outputDesc[],
+                                    aclDataBuffer* outputs[], aclopAttr* attr, aclrtStream stream) {
+  (void)inputDesc, (void)inputs, (void)outputDesc, (void)outputs, (void)attr;
+  if (!opType || numInputs < 0 || numOutputs < 0) return ACL_ERROR_INVALID_PARAM;
+  return tsfake_rt_submit(stream);
+}
+
+FAKE_EXPORT aclError aclopCompileAndExecute(const char* opType, int numInputs, const aclTensorDesc* const inputDesc[],
+                                            const aclDataBuffer* const inputs[], int numOutputs,
+                                            const aclTensorDesc* const outputDesc[], aclDataBuffer* const outputs[],
+                                            const aclopAttr* attr, aclopEngineType engineType,
+                                            aclopCompileType compileFlag, const char* opPath, aclrtStream stream) {
+  (void)inputDesc, (void)inputs, (void)outputDesc, (void)outputs, (void)attr, (void)opPath;
+  if (!opType || numInputs < 0 || numOutputs < 0 || engineType < 0 || engineType > 2 || compileFlag < 0 ||
+      compileFlag > 1)
+    return ACL_ERROR_INVALID_PARAM;
+  return tsfake_rt_submit(stream);
+}
+
+FAKE_EXPORT aclError aclopCompileAndExecuteV2(const char* opType, int numInputs, aclTensorDesc* inputDesc[],
+                                              aclDataBuffer* inputs[], int numOutputs, aclTensorDesc* outputDesc[],
+                                              aclDataBuffer* outputs[], aclopAttr* attr, aclopEngineType engineType,
+                                              aclopCompileType compileFlag, const char* opPath, aclrtStream stream) {
+  (void)inputDesc, (void)inputs, (void)outputDesc, (void)outputs, (void)attr, (void)opPath;
+  if (!opType || numInputs < 0 || numOutputs < 0 || engineType < 0 || engineType > 2 || compileFlag < 0 ||
+      compileFlag > 1)
+    return ACL_ERROR_INVALID_PARAM;
+  return tsfake_rt_submit(stream);
+}
+
+// ---- streams and events
+
+FAKE_EXPORT aclError aclrtCreateStream(aclrtStream* stream) {
+  if (!stream) return ACL_ERROR_INVALID_PARAM;
+  return tsfake_rt_stream_create(stream);
+}
+
+FAKE_EXPORT aclError aclrtDestroyStream(aclrtStream stream) {
+  if (!stream) return ACL_ERROR_INVALID_PARAM;
+  return tsfake_rt_stream_destroy(stream);
+}
+
+FAKE_EXPORT aclError aclrtSynchronizeStream(aclrtStream stream) { return rtStreamSynchronize(stream); }
+
+FAKE_EXPORT aclError aclrtCreateEvent(aclrtEvent* event) {
+  if (!event) return ACL_ERROR_INVALID_PARAM;
+  return tsfake_rt_event_create(event);
+}
+
+FAKE_EXPORT aclError aclrtRecordEvent(aclrtEvent event, aclrtStream stream) {
+  if (!event) return ACL_ERROR_INVALID_PARAM;
+  return rtEventRecord(event, stream);
+}
+
+FAKE_EXPORT aclError aclrtQueryEventStatus(aclrtEvent event, aclrtEventRecordedStatus* status) {
+  if (!event || !status) return ACL_ERROR_INVALID_PARAM;
+  int complete = 0;
+  aclError r = tsfake_rt_event_status(event, &complete);
+  if (r == ACL_SUCCESS) *status = complete ? ACL_EVENT_RECORDED_STATUS_COMPLETE : ACL_EVENT_RECORDED_STATUS_NOT_READY;
+  return r;
+}
+
+FAKE_EXPORT aclError aclrtSynchronizeEvent(aclrtEvent event) {
+  if (!event) return ACL_ERROR_INVALID_PARAM;
+  return tsfake_rt_event_synchronize(event);
+}
+
+FAKE_EXPORT aclError aclrtEventElapsedTime(float* ms, aclrtEvent startEvent, aclrtEvent endEvent) {
+  if (!ms || !startEvent || !endEvent) return ACL_ERROR_INVALID_PARAM;
+  return tsfake_rt_event_elapsed(ms, startEvent, endEvent);
+}
+
+FAKE_EXPORT aclError aclrtDestroyEvent(aclrtEvent event) {
+  if (!event) return ACL_ERROR_INVALID_PARAM;
+  return tsfake_rt_event_destroy(event);
+}
+
+// Fake-only: the calling thread's kernel length (kept by libruntime.so).
+FAKE_EXPORT void tsfake_set_kernel_us(unsigned int us) { tsfake_rt_set_kernel_us(us); }

@@ -4,6 +4,14 @@
 // (default 0). The first rtSetDevice of a device in a process charges the state's context_bytes,
 // the matching last rtDeviceReset gives them back; an atexit handler gives back everything the
 // process still holds.
+//
+// Execution (fake_state.h's timeline): every launch (rtKernelLaunch, rtKernelLaunchWithFlag[V2],
+// rtKernelLaunchWithHandle[V2], rtLaunchKernelByFuncHandle[V2/V3], rtModelExecute = one kernel)
+// is one kernel of the thread's tsfake_set_kernel_us length (default 100 us) on the current
+// device's engine, after the stream's previous work (NULL = the device's default stream of the
+// process). rtStreamSynchronize sleeps until the stream's work has ended; an event's time is the
+// end of its stream's work at rtEventRecord (the record time if idle). The fake libascendcl.so
+// reaches streams, events and its own launch calls through the fake-only tsfake_rt_* exports.
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -11,6 +19,7 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "tests/limiter/abi/acl_abi.h"
 #include "tests/limiter/fakes/fake_state.h"
@@ -36,9 +45,22 @@ struct Physical {
   bool released = false;
 };
 
+struct RtStream {
+  int device;
+  int64_t last_end = 0;
+};
+
+struct RtEvent {
+  bool recorded = false;
+  int64_t at_ns = 0;
+};
+
 struct Proc {
   std::mutex mu;
   FakeProc* entry = nullptr;
+  std::set<RtStream*> streams;
+  std::set<RtEvent*> events;
+  int64_t default_end[kFakeMaxDevices] = {};  // the default stream of each device
   int set_count[kFakeMaxDevices] = {};
   std::map<uintptr_t, Block> blocks;
   std::map<uintptr_t, Physical> physical;
@@ -50,6 +72,8 @@ struct Proc {
 
 Proc* g_proc = new Proc;
 thread_local int t_device = 0;
+thread_local uint64_t t_kernel_override_ns = 0;
+thread_local int64_t t_last_start_ns = 0, t_last_end_ns = 0;
 
 FakeState* State() { return FakeProcessState(); }
 int DeviceCount() { return static_cast<int>(State()->device_count); }
@@ -74,6 +98,7 @@ void AtExit() {
 void AtForkChild() {
   g_proc = new Proc;
   t_device = 0;
+  t_last_start_ns = t_last_end_ns = 0;
 }
 
 __attribute__((constructor)) void Register() {
@@ -104,6 +129,42 @@ rtError_t DeviceFree(void* devPtr, bool dvpp) {
   Uncharge(p, it->second.device, it->second.bytes);
   p->blocks.erase(it);
   return ACL_SUCCESS;
+}
+
+// The end of the work queued on `stm` (NULL: the current device's default stream). Caller
+// holds p->mu. Null for an unknown stream.
+int64_t* StreamEnd(Proc* p, rtStream_t stm, int* device) {
+  if (!stm) {
+    if (!ValidDevice(t_device)) return nullptr;
+    *device = t_device;
+    return &p->default_end[t_device];
+  }
+  auto* st = static_cast<RtStream*>(stm);
+  if (!p->streams.count(st)) return nullptr;
+  *device = st->device;
+  return &st->last_end;
+}
+
+rtError_t Submit(rtStream_t stm) {
+  Proc* p = g_proc;
+  std::lock_guard<std::mutex> lock(p->mu);
+  int dev = 0;
+  int64_t* end = StreamEnd(p, stm, &dev);
+  if (!end) return ACL_ERROR_RT_PARAM_INVALID;
+  FakeRun run = FakeScheduleKernel(State(), dev, t_kernel_override_ns ? t_kernel_override_ns : kFakeDefaultKernelNs, *end);
+  *end = std::max(*end, run.end_ns);
+  t_last_start_ns = run.start_ns;
+  t_last_end_ns = run.end_ns;
+  return ACL_SUCCESS;
+}
+
+bool EventTime(rtEvent_t evt, int64_t* at) {
+  Proc* p = g_proc;
+  std::lock_guard<std::mutex> lock(p->mu);
+  auto* e = static_cast<RtEvent*>(evt);
+  if (!p->events.count(e)) return false;
+  *at = e->recorded ? e->at_ns : 0;
+  return true;
 }
 
 bool IsHbmInfoType(int t) { return t == 1 || t == 4 || t == 5 || (t >= 8 && t <= 17); }
@@ -284,16 +345,155 @@ FAKE_EXPORT rtError_t rtDeviceReset(int32_t devId) {
   return ACL_SUCCESS;
 }
 
-FAKE_EXPORT rtError_t rtKernelLaunchWithHandleV2(void* hdl, const uint64_t, uint32_t, rtArgsEx_t*, rtSmDesc_t*,
-                                                 rtStream_t, const rtTaskCfgInfo_t*) {
-  return hdl ? ACL_SUCCESS : ACL_ERROR_RT_PARAM_INVALID;
+// ---- execution
+
+FAKE_EXPORT rtError_t rtKernelLaunch(const void* stubFunc, uint32_t, void*, uint32_t, rtSmDesc_t*, rtStream_t stm) {
+  return stubFunc ? Submit(stm) : ACL_ERROR_RT_PARAM_INVALID;
 }
 
-FAKE_EXPORT rtError_t rtKernelLaunchWithFlagV2(const void* stubFunc, uint32_t, rtArgsEx_t*, rtSmDesc_t*, rtStream_t,
+FAKE_EXPORT rtError_t rtKernelLaunchWithFlag(const void* stubFunc, uint32_t, rtArgsEx_t*, rtSmDesc_t*, rtStream_t stm,
+                                             uint32_t) {
+  return stubFunc ? Submit(stm) : ACL_ERROR_RT_PARAM_INVALID;
+}
+
+FAKE_EXPORT rtError_t rtKernelLaunchWithFlagV2(const void* stubFunc, uint32_t, rtArgsEx_t*, rtSmDesc_t*, rtStream_t stm,
                                                uint32_t, const rtTaskCfgInfo_t*) {
-  return stubFunc ? ACL_SUCCESS : ACL_ERROR_RT_PARAM_INVALID;
+  return stubFunc ? Submit(stm) : ACL_ERROR_RT_PARAM_INVALID;
 }
 
-FAKE_EXPORT rtError_t rtModelExecute(rtModel_t mdl, rtStream_t, uint32_t) {
-  return mdl ? ACL_SUCCESS : ACL_ERROR_RT_PARAM_INVALID;
+FAKE_EXPORT rtError_t rtKernelLaunchWithHandle(void* hdl, const uint64_t, uint32_t, rtArgsEx_t*, rtSmDesc_t*,
+                                               rtStream_t stm, const void*) {
+  return hdl ? Submit(stm) : ACL_ERROR_RT_PARAM_INVALID;
+}
+
+FAKE_EXPORT rtError_t rtKernelLaunchWithHandleV2(void* hdl, const uint64_t, uint32_t, rtArgsEx_t*, rtSmDesc_t*,
+                                                 rtStream_t stm, const rtTaskCfgInfo_t*) {
+  return hdl ? Submit(stm) : ACL_ERROR_RT_PARAM_INVALID;
+}
+
+FAKE_EXPORT rtError_t rtLaunchKernelByFuncHandle(rtFuncHandle funcHandle, uint32_t, rtLaunchArgsHandle, rtStream_t stm) {
+  return funcHandle ? Submit(stm) : ACL_ERROR_RT_PARAM_INVALID;
+}
+
+FAKE_EXPORT rtError_t rtLaunchKernelByFuncHandleV2(rtFuncHandle funcHandle, uint32_t, rtLaunchArgsHandle,
+                                                   rtStream_t stm, const rtTaskCfgInfo_t*) {
+  return funcHandle ? Submit(stm) : ACL_ERROR_RT_PARAM_INVALID;
+}
+
+FAKE_EXPORT rtError_t rtLaunchKernelByFuncHandleV3(rtFuncHandle funcHandle, uint32_t, const rtArgsEx_t*, rtStream_t stm,
+                                                   const rtTaskCfgInfo_t*) {
+  return funcHandle ? Submit(stm) : ACL_ERROR_RT_PARAM_INVALID;
+}
+
+// One model execution = one kernel.
+FAKE_EXPORT rtError_t rtModelExecute(rtModel_t mdl, rtStream_t stm, uint32_t) {
+  return mdl ? Submit(stm) : ACL_ERROR_RT_PARAM_INVALID;
+}
+
+FAKE_EXPORT rtError_t rtStreamSynchronize(rtStream_t stm) {
+  int64_t at = 0;
+  {
+    Proc* p = g_proc;
+    std::lock_guard<std::mutex> lock(p->mu);
+    int dev = 0;
+    int64_t* end = StreamEnd(p, stm, &dev);
+    if (!end) return ACL_ERROR_RT_PARAM_INVALID;
+    at = *end;
+  }
+  FakeSleepUntil(at);
+  return ACL_SUCCESS;
+}
+
+FAKE_EXPORT rtError_t rtEventRecord(rtEvent_t evt, rtStream_t stm) {
+  Proc* p = g_proc;
+  std::lock_guard<std::mutex> lock(p->mu);
+  auto* e = static_cast<RtEvent*>(evt);
+  int dev = 0;
+  int64_t* end = StreamEnd(p, stm, &dev);
+  if (!p->events.count(e) || !end) return ACL_ERROR_RT_PARAM_INVALID;
+  e->recorded = true;
+  e->at_ns = std::max(FakeNowNs(), *end);
+  return ACL_SUCCESS;
+}
+
+// ---- fake-only exports (the fake libascendcl.so's streams, events and launches)
+
+FAKE_EXPORT void tsfake_rt_set_kernel_us(unsigned int us) { t_kernel_override_ns = static_cast<uint64_t>(us) * 1000; }
+FAKE_EXPORT void tsfake_set_kernel_us(unsigned int us) { t_kernel_override_ns = static_cast<uint64_t>(us) * 1000; }
+FAKE_EXPORT unsigned long long tsfake_last_kernel_start_ns(void) { return static_cast<unsigned long long>(t_last_start_ns); }
+FAKE_EXPORT unsigned long long tsfake_last_kernel_end_ns(void) { return static_cast<unsigned long long>(t_last_end_ns); }
+
+FAKE_EXPORT int tsfake_busy_ns(unsigned int dev, int pid, unsigned long long from_ns, unsigned long long to_ns,
+                               unsigned long long* out) {
+  if (!out) return -1;
+  uint64_t busy = 0;
+  int r = FakeBusyNs(State(), static_cast<int>(dev), pid == 0 ? static_cast<int32_t>(getpid()) : pid,
+                     static_cast<int64_t>(from_ns), static_cast<int64_t>(to_ns), &busy);
+  *out = busy;
+  return r;
+}
+
+FAKE_EXPORT rtError_t tsfake_rt_submit(rtStream_t stm) { return Submit(stm); }
+
+FAKE_EXPORT rtError_t tsfake_rt_stream_create(rtStream_t* stm) {
+  if (!stm) return ACL_ERROR_RT_PARAM_INVALID;
+  if (!ValidDevice(t_device)) return ACL_ERROR_RT_INVALID_DEVICEID;
+  Proc* p = g_proc;
+  std::lock_guard<std::mutex> lock(p->mu);
+  auto* st = new RtStream{t_device};
+  p->streams.insert(st);
+  *stm = st;
+  return ACL_SUCCESS;
+}
+
+FAKE_EXPORT rtError_t tsfake_rt_stream_destroy(rtStream_t stm) {
+  Proc* p = g_proc;
+  std::lock_guard<std::mutex> lock(p->mu);
+  auto* st = static_cast<RtStream*>(stm);
+  if (!p->streams.erase(st)) return ACL_ERROR_RT_PARAM_INVALID;
+  delete st;
+  return ACL_SUCCESS;
+}
+
+FAKE_EXPORT rtError_t tsfake_rt_event_create(rtEvent_t* evt) {
+  if (!evt) return ACL_ERROR_RT_PARAM_INVALID;
+  Proc* p = g_proc;
+  std::lock_guard<std::mutex> lock(p->mu);
+  auto* e = new RtEvent;
+  p->events.insert(e);
+  *evt = e;
+  return ACL_SUCCESS;
+}
+
+FAKE_EXPORT rtError_t tsfake_rt_event_destroy(rtEvent_t evt) {
+  Proc* p = g_proc;
+  std::lock_guard<std::mutex> lock(p->mu);
+  auto* e = static_cast<RtEvent*>(evt);
+  if (!p->events.erase(e)) return ACL_ERROR_RT_PARAM_INVALID;
+  delete e;
+  return ACL_SUCCESS;
+}
+
+// *complete: 1 once the recorded point has been reached, 0 before (and for a never-recorded event).
+FAKE_EXPORT rtError_t tsfake_rt_event_status(rtEvent_t evt, int* complete) {
+  int64_t at = 0;
+  if (!complete || !EventTime(evt, &at)) return ACL_ERROR_RT_PARAM_INVALID;
+  *complete = at != 0 && FakeNowNs() >= at;
+  return ACL_SUCCESS;
+}
+
+FAKE_EXPORT rtError_t tsfake_rt_event_synchronize(rtEvent_t evt) {
+  int64_t at = 0;
+  if (!EventTime(evt, &at)) return ACL_ERROR_RT_PARAM_INVALID;
+  FakeSleepUntil(at);
+  return ACL_SUCCESS;
+}
+
+FAKE_EXPORT rtError_t tsfake_rt_event_elapsed(float* ms, rtEvent_t start, rtEvent_t end) {
+  int64_t a = 0, b = 0;
+  if (!ms || !EventTime(start, &a) || !EventTime(end, &b) || a == 0 || b == 0) return ACL_ERROR_RT_PARAM_INVALID;
+  int64_t now = FakeNowNs();
+  if (now < a || now < b) return ACL_ERROR_RT_PARAM_INVALID;  // not complete yet
+  *ms = static_cast<float>(static_cast<double>(b - a) / 1e6);
+  return ACL_SUCCESS;
 }

@@ -1,6 +1,7 @@
 // A fake libcuda.so.1 for the limiter's preload tests: the driver API surface a memory limiter
 // interposes (shared/CUDA-ABI.md A.3/A.4), with real byte counts kept in the shared fake state
-// (fake_state.h) so that the harness sees what the "hardware" holds. No kernel ever runs.
+// (fake_state.h) so that the harness sees what the "hardware" holds. No kernel ever runs, but
+// every launch occupies the device's execution timeline (fake_state.h) for its length.
 //
 // Behaviour that matters to the tests:
 //   - cuInit first (else CUDA_ERROR_NOT_INITIALIZED); a child after fork starts uninitialised;
@@ -11,9 +12,23 @@
 //   - the stream-ordered allocator reserves device memory in 2 MiB chunks per pool; a freed
 //     block stays reserved until cuMemPoolTrimTo or a synchronisation (stream/context) trims the
 //     pool down to its release threshold;
-//   - an atexit handler gives back whatever the process still holds.
+//   - an atexit handler gives back whatever the process still holds;
+//   - kernels: cuModuleGetFunction(&f, mod, "spin_<micros>") gives a function whose launches last
+//     that many microseconds (any other name: 100 us); tsfake_set_kernel_us overrides it for the
+//     calling thread. A launch (cuLaunchKernel, cuLaunchKernelEx, cuLaunchCooperativeKernel, their
+//     _ptsz twins) is put on the device's engine after the stream's previous work; streams: the
+//     legacy stream (NULL in the plain exports) waits for the context's blocking streams and they
+//     for it, NULL in a _ptsz export is the thread's per-thread stream, CU_STREAM_NON_BLOCKING
+//     streams wait for nobody; cuLaunchHostFunc takes no device time (its function runs on a
+//     thread of its own once the stream reaches it);
+//   - capture (cuStreamBeginCapture[_v2], explicit streams only) records launches into a graph
+//     instead of running them; cuGraphLaunch puts the graph's kernels on the engine in order;
+//   - cuStreamSynchronize / cuCtxSynchronize / cuEventSynchronize sleep until the work they wait
+//     for has ended; cuStreamQuery / cuEventQuery answer CUDA_ERROR_NOT_READY until then; an
+//     event's time is the end of its stream's work at record time (the record time if idle).
 #include <dlfcn.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -24,6 +39,7 @@
 #include <new>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/limiter/abi/cuda_abi.h"
@@ -44,6 +60,8 @@ uint64_t RoundUp(uint64_t v, uint64_t to) { return (v + to - 1) / to * to; }
 struct Ctx {
   int device;
   bool primary;
+  int64_t legacy_end = 0;  // end of the work queued on the context's legacy stream
+  int64_t max_end = 0;     // end of all the work queued in the context
 };
 
 struct Pool {
@@ -67,8 +85,31 @@ struct Alloc {
   Pool* pool;
 };
 
+struct Node {
+  uint64_t duration_ns;  // a kernel (fn == nullptr) or a host function (no device time)
+  CUhostFn fn;
+  void* user;
+};
+
+struct Graph {
+  std::vector<Node> nodes;
+};
+
+struct GraphExec {
+  std::vector<Node> nodes;
+};
+
 struct Stream {
   Ctx* ctx;
+  unsigned flags = 0;
+  int64_t last_end = 0;     // end of the work queued on the stream
+  Graph* capture = nullptr;  // capturing into this graph
+};
+
+struct Event {
+  unsigned flags;
+  bool recorded = false;
+  int64_t at_ns = 0;
 };
 
 struct VmmHandle {
@@ -110,10 +151,17 @@ struct Proc {
   std::atomic<uint64_t> next_ptr{0x7f0000000000ull};
   uint64_t next_legacy_ptr = 0x10000000u;  // under mu
   std::atomic<uint64_t> next_handle{0x1000};
+  std::map<CUfunction, uint64_t> kernel_ns;  // function -> kernel length
+  std::set<Graph*> graphs;
+  std::set<GraphExec*> execs;
+  std::set<Event*> events;
 };
 
 Proc* g_proc = new Proc;
 thread_local std::vector<Ctx*> t_stack;
+thread_local uint64_t t_kernel_override_ns = 0;
+thread_local int64_t t_last_start_ns = 0, t_last_end_ns = 0;
+thread_local int64_t t_per_thread_end[kFakeMaxDevices] = {};  // the per-thread default streams
 
 FakeState* State() { return FakeProcessState(); }
 
@@ -142,6 +190,8 @@ void AtForkChild() {
   // mutex) is abandoned.
   g_proc = new Proc;
   t_stack.clear();
+  for (auto& e : t_per_thread_end) e = 0;
+  t_last_start_ns = t_last_end_ns = 0;
 }
 
 __attribute__((constructor)) void Register() {
@@ -257,6 +307,278 @@ int StreamDevice(Proc* p, CUstream s, CUresult* err) {
     return -1;
   }
   return st->ctx->device;
+}
+
+// ---- the execution timeline (fake_state.h)
+
+// Where work on a stream goes: its device and context, when the work it must follow ends, and
+// where the stream keeps the end of its own work.
+struct Lane {
+  int device = -1;
+  Ctx* ctx = nullptr;
+  Stream* stream = nullptr;  // null for the legacy and per-thread streams
+  int64_t* end = nullptr;
+  int64_t after = 0;
+  bool legacy = false;
+};
+
+// NULL is the legacy stream, or with `ptsz` (a _ptsz export) the thread's per-thread stream.
+// Caller holds p->mu.
+CUresult LaneOf(Proc* p, CUstream s, bool ptsz, Lane* lane) {
+  if (s == nullptr) s = ptsz ? CU_STREAM_PER_THREAD : CU_STREAM_LEGACY;
+  if (s == CU_STREAM_LEGACY || s == CU_STREAM_PER_THREAD) {
+    Ctx* c = CurrentLocked(p);
+    if (!c) return CUDA_ERROR_INVALID_CONTEXT;
+    lane->device = c->device;
+    lane->ctx = c;
+    if (s == CU_STREAM_LEGACY) {
+      // The legacy stream waits for every blocking stream of its context.
+      lane->legacy = true;
+      lane->end = &c->legacy_end;
+      lane->after = c->legacy_end;
+      for (Stream* st : p->streams)
+        if (st->ctx == c && !(st->flags & CU_STREAM_NON_BLOCKING)) lane->after = std::max(lane->after, st->last_end);
+    } else {
+      lane->end = &t_per_thread_end[c->device];
+      lane->after = std::max(*lane->end, c->legacy_end);
+    }
+    return CUDA_SUCCESS;
+  }
+  auto* st = reinterpret_cast<Stream*>(s);
+  if (!p->streams.count(st) || !Alive(p, st->ctx)) return CUDA_ERROR_INVALID_HANDLE;
+  lane->device = st->ctx->device;
+  lane->ctx = st->ctx;
+  lane->stream = st;
+  lane->end = &st->last_end;
+  lane->after = (st->flags & CU_STREAM_NON_BLOCKING) ? st->last_end : std::max(st->last_end, st->ctx->legacy_end);
+  return CUDA_SUCCESS;
+}
+
+void NoteEnd(Lane& lane, int64_t end) {
+  *lane.end = std::max(*lane.end, end);
+  lane.ctx->max_end = std::max(lane.ctx->max_end, end);
+  lane.after = std::max(lane.after, end);
+}
+
+// A host function runs, on a thread of its own, once the stream has reached it.
+void RunHostFunction(int64_t at_ns, CUhostFn fn, void* user) {
+  std::thread([at_ns, fn, user] {
+    FakeSleepUntil(at_ns);
+    fn(user);
+  }).detach();
+}
+
+// Puts `nodes` on the lane in order: runs of kernels on the device's engine, host functions
+// when the work before them has ended. Caller holds p->mu.
+FakeRun RunNodes(Lane& lane, const std::vector<Node>& nodes) {
+  FakeRun whole;
+  bool first = true;
+  std::vector<uint64_t> kernels;
+  auto flush = [&] {
+    if (kernels.empty()) return;
+    FakeRun run = FakeScheduleKernels(State(), lane.device, kernels.data(), kernels.size(), lane.after);
+    if (first) whole.start_ns = run.start_ns;
+    first = false;
+    whole.end_ns = run.end_ns;
+    NoteEnd(lane, run.end_ns);
+    kernels.clear();
+  };
+  for (const Node& n : nodes) {
+    if (!n.fn) {
+      kernels.push_back(n.duration_ns);
+      continue;
+    }
+    flush();
+    int64_t at = std::max(FakeNowNs(), lane.after);
+    RunHostFunction(at, n.fn, n.user);
+    NoteEnd(lane, at);
+  }
+  flush();
+  return whole;
+}
+
+uint64_t KernelNs(Proc* p, CUfunction f) {
+  if (t_kernel_override_ns) return t_kernel_override_ns;
+  auto it = p->kernel_ns.find(f);
+  return it == p->kernel_ns.end() ? kFakeDefaultKernelNs : it->second;
+}
+
+// One launch of a kernel (fn == nullptr) or host function on stream `s`.
+CUresult LaunchOn(CUstream s, bool ptsz, CUfunction f, CUhostFn fn, void* user) {
+  Proc* p = g_proc;
+  if (!p->initialized) return CUDA_ERROR_NOT_INITIALIZED;
+  if (!f && !fn) return CUDA_ERROR_INVALID_HANDLE;
+  std::lock_guard<std::mutex> lock(p->mu);
+  Lane lane;
+  CUresult err = LaneOf(p, s, ptsz, &lane);
+  if (err != CUDA_SUCCESS) return err;
+  Node node{fn ? 0 : KernelNs(p, f), fn, user};
+  if (lane.stream && lane.stream->capture) {
+    lane.stream->capture->nodes.push_back(node);
+    return CUDA_SUCCESS;
+  }
+  FakeRun run = RunNodes(lane, {node});
+  if (!fn) {
+    t_last_start_ns = run.start_ns;
+    t_last_end_ns = run.end_ns;
+  }
+  return CUDA_SUCCESS;
+}
+
+CUresult GraphLaunch(CUgraphExec exec, CUstream s, bool ptsz) {
+  Proc* p = g_proc;
+  if (!p->initialized) return CUDA_ERROR_NOT_INITIALIZED;
+  std::lock_guard<std::mutex> lock(p->mu);
+  auto* ge = reinterpret_cast<GraphExec*>(exec);
+  if (!p->execs.count(ge)) return CUDA_ERROR_INVALID_HANDLE;
+  Lane lane;
+  CUresult err = LaneOf(p, s, ptsz, &lane);
+  if (err != CUDA_SUCCESS) return err;
+  if (lane.stream && lane.stream->capture) {  // captured as a child graph: its nodes, inline
+    auto& into = lane.stream->capture->nodes;
+    into.insert(into.end(), ge->nodes.begin(), ge->nodes.end());
+    return CUDA_SUCCESS;
+  }
+  FakeRun run = RunNodes(lane, ge->nodes);
+  if (run.end_ns) {
+    t_last_start_ns = run.start_ns;
+    t_last_end_ns = run.end_ns;
+  }
+  return CUDA_SUCCESS;
+}
+
+// When the work a synchronisation on `s` waits for ends; 0 with the error when it cannot.
+CUresult StreamReadyAt(CUstream s, bool ptsz, int64_t* at) {
+  Proc* p = g_proc;
+  if (!p->initialized) return CUDA_ERROR_NOT_INITIALIZED;
+  std::lock_guard<std::mutex> lock(p->mu);
+  Lane lane;
+  CUresult err = LaneOf(p, s, ptsz, &lane);
+  if (err != CUDA_SUCCESS) return err;
+  if (lane.stream && lane.stream->capture) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+  *at = lane.legacy ? lane.after : *lane.end;
+  return CUDA_SUCCESS;
+}
+
+CUresult SyncStream(CUstream s, bool ptsz) {
+  int64_t at = 0;
+  CUresult err = StreamReadyAt(s, ptsz, &at);
+  if (err != CUDA_SUCCESS) return err;
+  FakeSleepUntil(at);
+  Proc* p = g_proc;
+  std::lock_guard<std::mutex> lock(p->mu);
+  Lane lane;
+  if (LaneOf(p, s, ptsz, &lane) == CUDA_SUCCESS) TrimDevicePools(p, lane.device);
+  return CUDA_SUCCESS;
+}
+
+CUresult QueryStream(CUstream s, bool ptsz) {
+  int64_t at = 0;
+  CUresult err = StreamReadyAt(s, ptsz, &at);
+  if (err != CUDA_SUCCESS) return err;
+  return FakeNowNs() >= at ? CUDA_SUCCESS : CUDA_ERROR_NOT_READY;
+}
+
+CUresult BeginCapture(CUstream s, int mode) {
+  Proc* p = g_proc;
+  if (!p->initialized) return CUDA_ERROR_NOT_INITIALIZED;
+  if (mode < CU_STREAM_CAPTURE_MODE_GLOBAL || mode > CU_STREAM_CAPTURE_MODE_RELAXED) return CUDA_ERROR_INVALID_VALUE;
+  std::lock_guard<std::mutex> lock(p->mu);
+  if (s == nullptr || s == CU_STREAM_LEGACY || s == CU_STREAM_PER_THREAD) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+  auto* st = reinterpret_cast<Stream*>(s);
+  if (!p->streams.count(st) || !Alive(p, st->ctx)) return CUDA_ERROR_INVALID_HANDLE;
+  if (st->capture) return CUDA_ERROR_ILLEGAL_STATE;
+  st->capture = new Graph;
+  return CUDA_SUCCESS;
+}
+
+CUresult EndCapture(CUstream s, CUgraph* graph) {
+  Proc* p = g_proc;
+  if (!p->initialized) return CUDA_ERROR_NOT_INITIALIZED;
+  if (!graph) return CUDA_ERROR_INVALID_VALUE;
+  std::lock_guard<std::mutex> lock(p->mu);
+  auto* st = reinterpret_cast<Stream*>(s);
+  if (!p->streams.count(st)) return CUDA_ERROR_INVALID_HANDLE;
+  if (!st->capture) return CUDA_ERROR_ILLEGAL_STATE;
+  p->graphs.insert(st->capture);
+  *graph = reinterpret_cast<CUgraph>(st->capture);
+  st->capture = nullptr;
+  return CUDA_SUCCESS;
+}
+
+CUresult IsCapturing(CUstream s, int* status) {
+  Proc* p = g_proc;
+  if (!p->initialized) return CUDA_ERROR_NOT_INITIALIZED;
+  if (!status) return CUDA_ERROR_INVALID_VALUE;
+  std::lock_guard<std::mutex> lock(p->mu);
+  Lane lane;
+  CUresult err = LaneOf(p, s, false, &lane);
+  if (err != CUDA_SUCCESS) return err;
+  *status = lane.stream && lane.stream->capture ? CU_STREAM_CAPTURE_STATUS_ACTIVE : CU_STREAM_CAPTURE_STATUS_NONE;
+  return CUDA_SUCCESS;
+}
+
+CUresult Instantiate(CUgraphExec* exec, CUgraph graph) {
+  Proc* p = g_proc;
+  if (!p->initialized) return CUDA_ERROR_NOT_INITIALIZED;
+  if (!exec) return CUDA_ERROR_INVALID_VALUE;
+  std::lock_guard<std::mutex> lock(p->mu);
+  auto* g = reinterpret_cast<Graph*>(graph);
+  if (!p->graphs.count(g)) return CUDA_ERROR_INVALID_VALUE;
+  auto* ge = new GraphExec{g->nodes};
+  p->execs.insert(ge);
+  *exec = reinterpret_cast<CUgraphExec>(ge);
+  return CUDA_SUCCESS;
+}
+
+CUresult RecordEvent(CUevent ev, CUstream s, bool ptsz) {
+  Proc* p = g_proc;
+  if (!p->initialized) return CUDA_ERROR_NOT_INITIALIZED;
+  std::lock_guard<std::mutex> lock(p->mu);
+  auto* e = reinterpret_cast<Event*>(ev);
+  if (!p->events.count(e)) return CUDA_ERROR_INVALID_HANDLE;
+  Lane lane;
+  CUresult err = LaneOf(p, s, ptsz, &lane);
+  if (err != CUDA_SUCCESS) return err;
+  if (lane.stream && lane.stream->capture) return CUDA_SUCCESS;  // an event node: not modelled
+  e->recorded = true;
+  e->at_ns = std::max(FakeNowNs(), lane.legacy ? lane.after : *lane.end);
+  return CUDA_SUCCESS;
+}
+
+// The event's time (0 = never recorded); false for an unknown event.
+bool EventTime(CUevent ev, int64_t* at, unsigned* flags) {
+  Proc* p = g_proc;
+  std::lock_guard<std::mutex> lock(p->mu);
+  auto* e = reinterpret_cast<Event*>(ev);
+  if (!p->events.count(e)) return false;
+  *at = e->recorded ? e->at_ns : 0;
+  if (flags) *flags = e->flags;
+  return true;
+}
+
+CUresult ElapsedTime(float* ms, CUevent start, CUevent end) {
+  if (!g_proc->initialized) return CUDA_ERROR_NOT_INITIALIZED;
+  if (!ms) return CUDA_ERROR_INVALID_VALUE;
+  int64_t a = 0, b = 0;
+  unsigned fa = 0, fb = 0;
+  if (!EventTime(start, &a, &fa) || !EventTime(end, &b, &fb)) return CUDA_ERROR_INVALID_HANDLE;
+  if ((fa | fb) & CU_EVENT_DISABLE_TIMING) return CUDA_ERROR_INVALID_HANDLE;
+  if (a == 0 || b == 0) return CUDA_ERROR_INVALID_HANDLE;
+  int64_t now = FakeNowNs();
+  if (now < a || now < b) return CUDA_ERROR_NOT_READY;
+  *ms = static_cast<float>(static_cast<double>(b - a) / 1e6);
+  return CUDA_SUCCESS;
+}
+
+// "spin_<micros>": a kernel of that many microseconds.
+uint64_t KernelNsOfName(const char* name) {
+  if (strncmp(name, "spin_", 5) == 0 && name[5] >= '0' && name[5] <= '9') {
+    char* end = nullptr;
+    unsigned long long us = strtoull(name + 5, &end, 10);
+    if (end && *end == '\0') return us * 1000;
+  }
+  return kFakeDefaultKernelNs;
 }
 
 // ---- arrays (A.1.4)
@@ -408,17 +730,6 @@ CUresult FreeAsync(CUdeviceptr ptr, CUstream s) {
   return CUDA_SUCCESS;
 }
 
-CUresult SyncStream(CUstream s) {
-  Proc* p = g_proc;
-  if (!p->initialized) return CUDA_ERROR_NOT_INITIALIZED;
-  std::lock_guard<std::mutex> lock(p->mu);
-  CUresult err = CUDA_SUCCESS;
-  int dev = StreamDevice(p, s, &err);
-  if (dev < 0) return err;
-  TrimDevicePools(p, dev);
-  return CUDA_SUCCESS;
-}
-
 CUresult CreateContext(CUcontext* pctx, CUdevice dev) {
   Proc* p = g_proc;
   if (!p->initialized) return CUDA_ERROR_NOT_INITIALIZED;
@@ -475,8 +786,11 @@ const char* ErrorName(CUresult e) {
     case 101: return "CUDA_ERROR_INVALID_DEVICE";
     case 201: return "CUDA_ERROR_INVALID_CONTEXT";
     case 400: return "CUDA_ERROR_INVALID_HANDLE";
+    case 401: return "CUDA_ERROR_ILLEGAL_STATE";
     case 500: return "CUDA_ERROR_NOT_FOUND";
+    case 600: return "CUDA_ERROR_NOT_READY";
     case 801: return "CUDA_ERROR_NOT_SUPPORTED";
+    case 900: return "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED";
     case 999: return "CUDA_ERROR_UNKNOWN";
     default: return nullptr;
   }
@@ -493,8 +807,11 @@ const char* ErrorString(CUresult e) {
     case 101: return "invalid device ordinal";
     case 201: return "invalid device context";
     case 400: return "invalid resource handle";
+    case 401: return "the operation cannot be performed in the present state";
     case 500: return "named symbol not found";
+    case 600: return "device not ready";
     case 801: return "operation not supported";
+    case 900: return "operation not permitted when stream is capturing";
     case 999: return "unknown error";
     default: return nullptr;
   }
@@ -697,10 +1014,17 @@ FAKE_EXPORT CUresult cuCtxGetDevice(CUdevice* device) {
 FAKE_EXPORT CUresult cuCtxSynchronize(void) {
   Proc* p = g_proc;
   if (!p->initialized) return CUDA_ERROR_NOT_INITIALIZED;
+  int64_t at = 0;
+  {
+    std::lock_guard<std::mutex> lock(p->mu);
+    Ctx* c = CurrentLocked(p);
+    if (!c) return CUDA_ERROR_INVALID_CONTEXT;
+    at = std::max(c->max_end, t_per_thread_end[c->device]);
+  }
+  FakeSleepUntil(at);
   std::lock_guard<std::mutex> lock(p->mu);
   Ctx* c = CurrentLocked(p);
-  if (!c) return CUDA_ERROR_INVALID_CONTEXT;
-  TrimDevicePools(p, c->device);
+  if (c) TrimDevicePools(p, c->device);
   return CUDA_SUCCESS;
 }
 
@@ -949,7 +1273,7 @@ FAKE_EXPORT CUresult cuStreamCreate(CUstream* phStream, unsigned int Flags) {
   std::lock_guard<std::mutex> lock(p->mu);
   Ctx* c = CurrentLocked(p);
   if (!c) return CUDA_ERROR_INVALID_CONTEXT;
-  auto* s = new Stream{c};
+  auto* s = new Stream{c, Flags};
   p->streams.insert(s);
   *phStream = reinterpret_cast<CUstream>(s);
   return CUDA_SUCCESS;
@@ -962,24 +1286,18 @@ FAKE_EXPORT CUresult cuStreamDestroy_v2(CUstream hStream) {
   auto* s = reinterpret_cast<Stream*>(hStream);
   if (!p->streams.count(s)) return CUDA_ERROR_INVALID_HANDLE;
   p->streams.erase(s);
+  delete s->capture;
   delete s;
   return CUDA_SUCCESS;
 }
 FAKE_EXPORT CUresult cuStreamDestroy(CUstream hStream) { return cuStreamDestroy_v2(hStream); }
 
-FAKE_EXPORT CUresult cuStreamSynchronize(CUstream hStream) { return SyncStream(hStream); }
-FAKE_EXPORT CUresult cuStreamSynchronize_ptsz(CUstream hStream) { return SyncStream(hStream); }
+FAKE_EXPORT CUresult cuStreamSynchronize(CUstream hStream) { return SyncStream(hStream, false); }
+FAKE_EXPORT CUresult cuStreamSynchronize_ptsz(CUstream hStream) { return SyncStream(hStream, true); }
+FAKE_EXPORT CUresult cuStreamQuery(CUstream hStream) { return QueryStream(hStream, false); }
+FAKE_EXPORT CUresult cuStreamQuery_ptsz(CUstream hStream) { return QueryStream(hStream, true); }
 
-FAKE_EXPORT CUresult cuStreamIsCapturing(CUstream hStream, int* status) {
-  Proc* p = g_proc;
-  if (!p->initialized) return CUDA_ERROR_NOT_INITIALIZED;
-  if (!status) return CUDA_ERROR_INVALID_VALUE;
-  std::lock_guard<std::mutex> lock(p->mu);
-  CUresult err = CUDA_SUCCESS;
-  if (StreamDevice(p, hStream, &err) < 0) return err;
-  *status = 0;  // CU_STREAM_CAPTURE_STATUS_NONE
-  return CUDA_SUCCESS;
-}
+FAKE_EXPORT CUresult cuStreamIsCapturing(CUstream hStream, int* status) { return IsCapturing(hStream, status); }
 FAKE_EXPORT CUresult cuStreamIsCapturing_ptsz(CUstream hStream, int* status) {
   return cuStreamIsCapturing(hStream, status);
 }
@@ -1147,7 +1465,7 @@ FAKE_EXPORT CUresult cuMipmappedArrayCreate(CUmipmappedArray* pHandle, const CUD
 
 FAKE_EXPORT CUresult cuMipmappedArrayDestroy(CUmipmappedArray h) { return DestroyArray(h, true); }
 
-// ---- modules and launches (no-ops)
+// ---- modules and launches (on the device's timeline)
 
 FAKE_EXPORT CUresult cuModuleLoadData(CUmodule* module, const void* image) {
   Proc* p = g_proc;
@@ -1163,28 +1481,180 @@ FAKE_EXPORT CUresult cuModuleGetFunction(CUfunction* hfunc, CUmodule hmod, const
   Proc* p = g_proc;
   if (!p->initialized) return CUDA_ERROR_NOT_INITIALIZED;
   if (!hfunc || !hmod || !name) return CUDA_ERROR_INVALID_VALUE;
-  *hfunc = reinterpret_cast<CUfunction>(p->next_handle.fetch_add(16) << 4);
-  return CUDA_SUCCESS;
-}
-
-static CUresult Launch(CUfunction f, CUstream s) {
-  Proc* p = g_proc;
-  if (!p->initialized) return CUDA_ERROR_NOT_INITIALIZED;
-  if (!f) return CUDA_ERROR_INVALID_HANDLE;
   std::lock_guard<std::mutex> lock(p->mu);
-  CUresult err = CUDA_SUCCESS;
-  if (StreamDevice(p, s, &err) < 0) return err;
+  auto f = reinterpret_cast<CUfunction>(p->next_handle.fetch_add(16) << 4);
+  p->kernel_ns[f] = KernelNsOfName(name);
+  *hfunc = f;
   return CUDA_SUCCESS;
 }
 
 FAKE_EXPORT CUresult cuLaunchKernel(CUfunction f, unsigned int, unsigned int, unsigned int, unsigned int, unsigned int,
                                     unsigned int, unsigned int, CUstream hStream, void**, void**) {
-  return Launch(f, hStream);
+  return LaunchOn(hStream, false, f, nullptr, nullptr);
 }
 
 FAKE_EXPORT CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned int, unsigned int, unsigned int, unsigned int,
                                          unsigned int, unsigned int, unsigned int, CUstream hStream, void**, void**) {
-  return Launch(f, hStream);
+  return LaunchOn(hStream, true, f, nullptr, nullptr);
+}
+
+FAKE_EXPORT CUresult cuLaunchKernelEx(const CUlaunchConfig* config, CUfunction f, void**, void**) {
+  if (!config) return CUDA_ERROR_INVALID_VALUE;
+  return LaunchOn(config->hStream, false, f, nullptr, nullptr);
+}
+
+FAKE_EXPORT CUresult cuLaunchKernelEx_ptsz(const CUlaunchConfig* config, CUfunction f, void**, void**) {
+  if (!config) return CUDA_ERROR_INVALID_VALUE;
+  return LaunchOn(config->hStream, true, f, nullptr, nullptr);
+}
+
+FAKE_EXPORT CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned int, unsigned int, unsigned int, unsigned int,
+                                               unsigned int, unsigned int, unsigned int, CUstream hStream, void**) {
+  return LaunchOn(hStream, false, f, nullptr, nullptr);
+}
+
+FAKE_EXPORT CUresult cuLaunchCooperativeKernel_ptsz(CUfunction f, unsigned int, unsigned int, unsigned int,
+                                                    unsigned int, unsigned int, unsigned int, unsigned int,
+                                                    CUstream hStream, void**) {
+  return LaunchOn(hStream, true, f, nullptr, nullptr);
+}
+
+FAKE_EXPORT CUresult cuLaunchHostFunc(CUstream hStream, CUhostFn fn, void* userData) {
+  if (!fn) return CUDA_ERROR_INVALID_VALUE;
+  return LaunchOn(hStream, false, nullptr, fn, userData);
+}
+
+FAKE_EXPORT CUresult cuLaunchHostFunc_ptsz(CUstream hStream, CUhostFn fn, void* userData) {
+  if (!fn) return CUDA_ERROR_INVALID_VALUE;
+  return LaunchOn(hStream, true, nullptr, fn, userData);
+}
+
+// ---- stream capture and graphs
+
+FAKE_EXPORT CUresult cuStreamBeginCapture(CUstream hStream) { return BeginCapture(hStream, CU_STREAM_CAPTURE_MODE_GLOBAL); }
+FAKE_EXPORT CUresult cuStreamBeginCapture_ptsz(CUstream hStream) {
+  return BeginCapture(hStream, CU_STREAM_CAPTURE_MODE_GLOBAL);
+}
+FAKE_EXPORT CUresult cuStreamBeginCapture_v2(CUstream hStream, int mode) { return BeginCapture(hStream, mode); }
+FAKE_EXPORT CUresult cuStreamBeginCapture_v2_ptsz(CUstream hStream, int mode) { return BeginCapture(hStream, mode); }
+FAKE_EXPORT CUresult cuStreamEndCapture(CUstream hStream, CUgraph* phGraph) { return EndCapture(hStream, phGraph); }
+FAKE_EXPORT CUresult cuStreamEndCapture_ptsz(CUstream hStream, CUgraph* phGraph) { return EndCapture(hStream, phGraph); }
+
+FAKE_EXPORT CUresult cuGraphInstantiateWithFlags(CUgraphExec* phGraphExec, CUgraph hGraph, unsigned long long flags) {
+  if (flags & ~0xFull) return CUDA_ERROR_INVALID_VALUE;
+  return Instantiate(phGraphExec, hGraph);
+}
+
+FAKE_EXPORT CUresult cuGraphInstantiate(CUgraphExec* phGraphExec, CUgraph hGraph, CUgraphNode* phErrorNode,
+                                        char* logBuffer, size_t bufferSize) {
+  if (phErrorNode) *phErrorNode = nullptr;
+  if (logBuffer && bufferSize > 0) logBuffer[0] = '\0';
+  return Instantiate(phGraphExec, hGraph);
+}
+
+FAKE_EXPORT CUresult cuGraphInstantiate_v2(CUgraphExec* phGraphExec, CUgraph hGraph, CUgraphNode* phErrorNode,
+                                           char* logBuffer, size_t bufferSize) {
+  return cuGraphInstantiate(phGraphExec, hGraph, phErrorNode, logBuffer, bufferSize);
+}
+
+FAKE_EXPORT CUresult cuGraphLaunch(CUgraphExec hGraphExec, CUstream hStream) {
+  return GraphLaunch(hGraphExec, hStream, false);
+}
+FAKE_EXPORT CUresult cuGraphLaunch_ptsz(CUgraphExec hGraphExec, CUstream hStream) {
+  return GraphLaunch(hGraphExec, hStream, true);
+}
+
+FAKE_EXPORT CUresult cuGraphExecDestroy(CUgraphExec hGraphExec) {
+  Proc* p = g_proc;
+  if (!p->initialized) return CUDA_ERROR_NOT_INITIALIZED;
+  std::lock_guard<std::mutex> lock(p->mu);
+  auto* ge = reinterpret_cast<GraphExec*>(hGraphExec);
+  if (!p->execs.erase(ge)) return CUDA_ERROR_INVALID_VALUE;
+  delete ge;
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuGraphDestroy(CUgraph hGraph) {
+  Proc* p = g_proc;
+  if (!p->initialized) return CUDA_ERROR_NOT_INITIALIZED;
+  std::lock_guard<std::mutex> lock(p->mu);
+  auto* g = reinterpret_cast<Graph*>(hGraph);
+  if (!p->graphs.erase(g)) return CUDA_ERROR_INVALID_VALUE;
+  delete g;
+  return CUDA_SUCCESS;
+}
+
+// ---- events
+
+FAKE_EXPORT CUresult cuEventCreate(CUevent* phEvent, unsigned int Flags) {
+  Proc* p = g_proc;
+  if (!p->initialized) return CUDA_ERROR_NOT_INITIALIZED;
+  if (!phEvent || (Flags & ~0xFu)) return CUDA_ERROR_INVALID_VALUE;
+  std::lock_guard<std::mutex> lock(p->mu);
+  if (!CurrentLocked(p)) return CUDA_ERROR_INVALID_CONTEXT;
+  auto* e = new Event{Flags};
+  p->events.insert(e);
+  *phEvent = reinterpret_cast<CUevent>(e);
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuEventDestroy_v2(CUevent hEvent) {
+  Proc* p = g_proc;
+  if (!p->initialized) return CUDA_ERROR_NOT_INITIALIZED;
+  std::lock_guard<std::mutex> lock(p->mu);
+  auto* e = reinterpret_cast<Event*>(hEvent);
+  if (!p->events.erase(e)) return CUDA_ERROR_INVALID_HANDLE;
+  delete e;
+  return CUDA_SUCCESS;
+}
+FAKE_EXPORT CUresult cuEventDestroy(CUevent hEvent) { return cuEventDestroy_v2(hEvent); }
+
+FAKE_EXPORT CUresult cuEventRecord(CUevent hEvent, CUstream hStream) { return RecordEvent(hEvent, hStream, false); }
+FAKE_EXPORT CUresult cuEventRecord_ptsz(CUevent hEvent, CUstream hStream) { return RecordEvent(hEvent, hStream, true); }
+FAKE_EXPORT CUresult cuEventRecordWithFlags(CUevent hEvent, CUstream hStream, unsigned int flags) {
+  if (flags > 1) return CUDA_ERROR_INVALID_VALUE;
+  return RecordEvent(hEvent, hStream, false);
+}
+FAKE_EXPORT CUresult cuEventRecordWithFlags_ptsz(CUevent hEvent, CUstream hStream, unsigned int flags) {
+  if (flags > 1) return CUDA_ERROR_INVALID_VALUE;
+  return RecordEvent(hEvent, hStream, true);
+}
+
+FAKE_EXPORT CUresult cuEventQuery(CUevent hEvent) {
+  if (!g_proc->initialized) return CUDA_ERROR_NOT_INITIALIZED;
+  int64_t at = 0;
+  if (!EventTime(hEvent, &at, nullptr)) return CUDA_ERROR_INVALID_HANDLE;
+  return FakeNowNs() >= at ? CUDA_SUCCESS : CUDA_ERROR_NOT_READY;
+}
+
+FAKE_EXPORT CUresult cuEventSynchronize(CUevent hEvent) {
+  if (!g_proc->initialized) return CUDA_ERROR_NOT_INITIALIZED;
+  int64_t at = 0;
+  if (!EventTime(hEvent, &at, nullptr)) return CUDA_ERROR_INVALID_HANDLE;
+  FakeSleepUntil(at);
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuEventElapsedTime(float* pMilliseconds, CUevent hStart, CUevent hEnd) {
+  return ElapsedTime(pMilliseconds, hStart, hEnd);
+}
+FAKE_EXPORT CUresult cuEventElapsedTime_v2(float* pMilliseconds, CUevent hStart, CUevent hEnd) {
+  return ElapsedTime(pMilliseconds, hStart, hEnd);
+}
+
+// ---- fake-only exports
+
+FAKE_EXPORT void tsfake_set_kernel_us(unsigned int us) { t_kernel_override_ns = static_cast<uint64_t>(us) * 1000; }
+FAKE_EXPORT unsigned long long tsfake_last_kernel_start_ns(void) { return static_cast<unsigned long long>(t_last_start_ns); }
+FAKE_EXPORT unsigned long long tsfake_last_kernel_end_ns(void) { return static_cast<unsigned long long>(t_last_end_ns); }
+FAKE_EXPORT int tsfake_busy_ns(unsigned int dev, int pid, unsigned long long from_ns, unsigned long long to_ns,
+                               unsigned long long* out) {
+  if (!out) return -1;
+  uint64_t busy = 0;
+  int r = FakeBusyNs(State(), static_cast<int>(dev), pid == 0 ? static_cast<int32_t>(getpid()) : pid,
+                     static_cast<int64_t>(from_ns), static_cast<int64_t>(to_ns), &busy);
+  *out = busy;
+  return r;
 }
 
 FAKE_EXPORT CUresult cuGetExportTable(const void** ppExportTable, const CUuuid* id) {
@@ -1266,7 +1736,28 @@ const ProcEntry kProcTable[] = {
     {"cuStreamDestroy", 2000, FN(cuStreamDestroy), 0, nullptr},
     {"cuStreamDestroy", 4000, FN(cuStreamDestroy_v2), 0, nullptr},
     {"cuStreamSynchronize", 2000, FN(cuStreamSynchronize), 7000, FN(cuStreamSynchronize_ptsz)},
+    {"cuStreamQuery", 2000, FN(cuStreamQuery), 7000, FN(cuStreamQuery_ptsz)},
     {"cuStreamIsCapturing", 10000, FN(cuStreamIsCapturing), 10000, FN(cuStreamIsCapturing_ptsz)},
+    {"cuStreamBeginCapture", 10000, FN(cuStreamBeginCapture), 10000, FN(cuStreamBeginCapture_ptsz)},
+    {"cuStreamBeginCapture", 10010, FN(cuStreamBeginCapture_v2), 10010, FN(cuStreamBeginCapture_v2_ptsz)},
+    {"cuStreamEndCapture", 10000, FN(cuStreamEndCapture), 10000, FN(cuStreamEndCapture_ptsz)},
+    {"cuGraphInstantiate", 10000, FN(cuGraphInstantiate), 0, nullptr},
+    {"cuGraphInstantiate", 11000, FN(cuGraphInstantiate_v2), 0, nullptr},
+    // CUDA-ABI A.4.2 [U]: at 11040 and later the base name answers with cuGraphInstantiateWithFlags.
+    {"cuGraphInstantiate", 11040, FN(cuGraphInstantiateWithFlags), 0, nullptr},
+    {"cuGraphInstantiateWithFlags", 11040, FN(cuGraphInstantiateWithFlags), 0, nullptr},
+    {"cuGraphLaunch", 10000, FN(cuGraphLaunch), 10000, FN(cuGraphLaunch_ptsz)},
+    {"cuGraphExecDestroy", 10000, FN(cuGraphExecDestroy), 0, nullptr},
+    {"cuGraphDestroy", 10000, FN(cuGraphDestroy), 0, nullptr},
+    {"cuEventCreate", 2000, FN(cuEventCreate), 0, nullptr},
+    {"cuEventDestroy", 2000, FN(cuEventDestroy), 0, nullptr},
+    {"cuEventDestroy", 4000, FN(cuEventDestroy_v2), 0, nullptr},
+    {"cuEventRecord", 2000, FN(cuEventRecord), 7000, FN(cuEventRecord_ptsz)},
+    {"cuEventRecordWithFlags", 11010, FN(cuEventRecordWithFlags), 11010, FN(cuEventRecordWithFlags_ptsz)},
+    {"cuEventQuery", 2000, FN(cuEventQuery), 0, nullptr},
+    {"cuEventSynchronize", 2000, FN(cuEventSynchronize), 0, nullptr},
+    {"cuEventElapsedTime", 2000, FN(cuEventElapsedTime), 0, nullptr},
+    {"cuEventElapsedTime", 12080, FN(cuEventElapsedTime_v2), 0, nullptr},
     {"cuMemCreate", 10020, FN(cuMemCreate), 0, nullptr},
     {"cuMemRelease", 10020, FN(cuMemRelease), 0, nullptr},
     {"cuMemMap", 10020, FN(cuMemMap), 0, nullptr},
@@ -1285,6 +1776,9 @@ const ProcEntry kProcTable[] = {
     {"cuModuleLoadData", 2000, FN(cuModuleLoadData), 0, nullptr},
     {"cuModuleGetFunction", 2000, FN(cuModuleGetFunction), 0, nullptr},
     {"cuLaunchKernel", 4000, FN(cuLaunchKernel), 7000, FN(cuLaunchKernel_ptsz)},
+    {"cuLaunchKernelEx", 11060, FN(cuLaunchKernelEx), 11060, FN(cuLaunchKernelEx_ptsz)},
+    {"cuLaunchCooperativeKernel", 9000, FN(cuLaunchCooperativeKernel), 9000, FN(cuLaunchCooperativeKernel_ptsz)},
+    {"cuLaunchHostFunc", 10000, FN(cuLaunchHostFunc), 10000, FN(cuLaunchHostFunc_ptsz)},
     {"cuGetProcAddress", 11030, FN(cuGetProcAddress), 0, nullptr},
     {"cuGetProcAddress", 12000, FN(cuGetProcAddress_v2), 0, nullptr},
     {"cuGetExportTable", 3000, FN(cuGetExportTable), 0, nullptr},

@@ -1,6 +1,14 @@
 // A fake libnvidia-ml.so.1 for the limiter's preload tests (shared/CUDA-ABI.md B.1): device
 // handles, UUIDs and memory information read from the shared fake state (fake_state.h):
-// used = the fake driver's outstanding bytes on the device, free = total - used, reserved = 0.
+// used = the fake driver's outstanding bytes on the device, free = total - used, reserved = 0;
+// utilisation from the devices' execution timeline (fake_state.h):
+//   - nvmlDeviceGetProcessUtilization: one sample per process with device time in the window
+//     (lastSeenTimeStamp, now], at most 1 s back, the last 20 ms when lastSeenTimeStamp is 0 or
+//     later than that; smUtil = busy / window in percent (rounded), timeStamp = now in
+//     microseconds of CLOCK_MONOTONIC (the timeline's clock), the other fields 0. A NULL buffer
+//     or a short one: NVML_ERROR_INSUFFICIENT_SIZE with the number of samples in *count (as the
+//     real library answers pynvml's size query); no process in the window: NVML_ERROR_NOT_FOUND;
+//   - nvmlDeviceGetUtilizationRates: gpu = the device's busy time over the last 100 ms, memory 0.
 #include <string.h>
 
 #include <atomic>
@@ -129,6 +137,57 @@ FAKE_EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory
   if (!d || !memory) return NVML_ERROR_INVALID_ARGUMENT;
   Memory(d->index, &memory->total, &memory->free, &memory->used);
   return NVML_SUCCESS;
+}
+
+FAKE_EXPORT nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_t* utilization) {
+  if (!Ready()) return NVML_ERROR_UNINITIALIZED;
+  NvmlDevice* d = Dev(device);
+  if (!d || !utilization) return NVML_ERROR_INVALID_ARGUMENT;
+  constexpr int64_t kWindow = 100000000;
+  const int64_t now = FakeNowNs();
+  uint64_t busy = 0;
+  FakeBusyNs(State(), d->index, -1, now - kWindow, now, &busy);
+  utilization->gpu = static_cast<unsigned>((busy * 100 + kWindow / 2) / kWindow);
+  utilization->memory = 0;
+  return NVML_SUCCESS;
+}
+
+FAKE_EXPORT nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t device, nvmlProcessUtilizationSample_t* utilization,
+                                                         unsigned int* processSamplesCount,
+                                                         unsigned long long lastSeenTimeStamp) {
+  if (!Ready()) return NVML_ERROR_UNINITIALIZED;
+  NvmlDevice* d = Dev(device);
+  if (!d || !processSamplesCount) return NVML_ERROR_INVALID_ARGUMENT;
+  const int64_t now = FakeNowNs();
+  FakeUtilSample samples[kFakeMaxProcs];
+  int needed = 0;
+  int n = FakeProcessUtilization(State(), d->index, lastSeenTimeStamp, now, samples, kFakeMaxProcs, &needed);
+  if (needed == 0) {
+    *processSamplesCount = 0;
+    return NVML_ERROR_NOT_FOUND;
+  }
+  if (!utilization || *processSamplesCount < static_cast<unsigned>(needed)) {
+    *processSamplesCount = static_cast<unsigned>(needed);
+    return NVML_ERROR_INSUFFICIENT_SIZE;
+  }
+  for (int i = 0; i < n; ++i) {
+    utilization[i] = nvmlProcessUtilizationSample_t{};
+    utilization[i].pid = static_cast<unsigned>(samples[i].pid);
+    utilization[i].timeStamp = static_cast<unsigned long long>(now / 1000);
+    utilization[i].smUtil = samples[i].sm_percent;
+  }
+  *processSamplesCount = static_cast<unsigned>(n);
+  return NVML_SUCCESS;
+}
+
+FAKE_EXPORT int tsfake_busy_ns(unsigned int dev, int pid, unsigned long long from_ns, unsigned long long to_ns,
+                               unsigned long long* out) {
+  if (!out) return -1;
+  uint64_t busy = 0;
+  int r = FakeBusyNs(State(), static_cast<int>(dev), pid == 0 ? static_cast<int32_t>(getpid()) : pid,
+                     static_cast<int64_t>(from_ns), static_cast<int64_t>(to_ns), &busy);
+  *out = busy;
+  return r;
 }
 
 FAKE_EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t* memory) {
