@@ -80,12 +80,16 @@ Flags:
                                  MIG/vNPU partition) gets libtideslice-limiter.so preloaded through a
                                  read-only /etc/ld.so.preload, its config and a per-container
                                  accounting region, which the agent reads for the
-                                 tideslice_container_memory_* metrics. off: the node group opted out;
-                                 soft slices are accounting only (nothing stops a container from
-                                 using more card memory than its slice)
-  --limiter-dir DIR              host directory for the limiter's library, ld.so.preload and the
-                                 per-container files (default /var/lib/tideslice/limiter); a
-                                 container's files are removed once its pod is gone from the node
+                                 tideslice_container_memory_* metrics. A soft slice with a compute
+                                 share also takes a slot in its card's roster (--limiter-dir/cards/),
+                                 read by the limiters sharing the card and, with their entries, for
+                                 the tideslice_container_compute_* metrics. off: the node group opted
+                                 out; soft slices are accounting only (nothing stops a container from
+                                 using more card memory or compute than its slice)
+  --limiter-dir DIR              host directory for the limiter's library, ld.so.preload, the
+                                 per-container files and the per-card rosters (default
+                                 /var/lib/tideslice/limiter); a container's files and roster slots
+                                 are removed once its pod is gone from the node
   --limiter-library FILE         the library copied into --limiter-dir/lib at start (default
                                  /usr/local/lib/tideslice/libtideslice-limiter.so, in the image)
   --limiter-context-reserve Q    bytes charged once per process and card when the process creates
@@ -332,7 +336,9 @@ int main(int argc, char** argv) {
       last_used = UsageByPod(*procs, [](uint32_t pid) { return ReadProcCgroup(pid); });
     allocation_metrics.Update(last_cards, last_allocations, last_used);
     std::vector<std::string> unreadable;
-    limiter_metrics.Update(ReadLimiterContainers(limiter_dir, &unreadable), cards, unreadable);
+    const auto limited = ReadLimiterContainers(limiter_dir, &unreadable);
+    limiter_metrics.Update(limited, cards, unreadable);
+    limiter_metrics.UpdateCompute(limited, ReadCardsCoordination(limiter_dir), cards);
     if (!publisher) return;
     Status st = publisher->Update(cards);
     std::string err = st.ok() ? "" : st.ToString();
@@ -415,8 +421,14 @@ int main(int argc, char** argv) {
   // since 2 minutes before the list was asked for stay whatever the list says: a pod allocated
   // after the list was taken (Allocate writes its directory moments after the bind), however
   // long the list took, is never mistaken for a gone one.
+  // Roster slots of compute shares go with their containers' directories; leftovers of an
+  // interrupted Allocate (no directory holds them) go at once, which needs no list.
   auto reconcile_limiter = [&]() {
-    if (!limiter_files || limiter_files->PodUids().empty()) return;
+    if (!limiter_files) return;
+    if (limiter_files->PodUids().empty()) {
+      for (const auto& e : limiter_files->SyncCards()) log::Warn("limiter.roster_failed", e);
+      return;
+    }
     const auto listed_at = std::chrono::system_clock::now();
     auto live = store->PodUidsOnNode();
     if (!live.ok()) {

@@ -15,6 +15,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include "common/log/log.h"
+#include "device-plugin/limiter/card_coordination.h"
 #include "device-plugin/limiter/region_layout.h"
 #include "device-plugin/plugin/limiter_paths.h"
 #include "tideslice/v1/tideslice.pb.h"
@@ -180,11 +181,16 @@ StatusOr<LimiterContainerReading> ReadLimiterContainer(const std::string& contai
     if (c.region_card() >= limiter::kRegionMaxCards || !books.insert(c.region_card()).second)
       return Status::InvalidArgument("config", config_path + ": card " + c.uuid() + " has region_card " +
                                                    std::to_string(c.region_card()));
-    if (c.memory_limit_bytes() == 0) continue;  // whole card or hard partition: not limited
+    // A compute share: the card's coordination slot (the agent's own choice, within the roster).
+    const bool coordinated = !c.coordination_dir().empty() && c.coordination_slot() < limiter::kRosterMaxEntries;
+    if (c.memory_limit_bytes() == 0 && !coordinated) continue;  // whole card or hard partition: not limited
     LimiterCardReading card;
     card.card = c.uuid();
     card.region_card = c.region_card();
     card.limit_bytes = std::min<uint64_t>(c.memory_limit_bytes(), kLimiterAbsurdBytes);
+    card.coordinated = coordinated;
+    card.coordination_slot = coordinated ? c.coordination_slot() : 0;
+    card.share_permille = std::min<uint32_t>(c.compute_permille(), 1000);
     r.cards.push_back(std::move(card));
   }
   MeasureRegion(container_dir + "/region/" + limiter::kRegionFileName, r);
@@ -240,7 +246,32 @@ LimiterMetrics::LimiterMetrics(std::shared_ptr<prometheus::Registry> registry, s
       card_limit_(prometheus::BuildGauge()
                       .Name("tideslice_card_soft_slice_memory_limit_bytes")
                       .Help("Sum over the card's soft slices of their memory limits, in bytes.")
-                      .Register(*registry)) {}
+                      .Register(*registry)),
+      share_(prometheus::BuildGauge()
+                 .Name("tideslice_container_compute_share_ratio")
+                 .Help("Share of the card's time the container's work kept it busy between the agent's last two "
+                       "polls (0..1), as the in-container limiter measures it; compare with "
+                       "tideslice_container_compute_allocated_ratio.")
+                 .Register(*registry)),
+      throttled_(prometheus::BuildCounter()
+                     .Name("tideslice_container_compute_throttled_seconds_total")
+                     .Help("Time the container's launches on the card waited for its compute share's budget, in "
+                           "seconds.")
+                     .Register(*registry)),
+      yields_(prometheus::BuildCounter()
+                  .Name("tideslice_container_compute_yields_total")
+                  .Help("Times the container's limiter yielded the card to an inference container sharing it.")
+                  .Register(*registry)),
+      yielded_(prometheus::BuildCounter()
+                   .Name("tideslice_container_compute_yielded_seconds_total")
+                   .Help("Time the container's launches waited while yielding the card to inference containers, in "
+                         "seconds.")
+                   .Register(*registry)),
+      granted_(prometheus::BuildGauge()
+                   .Name("tideslice_card_compute_granted_ratio")
+                   .Help("Sum of the compute shares granted to the containers on the card (its roster), in cards "
+                         "(0..n); compare with tideslice_card_utilization_ratio, measured.")
+                   .Register(*registry)) {}
 
 void LimiterMetrics::SetGauges(prometheus::Family<prometheus::Gauge>& family,
                                std::map<Labels, prometheus::Gauge*>& live, const std::map<Labels, double>& want) {
@@ -269,6 +300,7 @@ void LimiterMetrics::Update(const std::vector<LimiterContainerReading>& containe
   for (const auto& r : containers) {
     if (!r.problem.empty()) problems[r.pod_uid + "/" + r.container] = r.problem;
     for (const auto& c : r.cards) {
+      if (c.limit_bytes == 0) continue;  // a compute share only: no memory series
       // Labelled as the agent's other card metrics are: card = the card's index on the node,
       // uuid = its UUID; and its memory as the bound.
       std::string index = c.card, uuid = c.card;
@@ -306,35 +338,238 @@ void LimiterMetrics::Update(const std::vector<LimiterContainerReading>& containe
   SetGauges(limit_, limit_series_, limit);
   SetGauges(card_used_, card_used_series_, card_used);
   SetGauges(card_limit_, card_limit_series_, card_limit);
-  // Counters follow the region's count: increments as they come; a count that went back (a new
-  // region for the same labels, or a rewritten one) restarts the series, which Prometheus reads
-  // as a counter reset.
-  for (auto it = refused_series_.begin(); it != refused_series_.end();) {
-    if (refused.count(it->first)) {
+  FollowCounters(refused_, refused_series_, refused, 1.0);
+  LogProblems(problems, problems_, "limiter.region_unreadable", "not measuring a container's limiter region: ",
+              "container");
+}
+
+void LimiterMetrics::FollowCounters(prometheus::Family<prometheus::Counter>& family,
+                                    std::map<Labels, CounterSeries>& live, const std::map<Labels, uint64_t>& want,
+                                    double scale) {
+  for (auto it = live.begin(); it != live.end();) {
+    if (want.count(it->first)) {
       ++it;
       continue;
     }
-    refused_.Remove(it->second.counter);
-    it = refused_series_.erase(it);
+    family.Remove(it->second.counter);
+    it = live.erase(it);
   }
-  for (const auto& [labels, value] : refused) {
-    auto& s = refused_series_[labels];
+  for (const auto& [labels, value] : want) {
+    auto& s = live[labels];
     if (s.counter && value < s.last) {
-      refused_.Remove(s.counter);
+      family.Remove(s.counter);
       s = CounterSeries{};
     }
-    if (!s.counter) s.counter = &refused_.Add(labels);
-    if (value > s.last) s.counter->Increment(static_cast<double>(value - s.last));
+    if (!s.counter) s.counter = &family.Add(labels);
+    if (value > s.last) s.counter->Increment(static_cast<double>(value - s.last) * scale);
     s.last = value;
   }
-  // Reasons a region is not measured: once per container and change.
+}
+
+// Reasons something is not measured: once per key and change.
+void LimiterMetrics::LogProblems(const std::map<std::string, std::string>& problems,
+                                 std::map<std::string, std::string>& logged, const char* event, const std::string& what,
+                                 const char* field) {
   for (const auto& [key, why] : problems) {
-    auto& last = problems_[key];
-    if (last != why)
-      log::Warn("limiter.region_unreadable", "not measuring a container's limiter region: " + why, {{"container", key}});
+    auto& last = logged[key];
+    if (last != why) log::Warn(event, what + why, {{field, key}});
     last = why;
   }
-  std::erase_if(problems_, [&](const auto& kv) { return !problems.count(kv.first); });
+  std::erase_if(logged, [&](const auto& kv) { return !problems.count(kv.first); });
+}
+
+namespace {
+
+// The slot's entry: a regular file of exactly sizeof(CardEntry) bytes with a valid header.
+void MeasureEntry(const std::string& path, CardSlotReading& slot) {
+  struct stat st {};
+  std::string why;
+  int fd = OpenRegular(path, &st, &why);
+  if (fd < 0) {
+    slot.problem = why;
+    return;
+  }
+  std::vector<unsigned char> buf(sizeof(limiter::CardEntry));
+  bool read = static_cast<uint64_t>(st.st_size) == buf.size() && ReadAt(fd, buf.data(), buf.size(), 0);
+  ::close(fd);
+  if (static_cast<uint64_t>(st.st_size) != buf.size()) {
+    slot.problem = path + " has " + std::to_string(st.st_size) + " bytes, not " + std::to_string(buf.size());
+    return;
+  }
+  if (!read) {
+    slot.problem = path + " could not be read whole (truncated while reading?)";
+    return;
+  }
+  // The header's plain fields, copied out (the counters are atomics, read as bytes below).
+  limiter::CardEntry head{};
+  std::memcpy(head.magic, buf.data() + offsetof(limiter::CardEntry, magic), sizeof head.magic);
+  std::memcpy(&head.version, buf.data() + offsetof(limiter::CardEntry, version), sizeof head.version);
+  std::memcpy(&head.entry_bytes, buf.data() + offsetof(limiter::CardEntry, entry_bytes), sizeof head.entry_bytes);
+  const bool valid = limiter::CardEntryValid(head);
+  if (!valid) {
+    slot.problem = path + " has no valid entry header (magic, version or size differ)";
+    return;
+  }
+  slot.busy_ns = std::min(Load64(buf, offsetof(limiter::CardEntry, busy_ns)), kLimiterAbsurdNs);
+  slot.throttled_ns = std::min(Load64(buf, offsetof(limiter::CardEntry, throttled_ns)), kLimiterAbsurdNs);
+  slot.yields = std::min(Load64(buf, offsetof(limiter::CardEntry, yields)), kMaxCounter);
+  slot.yielded_ns = std::min(Load64(buf, offsetof(limiter::CardEntry, yielded_ns)), kLimiterAbsurdNs);
+  slot.measured = true;
+}
+
+}  // namespace
+
+CardCoordinationReading ReadCardCoordination(const std::string& card_dir) {
+  CardCoordinationReading r;
+  r.card_uuid = fs::path(card_dir).filename().string();
+  const std::string path = card_dir + "/" + limiter::kRosterFileName;
+  struct stat st {};
+  std::string why;
+  int fd = OpenRegular(path, &st, &why);
+  if (fd < 0) {
+    r.problem = why;
+    return r;
+  }
+  std::vector<unsigned char> buf(sizeof(limiter::Roster));
+  bool read = static_cast<uint64_t>(st.st_size) == buf.size() && ReadAt(fd, buf.data(), buf.size(), 0);
+  ::close(fd);
+  if (static_cast<uint64_t>(st.st_size) != buf.size()) {
+    r.problem = path + " has " + std::to_string(st.st_size) + " bytes, not " + std::to_string(buf.size());
+    return r;
+  }
+  if (!read) {
+    r.problem = path + " could not be read whole";
+    return r;
+  }
+  limiter::RosterHeader header;
+  std::memcpy(&header, buf.data(), sizeof header);
+  if (!limiter::RosterHeaderValid(header)) {
+    r.problem = path + " has no valid roster header (magic, version or layout differ)";
+    return r;
+  }
+  r.generation = header.generation;
+  for (uint32_t i = 0; i < limiter::kRosterMaxEntries; ++i) {
+    limiter::RosterSlot slot;
+    std::memcpy(&slot, buf.data() + offsetof(limiter::Roster, slots) + i * sizeof(limiter::RosterSlot), sizeof slot);
+    if (slot.state != 1) continue;
+    CardSlotReading s;
+    s.slot = i;
+    const size_t len = strnlen(slot.pod_uid, sizeof slot.pod_uid);
+    std::string uid(slot.pod_uid, len);
+    if (len < sizeof slot.pod_uid && IsLimiterPathSegment(uid)) s.pod_uid = std::move(uid);
+    s.workload_class = slot.workload_class <= limiter::kClassTraining ? slot.workload_class : 0;
+    s.share_permille = std::min<uint32_t>(slot.share_permille, 1000);
+    s.work_conserving = slot.work_conserving != 0;
+    MeasureEntry(card_dir + "/" + limiter::kEntryFilePrefix + std::to_string(i), s);
+    r.slots.push_back(std::move(s));
+  }
+  return r;
+}
+
+std::vector<CardCoordinationReading> ReadCardsCoordination(const std::string& limiter_dir) {
+  std::vector<CardCoordinationReading> out;
+  const LimiterLayout layout{limiter_dir};
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (fs::directory_iterator it(layout.CardsDir(), ec), end; !ec && it != end; it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    if (IsLimiterPathSegment(name) && it->is_directory(ec) && !it->is_symlink(ec)) names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  for (const auto& name : names) out.push_back(ReadCardCoordination(layout.CardDir(name)));
+  return out;
+}
+
+void LimiterMetrics::UpdateCompute(const std::vector<LimiterContainerReading>& containers,
+                                   const std::vector<CardCoordinationReading>& coordination,
+                                   const std::vector<DeviceInfo>& cards, std::chrono::steady_clock::time_point now) {
+  std::map<std::string, const CardCoordinationReading*> by_card;
+  std::map<std::string, std::string> problems;
+  for (const auto& c : coordination) {
+    by_card[c.card_uuid] = &c;
+    if (!c.problem.empty()) problems[c.card_uuid] = c.problem;
+    for (const auto& s : c.slots)
+      if (!s.problem.empty()) problems[c.card_uuid + "/" + limiter::kEntryFilePrefix + std::to_string(s.slot)] = s.problem;
+  }
+  auto device_of = [&](const std::string& uuid) -> const DeviceInfo* {
+    for (const auto& d : cards)
+      if (d.uuid == uuid) return &d;
+    return nullptr;
+  };
+  std::map<Labels, double> share, granted;
+  std::map<Labels, uint64_t> throttled, yields, yielded, busy;
+  std::map<Labels, uint64_t> created;  // two directories with one label set: the newest wins
+  for (const auto& r : containers) {
+    for (const auto& c : r.cards) {
+      if (!c.coordinated) continue;
+      // The card on the node: the config names it as the container sees it (Ascend: its
+      // physical id), the card directory by its UUID.
+      const DeviceInfo* device = nullptr;
+      for (const auto& d : cards) {
+        bool same = r.vendor == "huawei" ? (d.vendor == "huawei" && std::to_string(d.index) == c.card) : d.uuid == c.card;
+        if (same) {
+          device = &d;
+          break;
+        }
+      }
+      const std::string uuid = device ? device->uuid : (r.vendor == "huawei" ? "" : c.card);
+      auto card = by_card.find(uuid);
+      if (uuid.empty() || card == by_card.end()) continue;
+      const CardSlotReading* slot = nullptr;
+      for (const auto& s : card->second->slots)
+        if (s.slot == c.coordination_slot) slot = &s;
+      // The roster must give this slot to the container's pod: a config and a roster that
+      // disagree (a slot freed and taken again) measure nobody.
+      if (!slot || slot->pod_uid != r.pod_uid || !slot->measured) continue;
+      Labels labels = {{"node", node_}, {"namespace", r.pod_namespace}, {"pod", r.pod}, {"container", r.container},
+                       {"card", device ? std::to_string(device->index) : uuid}, {"uuid", uuid}};
+      auto seen = created.find(labels);
+      if (seen != created.end() && seen->second > r.region_created_unix_s) continue;
+      created[labels] = r.region_created_unix_s;
+      busy[labels] = slot->busy_ns;
+      throttled[labels] = slot->throttled_ns;
+      yields[labels] = slot->yields;
+      yielded[labels] = slot->yielded_ns;
+    }
+  }
+  // Achieved share: busy time gained over wall time since the last sample.
+  std::erase_if(busy_, [&](const auto& kv) { return !busy.count(kv.first); });
+  for (const auto& [labels, value] : busy) {
+    auto it = busy_.find(labels);
+    if (it == busy_.end()) {
+      busy_[labels] = BusySample{value, now, false, 0};
+      continue;
+    }
+    BusySample& b = it->second;
+    if (value < b.busy_ns) {  // a new entry, or a rewritten one: start over
+      b = BusySample{value, now, false, 0};
+      continue;
+    }
+    const auto elapsed = std::chrono::duration_cast<std::chrono::nanoseconds>(now - b.at).count();
+    if (elapsed >= 1'000'000'000) {
+      b.ratio = std::clamp(static_cast<double>(value - b.busy_ns) / static_cast<double>(elapsed), 0.0, 1.0);
+      b.has_ratio = true;
+      b.busy_ns = value;
+      b.at = now;
+    }
+    if (b.has_ratio) share[labels] = b.ratio;
+  }
+  // Granted per card: the roster's shares (the agent's own record of what it handed out).
+  for (const auto& c : coordination) {
+    if (!c.problem.empty()) continue;
+    const DeviceInfo* device = device_of(c.card_uuid);
+    double sum = 0;
+    for (const auto& s : c.slots) sum += s.share_permille / 1000.0;
+    granted[{{"node", node_}, {"card", device ? std::to_string(device->index) : c.card_uuid}, {"uuid", c.card_uuid}}] =
+        sum;
+  }
+  SetGauges(share_, share_series_, share);
+  SetGauges(granted_, granted_series_, granted);
+  FollowCounters(throttled_, throttled_series_, throttled, 1e-9);
+  FollowCounters(yields_, yields_series_, yields, 1.0);
+  FollowCounters(yielded_, yielded_series_, yielded, 1e-9);
+  LogProblems(problems, compute_problems_, "limiter.coordination_unreadable",
+              "not measuring a compute share's card files: ", "card");
 }
 
 }  // namespace tideslice::deviceplugin

@@ -1,8 +1,10 @@
 #include "device-plugin/kube/kube_assignment_store.h"
 
 #include <chrono>
+#include <optional>
 
 #include "common/codec/annotations.h"
+#include "common/kube/workload_class.h"
 
 namespace tideslice::deviceplugin {
 
@@ -37,7 +39,12 @@ StatusOr<std::vector<PendingPod>> KubeAssignmentStore::PendingOnNode() {
       // What is handed out already, for the capacity check. An acknowledged record counts when it
       // names this pod and node even if its signature is unknown (signed by an earlier key): its
       // container may be running on the card, and counting it can only make Allocate stricter.
-      if (trust::CheckAssignmentOwner(nullptr, pod, **a).ok()) held_.push_back({PodKey(pod), std::move(**a)});
+      if (trust::CheckAssignmentOwner(nullptr, pod, **a).ok()) {
+        PendingPod held;
+        held.pod_key = PodKey(pod);
+        held.assignment = std::move(**a);
+        held_.push_back(std::move(held));
+      }
       continue;
     }
     if ((*a)->phase() != v1::ASSIGNMENT_PHASE_ALLOCATING) continue;
@@ -48,7 +55,11 @@ StatusOr<std::vector<PendingPod>> KubeAssignmentStore::PendingOnNode() {
                        {{"pod", PodKey(pod)}, {"node", node_}}, /*log_first=*/true);
       continue;
     }
-    candidates.push_back({PodKey(pod), std::move(**a)});
+    PendingPod pending;
+    pending.pod_key = PodKey(pod);
+    pending.assignment = std::move(**a);
+    ReadComputeTraits(pod, &pending);
+    candidates.push_back(std::move(pending));
   }
   if (candidates.empty() || trust_.lease_name.empty()) return candidates;
   auto lease = client_->Get(kube::LeasePath(trust_.lease_namespace, trust_.lease_name), trust_.lease_timeout);
@@ -134,6 +145,35 @@ Status KubeAssignmentStore::Acknowledge(const std::string& pod_key, const std::s
     return Status::Ok();
   });
   return written.status();
+}
+
+void ReadComputeTraits(const kube::json& pod, PendingPod* out) {
+  out->workload_class.clear();
+  out->work_conserving = false;
+  auto meta = pod.find("metadata");
+  if (meta == pod.end() || !meta->is_object()) return;
+  auto string_at = [&](const char* map, const char* key) -> std::optional<std::string> {
+    auto m = meta->find(map);
+    if (m == meta->end() || !m->is_object()) return std::nullopt;
+    auto v = m->find(key);
+    if (v == m->end()) return std::nullopt;
+    return v->is_string() ? v->get<std::string>() : std::string();  // present but not text: no valid value
+  };
+  if (auto label = string_at("labels", kube::kWorkloadLabel)) {
+    if (*label == kube::kWorkloadInference || *label == kube::kWorkloadTraining) out->workload_class = *label;
+  } else if (auto owners = meta->find("ownerReferences"); owners != meta->end() && owners->is_array()) {
+    for (const auto& o : *owners) {
+      if (!o.is_object()) continue;
+      auto kind = o.find("kind");
+      if (kind == o.end() || !kind->is_string()) continue;
+      const std::string_view cls = kube::WorkloadOfOwnerKind(kind->get<std::string>());
+      if (cls.empty()) continue;
+      out->workload_class = std::string(cls);
+      break;
+    }
+  }
+  out->work_conserving = string_at("annotations", kube::kComputeModeAnnotation) ==
+                         std::string(kube::kComputeModeWorkConserving);
 }
 
 std::vector<ContainerAllocation> AllocationsFromPods(const std::vector<kube::json>& pods) {

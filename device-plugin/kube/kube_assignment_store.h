@@ -56,6 +56,14 @@ class KubeAssignmentStore : public AssignmentStore {
   log::ChangeLog refusals_;   // one log line per refused pod and reason, not per Allocate
 };
 
+// The pod's workload class and compute mode, as PendingPod carries them to the limiter: the label
+// tideslice.io/workload when it is "inference" or "training" (any other value: unspecified, as the
+// scheduler reads it), else the first owner whose kind implies a class (common/kube/
+// workload_class.h); work_conserving only for the annotation value "work-conserving" (admission
+// refuses other values at CREATE; whatever a later update wrote reads as capped). Read with type
+// checks: metadata is what any pod author wrote.
+void ReadComputeTraits(const kube::json& pod, PendingPod* out);
+
 // The slices held on this node according to the pods' assignments (phase ALLOCATING or
 // ALLOCATED, pod not finished), one entry per container and card, for the allocation metrics.
 std::vector<ContainerAllocation> AllocationsFromPods(const std::vector<kube::json>& pods);

@@ -57,6 +57,8 @@ StatusOr<HandoffMatch> MatchAllocate(const std::vector<PendingPod>& pending_on_n
   m.pod_uid = pod.assignment.pod_uid();
   m.container = chosen->name();
   m.init_container = chosen->init_container();
+  m.workload_class = pod.workload_class;
+  m.work_conserving = pod.work_conserving;
   for (const auto& s : chosen->slices()) {
     auto it = by_uuid.find(s.card_uuid());
     if (it == by_uuid.end())
@@ -174,21 +176,23 @@ StatusOr<v1beta1::ContainerAllocateResponse> HandoffHandler::AllocateContainer(
   }
   (*response->mutable_annotations())["tideslice.io/pod"] = match->pod_key;
   (*response->mutable_annotations())["tideslice.io/container"] = match->container;
-  // Soft slices: the limiter's files, then its mounts. A container whose limit cannot be set up
-  // does not start without it: the Allocate fails with the reason and leaves nothing behind.
+  // Soft slices: the limiter's files (and the container's slots in the rosters of the cards where
+  // it holds a compute share), then its mounts. A container whose limit cannot be set up does not
+  // start without it: the Allocate fails with the reason and leaves nothing behind.
   bool limiter_written = false;
   if (limiter_ && NeedsLimiter(match->slices)) {
     const auto slash = match->pod_key.find('/');
     LimiterPod who{match->pod_key.substr(0, slash), slash == std::string::npos ? "" : match->pod_key.substr(slash + 1),
-                   match->pod_uid, match->container};
+                   match->pod_uid, match->container, match->workload_class, match->work_conserving};
     auto config = BuildLimiterConfig(who, match->slices, context_reserve_bytes_);
-    Status written = config.ok() ? limiter_->WriteContainer(*config) : config.status();
+    std::vector<CardSeat> seats = ComputeSeats(match->slices);
+    Status written = config.ok() ? limiter_->SetUpContainer(*config, seats) : config.status();
     if (!written.ok()) {
       undo();
       return written.WithContext("setting up the memory limiter of " + match->pod_key + "/" + match->container);
     }
     limiter_written = true;
-    AddLimiterToResponse(limiter_->layout(), match->pod_uid, match->container, *response);
+    AddLimiterToResponse(limiter_->layout(), match->pod_uid, match->container, seats, *response);
   }
   Status acked = store_->Acknowledge(match->pod_key, match->container, device_ids);
   if (!acked.ok()) {

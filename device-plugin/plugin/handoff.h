@@ -27,6 +27,11 @@ namespace tideslice::deviceplugin {
 struct PendingPod {
   std::string pod_key;                        // namespace/name
   v1::PodAssignment assignment;               // phase must be ALLOCATING
+  // Read from the pod itself, not the assignment (the scheduler does not seal them): its
+  // workload class ("inference", "training", "" = unspecified; the label tideslice.io/workload,
+  // else its owner's kind, as the scheduler reads it) and tideslice.io/compute-mode.
+  std::string workload_class{};
+  bool work_conserving = false;
 };
 
 struct HandoffMatch {
@@ -35,6 +40,8 @@ struct HandoffMatch {
   std::string container;
   bool init_container = false;
   std::vector<AssignedSlice> slices;
+  std::string workload_class;                 // the pod's (PendingPod)
+  bool work_conserving = false;
 };
 
 // Ok when every slice of `match` fits on its card beside `held` (other pods' acknowledged
@@ -80,8 +87,9 @@ class HandoffHandler : public AllocationHandler {
   std::vector<std::string> PreferredCards(int count) override;
 
   // Containers holding a soft slice get the in-container limiter: their files are written under
-  // `files` and mounted (limiter_setup.h). Without this call (a node group that opted out with
-  // --limiter off) soft slices are accounting only. Call before serving.
+  // `files` and mounted (limiter_setup.h), and a slot in the roster of every card where they hold
+  // a compute share. Without this call (a node group that opted out with --limiter off) soft
+  // slices are accounting only. Call before serving.
   void EnableLimiter(LimiterFiles* files, uint64_t context_reserve_bytes) {
     limiter_ = files;
     context_reserve_bytes_ = context_reserve_bytes;

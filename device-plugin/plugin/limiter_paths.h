@@ -7,13 +7,23 @@
 //   ld.so.preload                                    one line: the library's path in the container
 //   containers/<pod uid>/<container>/config.json     tideslice.v1.LimiterConfig (proto3 JSON)
 //   containers/<pod uid>/<container>/region/region   the accounting region (limiter/region_layout.h)
+//   containers/<pod uid>/<container>/seats.json      the agent's own record of the container's
+//                                                    slots in card rosters (never mounted)
+//   cards/<card uuid>/roster                         who holds a compute share on the card
+//   cards/<card uuid>/entry-<slot>                   one per container there, written by its limiter
+//                                                    (limiter/card_coordination.h)
 // Container: the library at kLimiterLibraryInContainer (read-only), ld.so.preload at
 // /etc/ld.so.preload (read-only), the config at kLimiterConfigInContainer (read-only) and the
 // region's directory at kLimiterRegionDirInContainer (read-write: every process maps the region).
+// A container holding a compute share on a card also gets that card's directory read-only at
+// kLimiterCardsInContainer/<region card> and its own entry there read-write.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
+
+#include "device-plugin/limiter/card_coordination.h"
 
 namespace tideslice::deviceplugin {
 
@@ -27,6 +37,8 @@ inline constexpr const char* kLimiterPreloadInContainer = "/etc/ld.so.preload";
 inline constexpr const char* kLimiterConfigInContainer = "/etc/tideslice/limiter/config.json";
 inline constexpr const char* kLimiterRegionDirInContainer = "/var/run/tideslice/limiter";
 inline constexpr const char* kLimiterRegionInContainer = "/var/run/tideslice/limiter/region";
+inline constexpr const char* kLimiterCardsInContainer = "/var/run/tideslice/cards";
+inline constexpr const char* kLimiterSeatsFileName = "seats.json";
 
 // A pod UID or container name that may name one directory under containers/: 1..253 characters
 // from the set kube::PathSegment leaves unescaped ([A-Za-z0-9-._~]), not starting with '.' (so
@@ -63,6 +75,17 @@ struct LimiterLayout {
   }
   std::string RegionPath(const std::string& pod_uid, const std::string& container) const {
     return RegionDir(pod_uid, container) + "/region";
+  }
+  std::string SeatsPath(const std::string& pod_uid, const std::string& container) const {
+    return ContainerDir(pod_uid, container) + "/" + kLimiterSeatsFileName;
+  }
+  // Card directories are named by the card's UUID on the node (DeviceInfo::uuid), which must pass
+  // IsLimiterPathSegment.
+  std::string CardsDir() const { return root + "/cards"; }
+  std::string CardDir(const std::string& card_uuid) const { return CardsDir() + "/" + card_uuid; }
+  std::string RosterPath(const std::string& card_uuid) const { return CardDir(card_uuid) + "/" + limiter::kRosterFileName; }
+  std::string EntryPath(const std::string& card_uuid, uint32_t slot) const {
+    return CardDir(card_uuid) + "/" + limiter::kEntryFilePrefix + std::to_string(slot);
   }
 };
 

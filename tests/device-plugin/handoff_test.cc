@@ -3,9 +3,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
+#include "device-plugin/limiter/card_coordination.h"
 #include "tests/support/fake_cards.h"
 #include "tests/support/test_support.h"
 
@@ -159,7 +161,7 @@ TEST(HandoffLimiter, ASoftSliceGetsItsLimiterFilesAndMounts) {
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->envs().at("NVIDIA_VISIBLE_DEVICES"), "GPU-1");
   EXPECT_EQ(r->envs().at("TIDESLICE_LIMITER"), "on");
-  ASSERT_EQ(r->mounts_size(), 4);
+  ASSERT_EQ(r->mounts_size(), 6);  // and the card's directory and entry: the slice has 30 % of the card
   EXPECT_EQ(r->mounts(2).host_path(), files.layout().ConfigPath("uid-p", "main"));
   EXPECT_EQ(r->mounts(3).host_path(), files.layout().RegionDir("uid-p", "main"));
   EXPECT_TRUE(std::filesystem::exists(files.layout().RegionPath("uid-p", "main")));
@@ -227,6 +229,86 @@ TEST(HandoffLimiter, AnAssignmentWithoutAPodUidIsRefusedNotLimitedSomewhereElse)
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
   EXPECT_THAT(r.status().message(), HasSubstr("memory limiter of ml/p/main"));
   EXPECT_EQ(store.pods[0].assignment.containers(0).device_ids_size(), 0) << "not acknowledged";
+}
+
+// Compute shares at Allocate: the pod's class and mode reach the config, the container takes a
+// slot in its card's roster and gets the card's directory and its entry mounted; a failed
+// acknowledgement frees the slot; a soft slice with a compute share and no memory still gets the
+// limiter.
+TEST(HandoffLimiter, AComputeShareTakesARosterSlotAndMountsItsCard) {
+  testsupport::TempDir dir;
+  LimiterFiles files(dir.path());
+  OnePodStore store;
+  store.pods.push_back(Pod("ml/p", {Container("main", {"GPU-1"})}));
+  store.pods[0].assignment.set_pod_uid("uid-p");
+  store.pods[0].workload_class = "inference";
+  store.pods[0].work_conserving = true;
+  HandoffHandler handler(&store);
+  handler.EnableLimiter(&files, 0);
+  auto r = handler.AllocateContainer({"GPU-1::0"}, Cards());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->mounts_size(), 6);
+  EXPECT_EQ(r->mounts(4).host_path(), files.layout().CardDir("GPU-1"));
+  EXPECT_EQ(r->mounts(4).container_path(), "/var/run/tideslice/cards/0");
+  EXPECT_TRUE(r->mounts(4).read_only());
+  EXPECT_EQ(r->mounts(5).host_path(), files.layout().EntryPath("GPU-1", 0));
+  EXPECT_EQ(r->mounts(5).container_path(), "/var/run/tideslice/cards/0/entry-0");
+  EXPECT_FALSE(r->mounts(5).read_only());
+  EXPECT_TRUE(std::filesystem::exists(files.layout().EntryPath("GPU-1", 0)));
+  EXPECT_TRUE(std::filesystem::exists(files.layout().RosterPath("GPU-1")));
+  std::ifstream in(files.layout().ConfigPath("uid-p", "main"));
+  std::string json((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_THAT(json, HasSubstr(R"("workloadClass": "inference")"));
+  EXPECT_THAT(json, HasSubstr(R"("workConserving": true)"));
+  EXPECT_THAT(json, HasSubstr(R"("coordinationDir": "/var/run/tideslice/cards/0")"));
+  EXPECT_THAT(json, HasSubstr(R"("coordinationSlot": 0)"));
+  ASSERT_EQ(files.SeatsOf("uid-p", "main").size(), 1u);
+}
+
+TEST(HandoffLimiter, AFailedAcknowledgementFreesTheRosterSlot) {
+  testsupport::TempDir dir;
+  LimiterFiles files(dir.path());
+  OnePodStore store;
+  store.pods.push_back(Pod("ml/p", {Container("main", {"GPU-1"})}));
+  store.pods[0].assignment.set_pod_uid("uid-p");
+  store.ack_error = "apiserver down";
+  HandoffHandler handler(&store);
+  handler.EnableLimiter(&files, 0);
+  EXPECT_FALSE(handler.AllocateContainer({"GPU-1::0"}, Cards()).ok());
+  EXPECT_FALSE(std::filesystem::exists(files.layout().PodDir("uid-p")));
+  EXPECT_FALSE(std::filesystem::exists(files.layout().EntryPath("GPU-1", 0)));
+  std::ifstream roster(files.layout().RosterPath("GPU-1"), std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(roster)), std::istreambuf_iterator<char>());
+  ASSERT_EQ(bytes.size(), sizeof(limiter::Roster));
+  limiter::Roster r;
+  std::memcpy(&r, bytes.data(), sizeof r);
+  for (const auto& slot : r.slots) EXPECT_EQ(slot.state, 0u) << "the slot is free again";
+  // The retry succeeds and takes slot 0 again.
+  store.ack_error.clear();
+  auto again = handler.AllocateContainer({"GPU-1::0"}, Cards());
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->mounts(5).container_path(), "/var/run/tideslice/cards/0/entry-0");
+}
+
+TEST(HandoffLimiter, AComputeOnlySoftSliceGetsTheLimiterWithoutAMemoryLimit) {
+  testsupport::TempDir dir;
+  LimiterFiles files(dir.path());
+  OnePodStore store;
+  auto c = Container("main", {"GPU-2"});
+  c.mutable_slices(0)->set_memory_mib(0);
+  store.pods.push_back(Pod("ml/p", {c}));
+  store.pods[0].assignment.set_pod_uid("uid-p");
+  HandoffHandler handler(&store);
+  handler.EnableLimiter(&files, 0);
+  auto r = handler.AllocateContainer({"GPU-2::0"}, Cards());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->envs().at("TIDESLICE_LIMITER"), "on");
+  EXPECT_EQ(r->mounts_size(), 6);
+  std::ifstream in(files.layout().ConfigPath("uid-p", "main"));
+  std::string json((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_THAT(json, HasSubstr(R"("memoryLimitBytes": "0")"));
+  EXPECT_THAT(json, HasSubstr(R"("computePermille": 300)"));
+  EXPECT_THAT(json, HasSubstr(R"("workloadClass": "")"));
 }
 
 }  // namespace

@@ -1,7 +1,9 @@
 // The agent's side of the in-container limiter: the config a container holding a soft slice is
-// given (NVIDIA and Ascend, whole cards and hard partitions, mixed), the mounts and variables of
-// its response, the per-container directory on the host (written atomically, names checked,
-// undone), its removal once the pod is gone, and the library's installation.
+// given (NVIDIA and Ascend, whole cards and hard partitions, mixed; class, mode and coordination),
+// the mounts and variables of its response, the per-container directory on the host (written
+// atomically, names checked, undone), its removal once the pod is gone, the card rosters and
+// entries of compute shares (slots taken, freed, undone, refused when full, surviving a restart),
+// and the library's installation.
 #include "device-plugin/plugin/limiter_setup.h"
 
 #include <fcntl.h>
@@ -19,6 +21,7 @@
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
+#include "device-plugin/limiter/card_coordination.h"
 #include "device-plugin/limiter/region_layout.h"
 #include "tests/support/test_support.h"
 
@@ -44,7 +47,12 @@ AssignedSlice Partition(DeviceInfo card, std::string profile, std::string id) {
 }
 
 LimiterPod Who(std::string uid = "0b7c1d9e-uid", std::string container = "main") {
-  return {"ml", "infer-0", std::move(uid), std::move(container)};
+  LimiterPod p;
+  p.pod_namespace = "ml";
+  p.pod_name = "infer-0";
+  p.pod_uid = std::move(uid);
+  p.container = std::move(container);
+  return p;
 }
 
 std::string Read(const std::string& path) {
@@ -331,6 +339,340 @@ TEST(AgentLimiterInstall, CopiesTheLibraryAndWritesLdSoPreloadOnlyWhenChanged) {
   EXPECT_THAT(InstallLimiterLibrary(tmp.path() + "/text", layout).message(), HasSubstr("no ELF header"));
   EXPECT_THAT(InstallLimiterLibrary(tmp.path() + "/missing.so", layout).message(), HasSubstr("--limiter-library"));
   EXPECT_THAT(InstallLimiterLibrary(tmp.path(), layout).message(), HasSubstr("not a regular file"));
+}
+
+// ---- compute shares: class, mode and coordination in the config ----
+
+TEST(AgentLimiterConfig, ClassAndModeComeFromThePodAndUnknownClassesAreUnspecified) {
+  auto slices = std::vector<AssignedSlice>{Soft(Card("nvidia", 0, "GPU-0"), 4096, 300)};
+  for (auto [given, written] : {std::pair{"inference", "inference"}, std::pair{"training", "training"},
+                                std::pair{"", ""}, std::pair{"Inference", ""}, std::pair{"batch", ""}}) {
+    LimiterPod pod = Who();
+    pod.workload_class = given;
+    auto config = BuildLimiterConfig(pod, slices, 0);
+    ASSERT_TRUE(config.ok()) << config.status().ToString();
+    EXPECT_EQ(config->workload_class(), written) << given;
+    EXPECT_FALSE(config->work_conserving());
+  }
+  LimiterPod pod = Who();
+  pod.work_conserving = true;
+  auto config = BuildLimiterConfig(pod, slices, 0);
+  ASSERT_TRUE(config.ok());
+  EXPECT_TRUE(config->work_conserving());
+  EXPECT_EQ(config->cards(0).coordination_dir(), "") << "no slot until one is taken";
+  EXPECT_EQ(WorkloadClassCode("inference"), limiter::kClassInference);
+  EXPECT_EQ(WorkloadClassCode("training"), limiter::kClassTraining);
+  EXPECT_EQ(WorkloadClassCode("x"), limiter::kClassUnspecified);
+}
+
+TEST(AgentLimiterConfig, SeatsAreTheSoftSlicesWithAComputeShareAndACoordinatedConfigSaysWhere) {
+  // Visible order: GPU-0 (memory only), GPU-1 (MIG), GPU-2 (compute only), GPU-3 (both).
+  std::vector<AssignedSlice> slices = {Soft(Card("nvidia", 3, "GPU-3"), 8192, 250), Soft(Card("nvidia", 0, "GPU-0"), 4096, 0),
+                                       Partition(Card("nvidia", 1, "GPU-1"), "1g.10gb", "MIG-1"),
+                                       Soft(Card("nvidia", 2, "GPU-2"), 0, 400)};
+  auto seats = ComputeSeats(slices);
+  ASSERT_EQ(seats.size(), 2u);
+  EXPECT_EQ(seats[0].card_uuid, "GPU-2");
+  EXPECT_EQ(seats[0].region_card, 2u);
+  EXPECT_EQ(seats[0].share_permille, 400u);
+  EXPECT_EQ(seats[1].card_uuid, "GPU-3");
+  EXPECT_EQ(seats[1].region_card, 3u);
+  EXPECT_EQ(seats[1].share_permille, 250u);
+  // A compute-only soft slice (no memory given) still needs the limiter.
+  EXPECT_TRUE(NeedsLimiter({Soft(Card("nvidia", 2, "GPU-2"), 0, 400)}));
+  EXPECT_TRUE(ComputeSeats({Whole(Card("nvidia", 0, "GPU-0"))}).empty());
+  auto config = BuildLimiterConfig(Who(), slices, 0);
+  ASSERT_TRUE(config.ok());
+  EXPECT_EQ(config->cards(2).memory_limit_bytes(), 0u);
+  EXPECT_EQ(config->cards(2).compute_permille(), 400u);
+  seats[0].slot = 5;
+  seats[1].slot = 0;
+  SetCoordination(*config, seats);
+  EXPECT_EQ(config->cards(0).coordination_dir(), "");
+  EXPECT_EQ(config->cards(1).coordination_dir(), "");
+  EXPECT_EQ(config->cards(2).coordination_dir(), "/var/run/tideslice/cards/2");
+  EXPECT_EQ(config->cards(2).coordination_slot(), 5u);
+  EXPECT_EQ(config->cards(3).coordination_dir(), "/var/run/tideslice/cards/3");
+  EXPECT_EQ(config->cards(3).coordination_slot(), 0u);
+  const std::string json = LimiterConfigJson(*config);
+  EXPECT_THAT(json, HasSubstr(R"("coordinationDir": "/var/run/tideslice/cards/2")"));
+  EXPECT_THAT(json, HasSubstr(R"("coordinationSlot": 5)"));
+  EXPECT_THAT(json, HasSubstr(R"("workloadClass": "")"));
+  EXPECT_THAT(json, HasSubstr(R"("workConserving": false)"));
+}
+
+TEST(AgentLimiterResponse, AComputeShareMountsItsCardDirectoryReadOnlyAndItsOwnEntryReadWrite) {
+  v1beta1::ContainerAllocateResponse r;
+  AddLimiterToResponse(LimiterLayout{"/var/lib/tideslice/limiter"}, "uid-1", "main",
+                       {{"GPU-c", 1, 300, 7}, {"GPU-a", 0, 500, 0}}, r);
+  ASSERT_EQ(r.mounts_size(), 8);
+  auto m = [&](int i) { return std::make_tuple(r.mounts(i).host_path(), r.mounts(i).container_path(), r.mounts(i).read_only()); };
+  EXPECT_EQ(m(4), std::make_tuple(std::string("/var/lib/tideslice/limiter/cards/GPU-c"),
+                                  std::string("/var/run/tideslice/cards/1"), true));
+  EXPECT_EQ(m(5), std::make_tuple(std::string("/var/lib/tideslice/limiter/cards/GPU-c/entry-7"),
+                                  std::string("/var/run/tideslice/cards/1/entry-7"), false));
+  EXPECT_EQ(m(6), std::make_tuple(std::string("/var/lib/tideslice/limiter/cards/GPU-a"),
+                                  std::string("/var/run/tideslice/cards/0"), true));
+  EXPECT_EQ(m(7), std::make_tuple(std::string("/var/lib/tideslice/limiter/cards/GPU-a/entry-0"),
+                                  std::string("/var/run/tideslice/cards/0/entry-0"), false));
+}
+
+// ---- compute shares: the card rosters and entries ----
+
+std::unique_ptr<limiter::Roster> ReadRoster(const std::string& path) {
+  std::string bytes = Read(path);
+  EXPECT_EQ(bytes.size(), sizeof(limiter::Roster)) << path;
+  if (bytes.size() != sizeof(limiter::Roster)) return nullptr;
+  auto r = std::make_unique<limiter::Roster>();
+  std::memcpy(static_cast<void*>(r.get()), bytes.data(), bytes.size());
+  EXPECT_TRUE(limiter::RosterHeaderValid(r->header));
+  return r;
+}
+
+int TakenSlots(const limiter::Roster& r) {
+  int n = 0;
+  for (const auto& s : r.slots) n += s.state == 1;
+  return n;
+}
+
+// Allocate's part for one container: config, seats, files.
+struct SetUp {
+  v1::LimiterConfig config;
+  std::vector<CardSeat> seats;
+  Status status;
+};
+SetUp Allocate(LimiterFiles& files, const LimiterPod& pod, const std::vector<AssignedSlice>& slices) {
+  SetUp out;
+  auto config = BuildLimiterConfig(pod, slices, 0);
+  EXPECT_TRUE(config.ok()) << config.status().ToString();
+  out.config = *config;
+  out.seats = ComputeSeats(slices);
+  out.status = files.SetUpContainer(out.config, out.seats);
+  return out;
+}
+LimiterPod Pod(std::string uid, std::string container = "main", std::string cls = "", bool wc = false) {
+  LimiterPod p = Who(std::move(uid), std::move(container));
+  p.workload_class = std::move(cls);
+  p.work_conserving = wc;
+  return p;
+}
+
+TEST(AgentLimiterCoordination, SlotsAreTakenLowestFirstAndTheRosterEntriesAndConfigSayTheSame) {
+  testsupport::TempDir tmp("tslim");
+  LimiterFiles files(tmp.path() + "/limiter");
+  const auto& l = files.layout();
+  const DeviceInfo gpu0 = Card("nvidia", 0, "GPU-0"), gpu1 = Card("nvidia", 1, "GPU-1");
+  auto a = Allocate(files, Pod("uid-a", "main", "inference"), {Soft(gpu0, 4096, 300)});
+  ASSERT_TRUE(a.status.ok()) << a.status.ToString();
+  ASSERT_EQ(a.seats.size(), 1u);
+  EXPECT_EQ(a.seats[0].slot, 0u);
+  auto roster = ReadRoster(l.RosterPath("GPU-0"));
+  ASSERT_TRUE(roster);
+  EXPECT_EQ(roster->header.generation, 1u);
+  EXPECT_EQ(TakenSlots(*roster), 1);
+  EXPECT_EQ(roster->slots[0].workload_class, limiter::kClassInference);
+  EXPECT_EQ(roster->slots[0].share_permille, 300u);
+  EXPECT_EQ(roster->slots[0].work_conserving, 0u);
+  EXPECT_STREQ(roster->slots[0].pod_uid, "uid-a");
+  EXPECT_EQ(Mode(l.CardsDir()), 0755u);
+  EXPECT_EQ(Mode(l.CardDir("GPU-0")), 0755u);
+  EXPECT_EQ(Mode(l.RosterPath("GPU-0")), 0644u);
+  EXPECT_EQ(Mode(l.EntryPath("GPU-0", 0)), 0666u) << "the container's limiter writes it, whatever its UID";
+  std::string entry = Read(l.EntryPath("GPU-0", 0));
+  ASSERT_EQ(entry.size(), sizeof(limiter::CardEntry));
+  limiter::CardEntry e{};
+  std::memcpy(static_cast<void*>(&e), entry.data(), sizeof e);
+  EXPECT_TRUE(limiter::CardEntryValid(e));
+  EXPECT_EQ(entry.find_first_not_of('\0', 16), std::string::npos) << "counters start at zero";
+  // The config the container reads names the slot; the agent's record says the same.
+  EXPECT_EQ(a.config.cards(0).coordination_dir(), "/var/run/tideslice/cards/0");
+  EXPECT_EQ(a.config.cards(0).coordination_slot(), 0u);
+  EXPECT_EQ(Read(l.ConfigPath("uid-a", "main")), LimiterConfigJson(a.config));
+  EXPECT_EQ(Mode(l.SeatsPath("uid-a", "main")), 0644u);
+  ASSERT_EQ(files.SeatsOf("uid-a", "main").size(), 1u);
+  EXPECT_EQ(files.SeatsOf("uid-a", "main")[0].card_uuid, "GPU-0");
+
+  // A training container, work-conserving, on both cards: the next slot on GPU-0, the first on GPU-1.
+  auto b = Allocate(files, Pod("uid-b", "trainer", "training", true), {Soft(gpu1, 0, 200), Soft(gpu0, 8192, 500)});
+  ASSERT_TRUE(b.status.ok()) << b.status.ToString();
+  ASSERT_EQ(b.seats.size(), 2u);
+  EXPECT_EQ(b.seats[0].card_uuid, "GPU-0");
+  EXPECT_EQ(b.seats[0].slot, 1u);
+  EXPECT_EQ(b.seats[1].card_uuid, "GPU-1");
+  EXPECT_EQ(b.seats[1].slot, 0u);
+  roster = ReadRoster(l.RosterPath("GPU-0"));
+  EXPECT_EQ(roster->header.generation, 2u) << "bumped on every change";
+  EXPECT_EQ(TakenSlots(*roster), 2);
+  EXPECT_EQ(roster->slots[1].workload_class, limiter::kClassTraining);
+  EXPECT_EQ(roster->slots[1].share_permille, 500u);
+  EXPECT_EQ(roster->slots[1].work_conserving, 1u);
+  EXPECT_STREQ(roster->slots[1].pod_uid, "uid-b");
+  auto roster1 = ReadRoster(l.RosterPath("GPU-1"));
+  EXPECT_EQ(roster1->header.generation, 1u);
+  EXPECT_EQ(roster1->slots[0].share_permille, 200u);
+  EXPECT_EQ(Entries(l.CardDir("GPU-0")), (std::vector<std::string>{"entry-0", "entry-1", "roster"})) << "no temporary names";
+  EXPECT_EQ(Entries(l.CardDir("GPU-1")), (std::vector<std::string>{"entry-0", "roster"}));
+  // Syncing what already agrees changes nothing.
+  EXPECT_TRUE(files.SyncCards().empty());
+  EXPECT_EQ(ReadRoster(l.RosterPath("GPU-0"))->header.generation, 2u);
+
+  // A container with no compute share takes no slot and writes no record.
+  auto c = Allocate(files, Pod("uid-c"), {Soft(gpu0, 1024, 0)});
+  ASSERT_TRUE(c.status.ok());
+  EXPECT_TRUE(c.seats.empty());
+  EXPECT_FALSE(fs::exists(l.SeatsPath("uid-c", "main")));
+  EXPECT_EQ(ReadRoster(l.RosterPath("GPU-0"))->header.generation, 2u);
+}
+
+TEST(AgentLimiterCoordination, RemovingAContainerFreesItsSlotForTheNextAndAReAllocateMoves) {
+  testsupport::TempDir tmp("tslim");
+  LimiterFiles files(tmp.path());
+  const auto& l = files.layout();
+  const DeviceInfo gpu0 = Card("nvidia", 0, "GPU-0");
+  ASSERT_TRUE(Allocate(files, Pod("uid-a"), {Soft(gpu0, 4096, 300)}).status.ok());
+  ASSERT_TRUE(Allocate(files, Pod("uid-b"), {Soft(gpu0, 4096, 300)}).status.ok());
+  ASSERT_TRUE(files.RemoveContainer("uid-a", "main").ok());
+  auto roster = ReadRoster(l.RosterPath("GPU-0"));
+  EXPECT_EQ(roster->header.generation, 3u);
+  EXPECT_EQ(roster->slots[0].state, 0u);
+  EXPECT_STREQ(roster->slots[0].pod_uid, "") << "a free slot is all zeros";
+  EXPECT_EQ(roster->slots[1].state, 1u);
+  EXPECT_FALSE(fs::exists(l.EntryPath("GPU-0", 0))) << "the freed slot's entry goes";
+  // The next container takes the freed slot, with a new entry file.
+  auto c = Allocate(files, Pod("uid-c"), {Soft(gpu0, 4096, 100)});
+  ASSERT_TRUE(c.status.ok());
+  EXPECT_EQ(c.seats[0].slot, 0u);
+  EXPECT_STREQ(ReadRoster(l.RosterPath("GPU-0"))->slots[0].pod_uid, "uid-c");
+  // The same container allocated again (its first Allocate was never acknowledged): a new slot,
+  // and the old one is free once the new directory replaced the old.
+  auto again = Allocate(files, Pod("uid-c"), {Soft(gpu0, 4096, 100)});
+  ASSERT_TRUE(again.status.ok());
+  EXPECT_EQ(again.seats[0].slot, 2u);
+  roster = ReadRoster(l.RosterPath("GPU-0"));
+  EXPECT_EQ(roster->slots[0].state, 0u);
+  EXPECT_EQ(roster->slots[2].state, 1u);
+  EXPECT_EQ(TakenSlots(*roster), 2);
+  EXPECT_EQ(Entries(l.CardDir("GPU-0")), (std::vector<std::string>{"entry-1", "entry-2", "roster"}));
+  EXPECT_EQ(Entries(l.PodDir("uid-c")), std::vector<std::string>{"main"});
+}
+
+TEST(AgentLimiterCoordination, AFullCardIsRefusedAndTheRefusedContainerLeavesNothing) {
+  testsupport::TempDir tmp("tslim");
+  LimiterFiles files(tmp.path());
+  const auto& l = files.layout();
+  const DeviceInfo gpu0 = Card("nvidia", 0, "GPU-0");
+  for (uint32_t i = 0; i < limiter::kRosterMaxEntries; ++i) {
+    auto s = Allocate(files, Pod("uid-" + std::to_string(i)), {Soft(gpu0, 64, 10)});
+    ASSERT_TRUE(s.status.ok()) << i << ": " << s.status.ToString();
+    ASSERT_EQ(s.seats[0].slot, i);
+  }
+  const uint64_t generation = ReadRoster(l.RosterPath("GPU-0"))->header.generation;
+  auto full = Allocate(files, Pod("uid-late"), {Soft(gpu0, 64, 10)});
+  EXPECT_EQ(full.status.code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(full.status.message(), HasSubstr("all 64 roster slots taken"));
+  EXPECT_FALSE(fs::exists(l.PodDir("uid-late")));
+  EXPECT_EQ(ReadRoster(l.RosterPath("GPU-0"))->header.generation, generation);
+  EXPECT_EQ(Entries(l.CardDir("GPU-0")).size(), limiter::kRosterMaxEntries + 1u);
+}
+
+TEST(AgentLimiterCoordination, AFailedSetUpUndoesEverything) {
+  testsupport::TempDir tmp("tslim");
+  LimiterFiles files(tmp.path());
+  const auto& l = files.layout();
+  const DeviceInfo gpu0 = Card("nvidia", 0, "GPU-0"), gpu1 = Card("nvidia", 1, "GPU-1");
+  ASSERT_TRUE(Allocate(files, Pod("uid-a"), {Soft(gpu0, 4096, 300)}).status.ok());
+  const std::string roster_before = Read(l.RosterPath("GPU-0"));
+
+  // The container's directory cannot be written (files capped at 4 KiB: the region is larger):
+  // its entries are removed, the rosters are untouched.
+  {
+    struct rlimit saved {};
+    ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    auto old_handler = signal(SIGXFSZ, SIG_IGN);
+    struct rlimit small = saved;
+    small.rlim_cur = 4096;
+    ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+    auto s = Allocate(files, Pod("uid-b"), {Soft(gpu0, 4096, 300), Soft(gpu1, 4096, 300)});
+    setrlimit(RLIMIT_FSIZE, &saved);
+    signal(SIGXFSZ, old_handler);
+    EXPECT_FALSE(s.status.ok());
+    EXPECT_THAT(s.status.message(), HasSubstr("uid-b/main"));
+  }
+  EXPECT_FALSE(fs::exists(l.PodDir("uid-b")));
+  EXPECT_EQ(Read(l.RosterPath("GPU-0")), roster_before);
+  EXPECT_EQ(Entries(l.CardDir("GPU-0")), (std::vector<std::string>{"entry-0", "roster"}));
+  EXPECT_EQ(Entries(l.CardDir("GPU-1")), std::vector<std::string>{}) << "no entry, no roster";
+
+  // A roster that cannot be replaced (its name is taken by a directory): the container's
+  // directory and entries go again, the other card's roster is what it was.
+  fs::create_directories(l.RosterPath("GPU-1") + "/blocker");
+  auto s = Allocate(files, Pod("uid-b"), {Soft(gpu0, 4096, 300), Soft(gpu1, 4096, 300)});
+  EXPECT_FALSE(s.status.ok());
+  EXPECT_THAT(s.status.message(), HasSubstr("roster of card GPU-1"));
+  EXPECT_FALSE(fs::exists(l.PodDir("uid-b")));
+  EXPECT_EQ(ReadRoster(l.RosterPath("GPU-0"))->slots[1].state, 0u) << "GPU-0's slot was freed again";
+  EXPECT_EQ(TakenSlots(*ReadRoster(l.RosterPath("GPU-0"))), 1);
+  EXPECT_EQ(Entries(l.CardDir("GPU-0")), (std::vector<std::string>{"entry-0", "roster"}));
+  EXPECT_FALSE(fs::exists(l.EntryPath("GPU-1", 0)));
+  fs::remove_all(l.RosterPath("GPU-1"));
+
+  // Names that could leave the directory are refused before anything is written.
+  for (const std::string bad : {"", "..", "a/b", ".hidden", "GPU 0"}) {
+    DeviceInfo odd = Card("nvidia", 2, bad);
+    auto r = Allocate(files, Pod("uid-c"), {Soft(odd, 4096, 300)});
+    EXPECT_EQ(r.status.code(), StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_FALSE(fs::exists(l.PodDir("uid-c")));
+  EXPECT_EQ(Entries(l.CardsDir()), (std::vector<std::string>{"GPU-0", "GPU-1"}));
+  // And once the disk allows it, the same set-up succeeds.
+  EXPECT_TRUE(Allocate(files, Pod("uid-b"), {Soft(gpu0, 4096, 300), Soft(gpu1, 4096, 300)}).status.ok());
+}
+
+TEST(AgentLimiterCoordination, SlotsGoWithTheirPodsDirectoriesAndSurviveARestart) {
+  testsupport::TempDir tmp("tslim");
+  const DeviceInfo gpu0 = Card("nvidia", 0, "GPU-0");
+  const auto later = std::chrono::system_clock::now() + std::chrono::hours(1);
+  {
+    LimiterFiles files(tmp.path());
+    for (const char* uid : {"uid-live", "uid-gone", "uid-finished"})
+      ASSERT_TRUE(Allocate(files, Pod(uid, "main", "inference"), {Soft(gpu0, 4096, 200)}).status.ok());
+    // A failed list removes nothing (the caller does not call); a fresh one right after the
+    // Allocate spares every directory, and so every slot.
+    auto report = files.RemoveGonePods({"uid-live"}, std::chrono::system_clock::now(), std::chrono::seconds(120));
+    EXPECT_TRUE(report.removed.empty());
+    EXPECT_EQ(TakenSlots(*ReadRoster(files.layout().RosterPath("GPU-0"))), 3);
+  }
+  // The agent restarts: everything is on disk.
+  LimiterFiles files(tmp.path());
+  const auto& l = files.layout();
+  EXPECT_EQ(files.SeatsOf("uid-gone", "main").at(0).slot, 1u);
+  // An interrupted Allocate left an entry no record holds, and the roster was lost: a sync
+  // (which needs no list) puts back what the records say, with a generation no earlier roster had.
+  std::ofstream(l.EntryPath("GPU-0", 9)) << "leftover";
+  fs::remove(l.RosterPath("GPU-0"));
+  EXPECT_TRUE(files.SyncCards().empty());
+  auto roster = ReadRoster(l.RosterPath("GPU-0"));
+  EXPECT_GT(roster->header.generation, 3u);
+  EXPECT_EQ(TakenSlots(*roster), 3);
+  EXPECT_FALSE(fs::exists(l.EntryPath("GPU-0", 9)));
+  // A corrupt roster is rewritten the same way; a missing entry of a taken slot is created.
+  std::ofstream(l.RosterPath("GPU-0"), std::ios::trunc) << "garbage";
+  fs::remove(l.EntryPath("GPU-0", 2));
+  EXPECT_TRUE(files.SyncCards().empty());
+  EXPECT_EQ(TakenSlots(*ReadRoster(l.RosterPath("GPU-0"))), 3);
+  EXPECT_EQ(Read(l.EntryPath("GPU-0", 2)).size(), sizeof(limiter::CardEntry));
+  // The pods are gone an hour later, except the live one: their slots go with their directories.
+  auto report = files.RemoveGonePods({"uid-live"}, later, std::chrono::seconds(120));
+  EXPECT_EQ(report.removed, (std::vector<std::string>{"uid-finished", "uid-gone"}));
+  EXPECT_TRUE(report.errors.empty());
+  roster = ReadRoster(l.RosterPath("GPU-0"));
+  EXPECT_EQ(TakenSlots(*roster), 1);
+  EXPECT_STREQ(roster->slots[0].pod_uid, "uid-live");
+  EXPECT_EQ(Entries(l.CardDir("GPU-0")), (std::vector<std::string>{"entry-0", "roster"}));
+  // The next container after the restart takes the lowest free slot.
+  auto next = Allocate(files, Pod("uid-next"), {Soft(gpu0, 4096, 200)});
+  ASSERT_TRUE(next.status.ok());
+  EXPECT_EQ(next.seats[0].slot, 1u);
 }
 
 }  // namespace
