@@ -202,13 +202,9 @@ int64_t HostQuantity(const kube::ContainerSpec& c, const std::string& name, bool
 
 WorkloadClass DefaultWorkload(const kube::PodSpec& pod) {
   for (const auto& o : pod.owners) {
-    if (o.kind == "ReplicaSet" || o.kind == "Deployment" || o.kind == "StatefulSet" ||
-        o.kind == "InferenceService" || o.kind == "LeaderWorkerSet")
-      return WorkloadClass::kInference;
-    if (o.kind == "Job" || o.kind == "CronJob" || o.kind == "PyTorchJob" || o.kind == "TFJob" ||
-        o.kind == "MPIJob" || o.kind == "XGBoostJob" || o.kind == "PaddleJob" || o.kind == "RayJob" ||
-        o.kind == "TrainJob" || o.kind == "PodGroup")
-      return WorkloadClass::kTraining;
+    const std::string_view cls = kube::WorkloadOfOwnerKind(o.kind);
+    if (cls == kube::kWorkloadInference) return WorkloadClass::kInference;
+    if (cls == kube::kWorkloadTraining) return WorkloadClass::kTraining;
   }
   return WorkloadClass::kUnspecified;
 }
@@ -369,6 +365,14 @@ StatusOr<PodRequest> PreFilter(const kube::PodSpec& pod, const catalog::Catalog&
       req.exclusive = true;
     else if (*v != "false")
       return Status::InvalidArgument(names::kExclusive, "must be \"true\" or \"false\", got \"" + *v + "\"");
+  }
+  if (const auto* v = get(names::kComputeMode)) {
+    if (*v == kube::kComputeModeWorkConserving)
+      req.work_conserving = true;
+    else if (*v != kube::kComputeModeCapped)
+      return Status::InvalidArgument(names::kComputeMode,
+                                     "must be \"capped\" (the compute share is a cap, the default) or \"work-conserving\" "
+                                     "(the share is a floor; idle compute beyond it may be used), got \"" + *v + "\"");
   }
   if (auto it = pod.labels.find(names::kWorkloadLabel); it != pod.labels.end()) {
     if (it->second == "inference")

@@ -11,6 +11,7 @@
 
 #include "common/catalog/catalog.h"
 #include "common/kube/pod_spec.h"
+#include "common/kube/workload_class.h"
 #include "common/status.h"
 
 namespace tideslice::core {
@@ -29,7 +30,10 @@ inline constexpr const char* kCardUuidExclude = "tideslice.io/card-uuid-exclude"
 inline constexpr const char* kProfile = "tideslice.io/profile";
 inline constexpr const char* kPlacement = "tideslice.io/placement";
 inline constexpr const char* kExclusive = "tideslice.io/exclusive";
-inline constexpr const char* kWorkloadLabel = "tideslice.io/workload";
+inline constexpr const char* kWorkloadLabel = kube::kWorkloadLabel;
+// How a soft slice's compute share is enforced: "capped" (default) or "work-conserving". Read
+// by the node agent when the container gets its cards (common/kube/workload_class.h).
+inline constexpr const char* kComputeMode = kube::kComputeModeAnnotation;
 // Vendor-native aliases accepted so that existing pod specs move over unchanged.
 inline constexpr const char* kNvidiaGpu = "nvidia.com/gpu";
 inline constexpr const char* kNvidiaGpuMem = "nvidia.com/gpumem";                 // MiB
@@ -81,6 +85,7 @@ struct PodRequest {
   std::optional<PlacementPolicy> placement;   // per-pod override of card/node policy
   bool exclusive = false;
   WorkloadClass workload = WorkloadClass::kUnspecified;
+  bool work_conserving = false;               // tideslice.io/compute-mode: work-conserving
 
   bool WantsAccelerators() const;
   int MaxCardsPerContainer() const;

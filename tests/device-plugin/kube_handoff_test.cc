@@ -259,6 +259,64 @@ TEST(KubeHandoff, AmbiguousOrMissingPodsAreRefusedWithReasons) {
   devices.Shutdown();
 }
 
+// The pod's class and compute mode, read from the pod (not the assignment) as the scheduler reads
+// the class: the label, else the owner's kind; a label with another value is unspecified; only
+// the exact annotation value "work-conserving" counts; metadata of the wrong types reads as absent.
+TEST(KubeHandoff, ThePodsClassAndComputeModeAreReadFromThePod) {
+  auto traits = [](const json& meta) {
+    PendingPod p;
+    p.workload_class = "stale";
+    p.work_conserving = true;
+    ReadComputeTraits({{"metadata", meta}}, &p);
+    return std::make_pair(p.workload_class, p.work_conserving);
+  };
+  using R = std::pair<std::string, bool>;
+  EXPECT_EQ(traits({{"labels", {{"tideslice.io/workload", "inference"}}}}), R("inference", false));
+  EXPECT_EQ(traits({{"labels", {{"tideslice.io/workload", "training"}}},
+                    {"annotations", {{"tideslice.io/compute-mode", "work-conserving"}}}}),
+            R("training", true));
+  EXPECT_EQ(traits({{"labels", {{"tideslice.io/workload", "batch"}}},
+                    {"ownerReferences", {{{"kind", "Deployment"}, {"name", "d"}}}}}),
+            R("", false))
+      << "a label that says something else is not overridden by the owner";
+  EXPECT_EQ(traits({{"ownerReferences", {{{"kind", "ConfigMap"}}, {{"kind", "Job"}, {"name", "j"}}}}}), R("training", false));
+  EXPECT_EQ(traits({{"ownerReferences", {{{"kind", "ReplicaSet"}}}}}), R("inference", false));
+  EXPECT_EQ(traits({{"annotations", {{"tideslice.io/compute-mode", "capped"}}}}), R("", false));
+  EXPECT_EQ(traits({{"annotations", {{"tideslice.io/compute-mode", "Work-Conserving"}}}}), R("", false));
+  // Wrong types anywhere: nothing throws, nothing is read.
+  EXPECT_EQ(traits({{"labels", {{"tideslice.io/workload", 7}}}, {"annotations", {{"tideslice.io/compute-mode", true}}}}),
+            R("", false));
+  EXPECT_EQ(traits({{"labels", "x"}, {"annotations", json::array()}, {"ownerReferences", {1, "x", {{"kind", 3}}}}}),
+            R("", false));
+  PendingPod p;
+  ReadComputeTraits(json::array(), &p);
+  ReadComputeTraits({{"metadata", nullptr}}, &p);
+  EXPECT_EQ(p.workload_class, "");
+
+  // Through the store: the pending pod carries them.
+  KubeFixture k;
+  json pod = Pod("infer");
+  pod["metadata"]["labels"] = {{"tideslice.io/workload", "inference"}};
+  pod["metadata"]["annotations"] = {{"tideslice.io/compute-mode", "work-conserving"}};
+  pod = k.server->Upsert("pods", pod);
+  v1::PodAssignment a;
+  a.set_phase(v1::ASSIGNMENT_PHASE_ALLOCATING);
+  a.set_node_name("node-a");
+  a.set_pod_uid(pod["metadata"]["uid"].get<std::string>());
+  auto* c = a.add_containers();
+  c->set_name("c");
+  c->add_slices()->set_card_uuid("GPU-0");
+  pod["spec"]["nodeName"] = "node-a";
+  pod["metadata"]["annotations"][std::string(codec::kAssignmentAnnotation)] = codec::EncodeAssignment(a);
+  k.server->Upsert("pods", pod);
+  KubeAssignmentStore store(k.client.get(), "node-a");
+  auto pending = store.PendingOnNode();
+  ASSERT_TRUE(pending.ok()) << pending.status().ToString();
+  ASSERT_EQ(pending->size(), 1u);
+  EXPECT_EQ((*pending)[0].workload_class, "inference");
+  EXPECT_TRUE((*pending)[0].work_conserving);
+}
+
 TEST(InventoryPublisherTest, AnnotationLabelsHeartbeatAndStaleLabelRemoval) {
   KubeFixture k;
   const auto& catalog = catalog::Catalog::Builtin();

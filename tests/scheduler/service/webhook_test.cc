@@ -109,6 +109,32 @@ json SlicePod(const json& annotations = json::object()) {
   return pod;
 }
 
+// tideslice.io/compute-mode: "capped" (the default) or "work-conserving"; anything else is refused
+// at CREATE with a message that names the annotation and the two values.
+TEST(ValidatingWebhook, ComputeModeIsCappedOrWorkConserving) {
+  auto validate = [](const json& pod, const std::string& ns = "ml") {
+    return Response(ServeValidate(Review("CREATE", pod, nullptr, "alice", ns).dump(), catalog::Catalog::Builtin(),
+                                  WebhookOptions{}));
+  };
+  for (const char* ok : {"capped", "work-conserving"})
+    EXPECT_TRUE(validate(SlicePod({{"tideslice.io/compute-mode", ok}})).value("allowed", false)) << ok;
+  for (const char* bad : {"", "Capped", "work_conserving", "workconserving", "turbo", "true", " capped"}) {
+    json response = validate(SlicePod({{"tideslice.io/compute-mode", bad}}));
+    EXPECT_FALSE(response.value("allowed", true)) << bad;
+    EXPECT_THAT(Message(response), HasSubstr("tideslice.io/compute-mode"));
+    EXPECT_THAT(Message(response), HasSubstr("\"capped\""));
+    EXPECT_THAT(Message(response), HasSubstr("\"work-conserving\""));
+    EXPECT_THAT(Message(response), HasSubstr("got \"" + std::string(bad) + "\""));
+  }
+  // Excluded namespaces skip the contract, as for every other annotation.
+  EXPECT_TRUE(validate(SlicePod({{"tideslice.io/compute-mode", "turbo"}}), "kube-system").value("allowed", false));
+  // The mutating webhook leaves an invalid pod alone (the validating one refuses it).
+  json review = Review("CREATE", SlicePod({{"tideslice.io/compute-mode", "turbo"}}));
+  json mutated = Response(ServeMutate(review.dump(), catalog::Catalog::Builtin(), WebhookOptions{}));
+  EXPECT_TRUE(mutated.value("allowed", false));
+  EXPECT_FALSE(mutated.contains("patch"));
+}
+
 // A body nested `depth` levels inside the pod's labels (well-formed JSON; the tester's crash was
 // about 87k levels).
 std::string DeeplyNested(int depth) {
