@@ -22,7 +22,8 @@
 //       workload called the launch function.
 //
 // Output (`key=value`): busy_ns, wall_ns, share (busy / wall of this process's own device time
-// over its run, from the fake's tsfake_busy_ns), busy_exact, launches (kernels), graph_launches,
+// over its run, from the fake's tsfake_busy_ns), busy_exact, t0_ns / t1_ns (the run, CLOCK_MONOTONIC),
+// launches (kernels), graph_launches,
 // and for bursty bursts, delay_p50_us, delay_p99_us, delay_max_us. Exit status 0 when the run
 // completed, 3 on an unexpected error.
 #include <dlfcn.h>
@@ -432,6 +433,8 @@ void Report(Device& dev, int device, int64_t t0, int64_t t1) {
   OutI("wall_ns", wall);
   Out("share", "%.4f", wall > 0 ? static_cast<double>(busy) / static_cast<double>(wall) : 0.0);
   OutI("busy_exact", exact == 0);
+  OutI("t0_ns", t0);
+  OutI("t1_ns", t1);
 }
 
 double Percentile(std::vector<int64_t>& v, double q) {
