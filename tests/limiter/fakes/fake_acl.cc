@@ -14,7 +14,9 @@
 //     aclopCompileAndExecute[V2] (one kernel each, asynchronous on the given stream) and the other
 //     stream and event calls go to fake-only tsfake_rt_* exports of libruntime.so, so they reach no
 //     hookable rt function (which rt function CANN's own would reach is not known, ASCEND-ABI U-5);
-//   - tsfake_set_kernel_us(us) sets the calling thread's kernel length (0 = the default 100 us).
+//   - tsfake_set_kernel_us(us) sets the calling thread's kernel length (0 = the default 100 us);
+//   - aclrtGetDeviceUtilizationRate (A.3): cube and vector utilisation = the device's busy time
+//     over the last 100 ms in percent (every process), AI CPU 0, memory -1 (not supported).
 #include <stdint.h>
 
 #include <atomic>
@@ -69,6 +71,22 @@ FAKE_EXPORT aclError aclrtGetDeviceCount(uint32_t* count) {
   rtError_t r = rtGetDeviceCount(&c);
   if (r == ACL_SUCCESS) *count = static_cast<uint32_t>(c);
   return r;
+}
+
+FAKE_EXPORT aclError aclrtGetDeviceUtilizationRate(int32_t deviceId, aclrtUtilizationInfo* info) {
+  if (!info || info->utilizationExtend) return ACL_ERROR_INVALID_PARAM;
+  tideslice::fake::FakeState* s = tideslice::fake::FakeProcessState();
+  if (deviceId < 0 || deviceId >= static_cast<int32_t>(s->device_count)) return ACL_ERROR_RT_INVALID_DEVICEID;
+  constexpr int64_t kWindow = 100000000;
+  const int64_t now = tideslice::fake::FakeNowNs();
+  uint64_t busy = 0;
+  tideslice::fake::FakeBusyNs(s, deviceId, -1, now - kWindow, now, &busy);
+  const int32_t percent = static_cast<int32_t>((busy * 100 + kWindow / 2) / kWindow);
+  info->cubeUtilization = percent;
+  info->vectorUtilization = percent;
+  info->aicpuUtilization = 0;
+  info->memoryUtilization = -1;
+  return ACL_SUCCESS;
 }
 
 FAKE_EXPORT aclError aclrtMalloc(void** devPtr, size_t size, aclrtMemMallocPolicy policy) {
