@@ -345,7 +345,7 @@ void LimiterMetrics::Update(const std::vector<LimiterContainerReading>& containe
 
 void LimiterMetrics::FollowCounters(prometheus::Family<prometheus::Counter>& family,
                                     std::map<Labels, CounterSeries>& live, const std::map<Labels, uint64_t>& want,
-                                    double scale) {
+                                    double divisor) {
   for (auto it = live.begin(); it != live.end();) {
     if (want.count(it->first)) {
       ++it;
@@ -361,7 +361,7 @@ void LimiterMetrics::FollowCounters(prometheus::Family<prometheus::Counter>& fam
       s = CounterSeries{};
     }
     if (!s.counter) s.counter = &family.Add(labels);
-    if (value > s.last) s.counter->Increment(static_cast<double>(value - s.last) * scale);
+    if (value > s.last) s.counter->Increment(static_cast<double>(value - s.last) / divisor);
     s.last = value;
   }
 }
@@ -565,9 +565,9 @@ void LimiterMetrics::UpdateCompute(const std::vector<LimiterContainerReading>& c
   }
   SetGauges(share_, share_series_, share);
   SetGauges(granted_, granted_series_, granted);
-  FollowCounters(throttled_, throttled_series_, throttled, 1e-9);
+  FollowCounters(throttled_, throttled_series_, throttled, 1e9);
   FollowCounters(yields_, yields_series_, yields, 1.0);
-  FollowCounters(yielded_, yielded_series_, yielded, 1e-9);
+  FollowCounters(yielded_, yielded_series_, yielded, 1e9);
   LogProblems(problems, compute_problems_, "limiter.coordination_unreadable",
               "not measuring a compute share's card files: ", "card");
 }

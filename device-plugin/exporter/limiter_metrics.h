@@ -138,10 +138,11 @@ class LimiterMetrics {
   using Labels = std::map<std::string, std::string>;
   void SetGauges(prometheus::Family<prometheus::Gauge>& family, std::map<Labels, prometheus::Gauge*>& live,
                  const std::map<Labels, double>& want);
-  // Counters follow a cumulative count: increments as they come (times `scale`); a count that went
-  // back restarts the series, which Prometheus reads as a counter reset.
+  // Counters follow a cumulative count: increments as they come (divided by `divisor`: 1e9 turns
+  // nanoseconds into seconds); a count that went back restarts the series, which Prometheus reads
+  // as a counter reset.
   static void FollowCounters(prometheus::Family<prometheus::Counter>& family, std::map<Labels, CounterSeries>& live,
-                             const std::map<Labels, uint64_t>& want, double scale);
+                             const std::map<Labels, uint64_t>& want, double divisor);
   void LogProblems(const std::map<std::string, std::string>& problems, std::map<std::string, std::string>& logged,
                    const char* event, const std::string& what, const char* field);
 

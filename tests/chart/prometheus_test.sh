@@ -52,19 +52,44 @@ AGENT_METRICS=$(free_port); SCHED_METRICS=$(free_port); EXT=$(free_port); HEALTH
 mkdir -p "$dir/dp"
 # The limiter: a stand-in library to install, and one container's files as the agent writes them
 # at Allocate, with a region whose card book counts 3 refused allocations (no process holds a
-# slot, so its measured use is 0).
+# slot, so its measured use is 0), and its slot in GPU-mock-0's roster (a 30 % compute share)
+# with an entry whose limiter counted 2 s throttled and 5 yields (1.5 s).
 printf '\177ELF stand-in' > "$dir/libtideslice-limiter.so"
+le() {  # value bytes -> the value little-endian, as printf escapes
+  local v=$1 i
+  for ((i = 0; i < $2; i++)); do printf '\\%03o' $(((v >> (8 * i)) & 255)); done
+}
 c="$dir/limiter/containers/uid-1/main"
 mkdir -p "$c/region"
 cat > "$c/config.json" <<JSON
 {"version": 1, "podNamespace": "ml", "podName": "p", "podUid": "uid-1", "container": "main", "vendor": "nvidia",
  "regionPath": "/var/run/tideslice/limiter/region", "contextReserveBytes": "0",
- "cards": [{"uuid": "GPU-mock-0", "visibleIndex": 0, "memoryLimitBytes": "8589934592", "computePermille": 300, "regionCard": 0}]}
+ "workloadClass": "inference", "workConserving": false,
+ "cards": [{"uuid": "GPU-mock-0", "visibleIndex": 0, "memoryLimitBytes": "8589934592", "computePermille": 300, "regionCard": 0,
+            "coordinationDir": "/var/run/tideslice/cards/0", "coordinationSlot": 0}]}
 JSON
-# RegionHeader: magic, version 1, header 64, 16 cards, 256 slots, book 64, slot 192, total 50240.
-printf 'TSREGION\001\0\0\0\100\0\0\0\020\0\0\0\0\001\0\0\100\0\0\0\300\0\0\0\100\304\0\0\0\0\0\0' > "$c/region/region"
-truncate -s 50240 "$c/region/region"
+cat > "$c/seats.json" <<JSON
+{"version": 1, "podUid": "uid-1", "container": "main", "workloadClass": "inference", "workConserving": false,
+ "seats": [{"card": "GPU-mock-0", "regionCard": 0, "slot": 0, "sharePermille": 300}]}
+JSON
+# RegionHeader: magic, version 1, header 64, 16 cards, 256 slots, book 64, slot 192, then the
+# total size, which the layout asserts (it grows with the limiter).
+region_bytes=$(( $(sed -n 's/^static_assert(sizeof(Region) == \(.*\));$/\1/p' "$SRC/device-plugin/limiter/region_layout.h") ))
+[ "$region_bytes" -gt 50000 ] || fail "cannot read sizeof(Region) from region_layout.h"
+printf "TSREGION\001\0\0\0\100\0\0\0\020\0\0\0\0\001\0\0\100\0\0\0\300\0\0\0$(le "$region_bytes" 8)" > "$c/region/region"
+truncate -s "$region_bytes" "$c/region/region"
 printf '\003' | dd of="$c/region/region" bs=1 seek=$((64 + 24)) conv=notrunc status=none  # cards[0].refused
+# Roster (card_coordination.h): magic, version 1, 64 slots of 64 bytes, generation 1, 4160 bytes;
+# slot 0 taken: inference, 300 permille, capped, pod uid-1. Entry: magic, version 1, 128 bytes,
+# then busy, throttled (2 s), yields (5), yielded (1.5 s) from byte 32.
+k="$dir/limiter/cards/GPU-mock-0"
+mkdir -p "$k"
+printf "TSROSTER\001\0\0\0\100\0\0\0\100\0\0\0\0\0\0\0$(le 1 8)$(le 4160 8)" > "$k/roster"
+truncate -s 4160 "$k/roster"
+printf "$(le 1 4)$(le 1 4)$(le 300 4)$(le 0 4)uid-1" | dd of="$k/roster" bs=1 seek=64 conv=notrunc status=none
+printf "TSENTRY1\001\0\0\0\200\0\0\0" > "$k/entry-0"
+truncate -s 128 "$k/entry-0"
+printf "$(le 0 8)$(le 2000000000 8)$(le 5 8)$(le 1500000000 8)" | dd of="$k/entry-0" bs=1 seek=32 conv=notrunc status=none
 "$AGENT" --backend mock --mock-config "$SRC/deploy/examples/mock-cards.json" --device-plugin-dir "$dir/dp" \
   --kubeconfig "$dir/kubeconfig" --node-name ci-node --metrics-address "127.0.0.1:$AGENT_METRICS" \
   --health-poll-seconds 1 --limiter-dir "$dir/limiter" --limiter-library "$dir/libtideslice-limiter.so" \
@@ -121,6 +146,22 @@ body=$(query 'tideslice_container_memory_refused_allocations_total{pod="p"}')
 [[ "$body" == *',"3"]'* ]] || fail "the refused allocations are not 3: $body"
 body=$(query 'tideslice_card_soft_slice_memory_limit_bytes{node="ci-node",uuid="GPU-mock-0"}')
 [[ "$body" == *',"8589934592"]'* ]] || fail "the card's soft-slice limits are not 8 GiB: $body"
+# The compute share: what the card granted and what the container's entry counted.
+body=$(query 'tideslice_card_compute_granted_ratio{node="ci-node",card="0",uuid="GPU-mock-0"}')
+[[ "$body" == *',"0.3"]'* ]] || fail "the card's granted compute is not 0.3: $body"
+body=$(query 'tideslice_container_compute_throttled_seconds_total{namespace="ml",pod="p",container="main",card="0"}')
+[[ "$body" == *',"2"]'* ]] || fail "the container's throttled time is not 2 s: $body"
+body=$(query 'tideslice_container_compute_yields_total{pod="p",uuid="GPU-mock-0"}')
+[[ "$body" == *',"5"]'* ]] || fail "the container's yields are not 5: $body"
+body=$(query 'tideslice_container_compute_yielded_seconds_total{pod="p"}')
+[[ "$body" == *',"1.5"]'* ]] || fail "the container's yielded time is not 1.5 s: $body"
+ok=""
+for _ in $(seq 40); do  # a rate needs two of the agent's polls (1 s apart), then a scrape
+  body=$(query 'tideslice_container_compute_share_ratio{pod="p",uuid="GPU-mock-0"}')
+  [[ "$body" == *',"0"]'* ]] && ok=1 && break
+  sleep 0.5
+done
+[ -n "$ok" ] || fail "the container's achieved share (idle: 0) is missing: $body"
 cmp -s "$dir/libtideslice-limiter.so" "$dir/limiter/lib/libtideslice-limiter.so" || fail "the limiter library was not installed"
 
 # The scheduler learnt the node from the agent's inventory annotation and leads.

@@ -59,6 +59,42 @@ TEST(AgentLimiterContract, TheLimiterParsesTheConfigTheAgentWrites) {
   }
 }
 
+// Compute shares: the class, the mode and each card's coordination directory and slot, as the
+// agent sets them up at Allocate, are what the limiter reads.
+TEST(AgentLimiterContract, TheLimiterReadsTheClassModeAndCoordinationTheAgentSetsUp) {
+  testsupport::TempDir dir;
+  LimiterFiles files(dir.path());
+  const std::vector<AssignedSlice> slices = {{Card("nvidia", 1, "GPU-1"), 0, 400, false, "", ""},
+                                             {Card("nvidia", 0, "GPU-0"), 8192, 0, false, "", ""},
+                                             {Card("nvidia", 2, "GPU-2"), 4096, 250, false, "", ""}};
+  for (auto [cls, code, wc] : {std::tuple{"inference", limiter::kClassInference, false},
+                               std::tuple{"training", limiter::kClassTraining, true},
+                               std::tuple{"", limiter::kClassUnspecified, false}}) {
+    SCOPED_TRACE(cls);
+    LimiterPod pod{"ml", "p", std::string("uid-") + (*cls ? cls : "none"), "main"};
+    pod.workload_class = cls;
+    pod.work_conserving = wc;
+    auto config = BuildLimiterConfig(pod, slices, 0);
+    ASSERT_TRUE(config.ok()) << config.status().ToString();
+    auto seats = ComputeSeats(slices);
+    ASSERT_TRUE(files.SetUpContainer(*config, seats).ok());
+    const std::string json = LimiterConfigJson(*config);
+    limiter::Config parsed{};
+    char error[256] = {};
+    ASSERT_TRUE(limiter::ParseConfig(json.data(), json.size(), &parsed, error, sizeof error)) << error << "\n" << json;
+    EXPECT_EQ(parsed.workload_class, code);
+    EXPECT_EQ(parsed.work_conserving, wc);
+    ASSERT_EQ(parsed.card_count, 3u);
+    EXPECT_STREQ(parsed.cards[0].coordination_dir, "");  // GPU-0: memory only
+    EXPECT_STREQ(parsed.cards[1].coordination_dir, "/var/run/tideslice/cards/1");
+    EXPECT_EQ(parsed.cards[1].coordination_slot, seats[0].slot);
+    EXPECT_EQ(parsed.cards[1].memory_limit_bytes, 0u);
+    EXPECT_EQ(parsed.cards[1].compute_permille, 400u);
+    EXPECT_STREQ(parsed.cards[2].coordination_dir, "/var/run/tideslice/cards/2");
+    EXPECT_EQ(parsed.cards[2].coordination_slot, seats[1].slot);
+  }
+}
+
 TEST(AgentLimiterContract, AProcessAccountsInTheRegionTheAgentCreatedAndTheAgentReadsIt) {
   testsupport::TempDir dir;
   LimiterFiles files(dir.path());
