@@ -1,6 +1,7 @@
 // The limiter's directories and Kubernetes: the names they accept are single path segments by
 // the same rule the Kubernetes client uses for URL paths (kube::PathSegment), and the agent's
-// cleanup keeps exactly the directories of the pods a fresh list shows on its node, unfinished.
+// cleanup keeps exactly the directories (and card roster slots) of the pods a fresh list shows on
+// its node, unfinished.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -54,14 +55,23 @@ TEST(AgentLimiterPaths, CleanupKeepsThePodsAFreshListShowsOnThisNodeUnfinished) 
   LimiterFiles files(dir.path());
   const auto card = testsupport::FakeH100s(1)[0];
   for (const auto& uid : {running, pending, done, elsewhere, std::string("uid-deleted")}) {
-    auto config = BuildLimiterConfig({"ml", "x", uid, "main"}, {{card, 1024, 0, false, "", ""}}, 0);
-    ASSERT_TRUE(files.WriteContainer(*config).ok()) << uid;
+    // Each with a compute share of the card: a slot in its roster.
+    const std::vector<AssignedSlice> slices = {{card, 1024, 100, false, "", ""}};
+    auto config = BuildLimiterConfig({"ml", "x", uid, "main"}, slices, 0);
+    auto seats = ComputeSeats(slices);
+    ASSERT_TRUE(files.SetUpContainer(*config, seats).ok()) << uid;
   }
   auto report = files.RemoveGonePods(*live, std::chrono::system_clock::now() + std::chrono::hours(1),
                                      std::chrono::seconds(120));
   EXPECT_EQ(report.removed.size(), 3u);
+  EXPECT_TRUE(report.errors.empty());
   auto left = files.PodUids();
   EXPECT_EQ(std::set<std::string>(left.begin(), left.end()), (std::set<std::string>{running, pending}));
+  // Their roster slots went with their directories: the card lists the two that are left.
+  std::set<std::string> entries;
+  for (const auto& e : std::filesystem::directory_iterator(files.layout().CardDir(card.uuid)))
+    entries.insert(e.path().filename().string());
+  EXPECT_EQ(entries, (std::set<std::string>{"entry-0", "entry-1", "roster"}));
   // The API server cannot be asked: nothing is known, so nothing is removed (the agent skips).
   k.server.reset();
   EXPECT_FALSE(store.PodUidsOnNode().ok());
