@@ -216,93 +216,100 @@ TS_EXPORT int rtMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
 // ---- execution entry points (compute shares): gated once, at the outermost call ----
 
 namespace {
-// An ACL execution call that reaches rt* launches through the PLT is gated once.
+// An ACL execution call that reaches rt* launches through the PLT is gated once. `stream`: the
+// stream the work was queued on (nullptr for synchronous calls, done when they return).
 template <typename Call>
-int Launch(Call call) {
+int Launch(void* stream, Call call) {
   NestGuard nest;
-  if (nest.outermost() && Active() && compute::Enabled()) compute::BeforeLaunch(compute::CardOfCurrentAscendDevice());
-  return call();
+  int card = kNoCard;
+  if (nest.outermost() && Active() && compute::Enabled()) {
+    card = compute::CardOfCurrentAscendDevice();
+    compute::BeforeLaunch(card);
+  }
+  int r = call();
+  if (r == 0 && card != kNoCard && stream) compute::AfterLaunch(card, stream);
+  return r;
 }
 using P = void*;
 }  // namespace
 
 TS_EXPORT aclError aclrtLaunchKernel(P func, uint32_t blocks, const void* args, size_t size, P stream) {
   auto real = Real<aclError (*)(P, uint32_t, const void*, size_t, P)>(kAclrtLaunchKernel);
-  return Launch([&] { return real(func, blocks, args, size, stream); });
+  return Launch(stream, [&] { return real(func, blocks, args, size, stream); });
 }
 TS_EXPORT aclError aclrtLaunchKernelWithConfig(P func, uint32_t blocks, P stream, P cfg, P args, P reserve) {
   auto real = Real<aclError (*)(P, uint32_t, P, P, P, P)>(kAclrtLaunchKernelWithConfig);
-  return Launch([&] { return real(func, blocks, stream, cfg, args, reserve); });
+  return Launch(stream, [&] { return real(func, blocks, stream, cfg, args, reserve); });
 }
 TS_EXPORT aclError aclmdlExecute(uint32_t model, const void* input, P output) {
   auto real = Real<aclError (*)(uint32_t, const void*, P)>(kAclmdlExecute);
-  return Launch([&] { return real(model, input, output); });
+  return Launch(nullptr, [&] { return real(model, input, output); });
 }
 TS_EXPORT aclError aclmdlExecuteAsync(uint32_t model, const void* input, P output, P stream) {
   auto real = Real<aclError (*)(uint32_t, const void*, P, P)>(kAclmdlExecuteAsync);
-  return Launch([&] { return real(model, input, output, stream); });
+  return Launch(stream, [&] { return real(model, input, output, stream); });
 }
 TS_EXPORT aclError aclopExecute(const char* op, int n_in, const P* in_desc, const P* in, int n_out, const P* out_desc,
                                 P* out, const void* attr, P stream) {
   auto real = Real<aclError (*)(const char*, int, const P*, const P*, int, const P*, P*, const void*, P)>(kAclopExecute);
-  return Launch([&] { return real(op, n_in, in_desc, in, n_out, out_desc, out, attr, stream); });
+  return Launch(stream, [&] { return real(op, n_in, in_desc, in, n_out, out_desc, out, attr, stream); });
 }
 TS_EXPORT aclError aclopExecuteV2(const char* op, int n_in, P* in_desc, P* in, int n_out, P* out_desc, P* out, P attr,
                                   P stream) {
   auto real = Real<aclError (*)(const char*, int, P*, P*, int, P*, P*, P, P)>(kAclopExecuteV2);
-  return Launch([&] { return real(op, n_in, in_desc, in, n_out, out_desc, out, attr, stream); });
+  return Launch(stream, [&] { return real(op, n_in, in_desc, in, n_out, out_desc, out, attr, stream); });
 }
 TS_EXPORT aclError aclopCompileAndExecute(const char* op, int n_in, const P* in_desc, const P* in, int n_out,
                                           const P* out_desc, P* out, const void* attr, int engine, int compile,
                                           const char* path, P stream) {
   auto real = Real<aclError (*)(const char*, int, const P*, const P*, int, const P*, P*, const void*, int, int,
                                 const char*, P)>(kAclopCompileAndExecute);
-  return Launch([&] { return real(op, n_in, in_desc, in, n_out, out_desc, out, attr, engine, compile, path, stream); });
+  return Launch(stream, [&] { return real(op, n_in, in_desc, in, n_out, out_desc, out, attr, engine, compile, path, stream); });
 }
 TS_EXPORT aclError aclopCompileAndExecuteV2(const char* op, int n_in, P* in_desc, P* in, int n_out, P* out_desc,
                                             P* out, P attr, int engine, int compile, const char* path, P stream) {
   auto real = Real<aclError (*)(const char*, int, P*, P*, int, P*, P*, P, int, int, const char*, P)>(
       kAclopCompileAndExecuteV2);
-  return Launch([&] { return real(op, n_in, in_desc, in, n_out, out_desc, out, attr, engine, compile, path, stream); });
+  return Launch(stream, [&] { return real(op, n_in, in_desc, in, n_out, out_desc, out, attr, engine, compile, path, stream); });
 }
 TS_EXPORT int rtKernelLaunch(const void* stub, uint32_t blocks, P args, uint32_t size, P sm, P stream) {
   auto real = Real<int (*)(const void*, uint32_t, P, uint32_t, P, P)>(kRtKernelLaunch);
-  return Launch([&] { return real(stub, blocks, args, size, sm, stream); });
+  return Launch(stream, [&] { return real(stub, blocks, args, size, sm, stream); });
 }
 TS_EXPORT int rtKernelLaunchWithFlag(const void* stub, uint32_t blocks, P args, P sm, P stream, uint32_t flags) {
   auto real = Real<int (*)(const void*, uint32_t, P, P, P, uint32_t)>(kRtKernelLaunchWithFlag);
-  return Launch([&] { return real(stub, blocks, args, sm, stream, flags); });
+  return Launch(stream, [&] { return real(stub, blocks, args, sm, stream, flags); });
 }
 TS_EXPORT int rtKernelLaunchWithFlagV2(const void* stub, uint32_t blocks, P args, P sm, P stream, uint32_t flags,
                                        const void* cfg) {
   auto real = Real<int (*)(const void*, uint32_t, P, P, P, uint32_t, const void*)>(kRtKernelLaunchWithFlagV2);
-  return Launch([&] { return real(stub, blocks, args, sm, stream, flags, cfg); });
+  return Launch(stream, [&] { return real(stub, blocks, args, sm, stream, flags, cfg); });
 }
 TS_EXPORT int rtKernelLaunchWithHandle(P handle, uint64_t tiling, uint32_t blocks, P args, P sm, P stream,
                                        const void* info) {
   auto real = Real<int (*)(P, uint64_t, uint32_t, P, P, P, const void*)>(kRtKernelLaunchWithHandle);
-  return Launch([&] { return real(handle, tiling, blocks, args, sm, stream, info); });
+  return Launch(stream, [&] { return real(handle, tiling, blocks, args, sm, stream, info); });
 }
 TS_EXPORT int rtKernelLaunchWithHandleV2(P handle, uint64_t tiling, uint32_t blocks, P args, P sm, P stream,
                                          const void* cfg) {
   auto real = Real<int (*)(P, uint64_t, uint32_t, P, P, P, const void*)>(kRtKernelLaunchWithHandleV2);
-  return Launch([&] { return real(handle, tiling, blocks, args, sm, stream, cfg); });
+  return Launch(stream, [&] { return real(handle, tiling, blocks, args, sm, stream, cfg); });
 }
 TS_EXPORT int rtModelExecute(P model, P stream, uint32_t flag) {
   auto real = Real<int (*)(P, P, uint32_t)>(kRtModelExecute);
-  return Launch([&] { return real(model, stream, flag); });
+  return Launch(stream, [&] { return real(model, stream, flag); });
 }
 TS_EXPORT int rtLaunchKernelByFuncHandle(P func, uint32_t blocks, P args, P stream) {
   auto real = Real<int (*)(P, uint32_t, P, P)>(kRtLaunchKernelByFuncHandle);
-  return Launch([&] { return real(func, blocks, args, stream); });
+  return Launch(stream, [&] { return real(func, blocks, args, stream); });
 }
 TS_EXPORT int rtLaunchKernelByFuncHandleV2(P func, uint32_t blocks, P args, P stream, const void* cfg) {
   auto real = Real<int (*)(P, uint32_t, P, P, const void*)>(kRtLaunchKernelByFuncHandleV2);
-  return Launch([&] { return real(func, blocks, args, stream, cfg); });
+  return Launch(stream, [&] { return real(func, blocks, args, stream, cfg); });
 }
 TS_EXPORT int rtLaunchKernelByFuncHandleV3(P func, uint32_t blocks, const void* args, P stream, const void* cfg) {
   auto real = Real<int (*)(P, uint32_t, const void*, P, const void*)>(kRtLaunchKernelByFuncHandleV3);
-  return Launch([&] { return real(func, blocks, args, stream, cfg); });
+  return Launch(stream, [&] { return real(func, blocks, args, stream, cfg); });
 }
 
 namespace tideslice::limiter {

@@ -65,7 +65,8 @@ struct alignas(64) CardEntry {
   std::atomic<uint64_t> yielded_ns;         // time spent yielding, cumulative
   std::atomic<uint64_t> launches;           // launches seen, cumulative
   std::atomic<uint64_t> window_share_ppm;   // share achieved over the last measurement window
-  uint8_t reserved[40];
+  std::atomic<uint64_t> charged_ns;         // device time its launches were charged, cumulative
+  uint8_t reserved[32];
 };
 
 static_assert(sizeof(RosterSlot) == 64);

@@ -13,6 +13,12 @@ bool Enabled();
 // waits as the share, the mode and inference peers require, then charges the launch.
 void BeforeLaunch(int card);
 
+// After a launch went to the driver (CUDA): records a completion event on `stream`, so that a
+// training container knows how much of its work has not run yet (its queue beside inference).
+void AfterLaunch(int card, void* stream);
+// How many of this process's launches on `card` have not completed; false when not tracked.
+bool PendingLaunches(int card, uint64_t* pending);
+
 // The config card of the calling thread's current Ascend device.
 int CardOfCurrentAscendDevice();
 

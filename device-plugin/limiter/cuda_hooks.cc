@@ -760,50 +760,72 @@ TS_EXPORT CUresult cuCtxDestroy_v2(CUcontext ctx) {
 
 // Launches: gated by the container's compute share on the current device's card (compute.cc);
 // a container without compute shares pays one flag test.
-inline void GateLaunch() {
-  if (compute::Enabled()) compute::BeforeLaunch(CardOfCurrentDevice());
+// Launches recorded into a graph during stream capture do not run: they are not gated (the
+// graph's launch is).
+// Returns the card to report the launch to afterwards (kNoCard: nothing to do).
+inline int GateLaunch(CUstream stream) {
+  if (!compute::Enabled()) return kNoCard;
+  if (stream) {
+    auto capturing = reinterpret_cast<StreamIsCapturingFn>(
+        CachedRealByName(g_stream_is_capturing, Library::kCuda, "cuStreamIsCapturing"));
+    int status = 0;
+    if (capturing && capturing(stream, &status) == kSuccess && status != 0) return kNoCard;
+  }
+  int card = CardOfCurrentDevice();
+  compute::BeforeLaunch(card);
+  return card;
 }
 
-#define TS_LAUNCH_KERNEL(name, id)                                                                              \
+// The launch went through: remember when it will have run. `per_thread`: a NULL stream of a
+// _ptsz export is the calling thread's default stream.
+inline CUresult AfterLaunch(int card, CUstream stream, bool per_thread, CUresult r) {
+  if (r == kSuccess && card != kNoCard)
+    compute::AfterLaunch(card, stream || !per_thread ? stream : reinterpret_cast<CUstream>(0x2));
+  return r;
+}
+
+#define TS_LAUNCH_KERNEL(name, id, pt)                                                                              \
   TS_EXPORT CUresult name(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,        \
                           unsigned bz, unsigned shared, CUstream stream, void** params, void** extra) {         \
     auto real = Real<CUresult (*)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,      \
                                   unsigned, CUstream, void**, void**)>(id);                                    \
-    GateLaunch();                                                                                                   \
-    return real(f, gx, gy, gz, bx, by, bz, shared, stream, params, extra);                                      \
+    int card = GateLaunch(stream);                                                                              \
+    return AfterLaunch(card, stream, pt, real(f, gx, gy, gz, bx, by, bz, shared, stream, params, extra));       \
   }
-TS_LAUNCH_KERNEL(cuLaunchKernel, kLaunchKernel)
-TS_LAUNCH_KERNEL(cuLaunchKernel_ptsz, kLaunchKernel_ptsz)
+TS_LAUNCH_KERNEL(cuLaunchKernel, kLaunchKernel, false)
+TS_LAUNCH_KERNEL(cuLaunchKernel_ptsz, kLaunchKernel_ptsz, true)
 
-#define TS_LAUNCH_KERNEL_EX(name, id)                                                               \
+#define TS_LAUNCH_KERNEL_EX(name, id, pt)                                                               \
   TS_EXPORT CUresult name(const void* config, CUfunction f, void** params, void** extra) {          \
     auto real = Real<CUresult (*)(const void*, CUfunction, void**, void**)>(id);                    \
-    GateLaunch();                                                                                       \
-    return real(config, f, params, extra);                                                          \
+    CUstream stream = nullptr; /* CUlaunchConfig.hStream, at byte 32 */                              \
+    if (config) memcpy(&stream, static_cast<const char*>(config) + 32, sizeof stream);              \
+    int card = GateLaunch(stream);                                                                  \
+    return AfterLaunch(card, stream, pt, real(config, f, params, extra));                           \
   }
-TS_LAUNCH_KERNEL_EX(cuLaunchKernelEx, kLaunchKernelEx)
-TS_LAUNCH_KERNEL_EX(cuLaunchKernelEx_ptsz, kLaunchKernelEx_ptsz)
+TS_LAUNCH_KERNEL_EX(cuLaunchKernelEx, kLaunchKernelEx, false)
+TS_LAUNCH_KERNEL_EX(cuLaunchKernelEx_ptsz, kLaunchKernelEx_ptsz, true)
 
-#define TS_LAUNCH_COOPERATIVE(name, id)                                                                         \
+#define TS_LAUNCH_COOPERATIVE(name, id, pt)                                                                         \
   TS_EXPORT CUresult name(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,        \
                           unsigned bz, unsigned shared, CUstream stream, void** params) {                       \
     auto real = Real<CUresult (*)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,      \
                                   unsigned, CUstream, void**)>(id);                                            \
-    GateLaunch();                                                                                                   \
-    return real(f, gx, gy, gz, bx, by, bz, shared, stream, params);                                             \
+    int card = GateLaunch(stream);                                                                              \
+    return AfterLaunch(card, stream, pt, real(f, gx, gy, gz, bx, by, bz, shared, stream, params));              \
   }
-TS_LAUNCH_COOPERATIVE(cuLaunchCooperativeKernel, kLaunchCooperativeKernel)
-TS_LAUNCH_COOPERATIVE(cuLaunchCooperativeKernel_ptsz, kLaunchCooperativeKernel_ptsz)
+TS_LAUNCH_COOPERATIVE(cuLaunchCooperativeKernel, kLaunchCooperativeKernel, false)
+TS_LAUNCH_COOPERATIVE(cuLaunchCooperativeKernel_ptsz, kLaunchCooperativeKernel_ptsz, true)
 
 // A graph launch runs all its kernels: it is gated once and charged the graph's measured time.
-#define TS_GRAPH_LAUNCH(name, id)                                              \
+#define TS_GRAPH_LAUNCH(name, id, pt)                                              \
   TS_EXPORT CUresult name(void* exec, CUstream stream) {                       \
     auto real = Real<CUresult (*)(void*, CUstream)>(id);                       \
-    GateLaunch();                                                                  \
-    return real(exec, stream);                                                 \
+    int card = GateLaunch(stream);                                             \
+    return AfterLaunch(card, stream, pt, real(exec, stream));                  \
   }
-TS_GRAPH_LAUNCH(cuGraphLaunch, kGraphLaunch)
-TS_GRAPH_LAUNCH(cuGraphLaunch_ptsz, kGraphLaunch_ptsz)
+TS_GRAPH_LAUNCH(cuGraphLaunch, kGraphLaunch, false)
+TS_GRAPH_LAUNCH(cuGraphLaunch_ptsz, kGraphLaunch_ptsz, true)
 
 // The driver's entry-point lookup (CUDA runtime 11.3 and later reach every function this way).
 TS_EXPORT CUresult cuGetProcAddress(const char* symbol, void** pfn, int version, unsigned long long flags) {

@@ -49,7 +49,9 @@ GateDecision AdmitLaunch(ComputeBook& b, const GovernorParams& p, const PeerView
     d.wait_ns = kYieldPollNs;
     return d;
   }
-  if (p.training && peers.contention && own_queued_ns > p.training_queue_ns) {
+  // Beside inference (or anyone else) training keeps its queue short, so that a burst never
+  // finds more than that much training work ahead of it on the card.
+  if (p.training && peers.inference_present && own_queued_ns > p.training_queue_ns) {
     d.gate = Gate::kWaitQueue;
     d.wait_ns = own_queued_ns - p.training_queue_ns;
     if (d.wait_ns < kMinWaitNs) d.wait_ns = kMinWaitNs;

@@ -30,6 +30,8 @@ struct GovernorParams {
 struct PeerView {
   bool contention = true;          // another container has work queued or running on this card
   bool inference_pending = false;  // an inference container has work queued on this card
+  bool inference_present = false;  // an inference container holds a slot on this card
+  uint64_t queued_until_ns = 0;    // latest end of the work the other containers have queued
 };
 
 enum class Gate { kGo, kWaitBudget, kYield, kWaitQueue };

@@ -65,6 +65,8 @@ PeerView PeersOf(const std::vector<Container>& all, size_t self, uint64_t now) {
     if (i == self) continue;
     const Container& p = all[i];
     if (p.queued_until > now || p.last_launch + kContentionWindow > now) v.contention = true;
+    if (p.inference) v.inference_present = true;
+    v.queued_until_ns = std::max(v.queued_until_ns, p.queued_until);
     if (p.inference && p.queued_until > now) v.inference_pending = true;
   }
   return v;
@@ -112,8 +114,10 @@ std::vector<double> Simulate(std::vector<Container>& cs, uint64_t duration) {
       if (from) ApplySample(*c.book, c.params, BusyIn(c, from, now), now);
       else c.book->sample_ns = now;
     }
-    uint64_t own_queued = c.queued_until > now ? c.queued_until - now : 0;
-    GateDecision d = AdmitLaunch(*c.book, c.params, PeersOf(cs, i, now), own_queued, now);
+    const PeerView peers = PeersOf(cs, i, now);
+    const uint64_t queued_until = std::max(c.queued_until, peers.queued_until_ns);  // as compute.cc
+    uint64_t own_queued = queued_until > now ? queued_until - now : 0;
+    GateDecision d = AdmitLaunch(*c.book, c.params, peers, own_queued, now);
     if (d.gate != Gate::kGo) {
       c.next_action = now + d.wait_ns;
       continue;
@@ -126,7 +130,7 @@ std::vector<double> Simulate(std::vector<Container>& cs, uint64_t duration) {
     c.delays.push_back(start - c.wanted_at);
     c.waiting = false;
     c.last_launch = now;
-    c.queued_until = std::max(c.queued_until, now) + d.charge_ns;
+    c.queued_until = std::max(queued_until, now) + d.charge_ns;
     if (c.burst) --c.burst_left;
     c.next_action = now + 1000;  // the next launch call, 1 µs later
   }
