@@ -302,9 +302,11 @@ bool DeviceBusyPercent(int card, uint64_t* percent) {
 // The container's device time over the window: per process where the driver reports it, else
 // the card's busy time split by what each container on it was charged (exact while the
 // containers' per-launch expectations are right, which the loop itself keeps them).
-bool MeasureBusy(int card, uint64_t window_ns, uint64_t mine_charged, uint64_t* busy_ns) {
+bool MeasureBusy(int card, uint64_t window_ns, uint64_t mine_charged, uint64_t* busy_ns, bool* exact) {
   const uint64_t others = PeersChargedSinceSample(card);
+  *exact = true;
   if (MeasureBusyPerProcess(card, window_ns, busy_ns)) return true;
+  *exact = others == 0;  // alone on the card: the device's busy time is ours
   uint64_t percent = 0;
   if (!DeviceBusyPercent(card, &percent)) return false;
   const uint64_t device_busy = window_ns * percent / 100;
@@ -484,10 +486,11 @@ void BeforeLaunch(int card) {
     rt.ledger.UnlockCompute(book_index);
     if (sample_due && window > 0) {
       uint64_t busy = 0;
-      if (MeasureBusy(card, window, mine_charged, &busy)) {
+      bool exact = true;
+      if (MeasureBusy(card, window, mine_charged, &busy, &exact)) {
         book = rt.ledger.LockCompute(book_index);
         if (book) {
-          ApplySample(*book, params, busy, sys::MonotonicNs());
+          ApplySample(*book, params, busy, sys::MonotonicNs(), exact);
           uint64_t total = book->busy_ns;
           rt.ledger.UnlockCompute(book_index);
           if (own) {

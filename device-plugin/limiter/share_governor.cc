@@ -74,7 +74,7 @@ GateDecision AdmitLaunch(ComputeBook& b, const GovernorParams& p, const PeerView
   return d;
 }
 
-void ApplySample(ComputeBook& b, const GovernorParams& p, uint64_t busy_ns, uint64_t now) {
+void ApplySample(ComputeBook& b, const GovernorParams& p, uint64_t busy_ns, uint64_t now, bool learn_estimate) {
   Refill(b, p, now);
   // What the launches really cost replaces what they were expected to cost.
   b.tokens_ns += static_cast<int64_t>(b.charged_since_sample) - static_cast<int64_t>(busy_ns);
@@ -82,8 +82,12 @@ void ApplySample(ComputeBook& b, const GovernorParams& p, uint64_t busy_ns, uint
   if (b.tokens_ns > burst) b.tokens_ns = burst;
   if (b.tokens_ns < -10 * burst) b.tokens_ns = -10 * burst;  // a measurement glitch must not starve it
   if (b.launches_since_sample > 0 && busy_ns > 0) {
+    // Exact measurements move the estimate by a quarter; derived ones (a device-wide figure split
+    // by charges, which preserves the containers' ratios but carries window noise) by 1/16, so
+    // that the noise cannot walk the ratios away.
     const uint64_t per_launch = busy_ns / b.launches_since_sample;
-    b.estimate_ns = b.estimate_ns ? (3 * b.estimate_ns + per_launch) / 4 : per_launch;
+    const uint64_t weight = learn_estimate ? 4 : 16;
+    b.estimate_ns = b.estimate_ns ? ((weight - 1) * b.estimate_ns + per_launch) / weight : per_launch;
     if (b.estimate_ns < 1000) b.estimate_ns = 1000;
   }
   b.busy_ns += busy_ns;

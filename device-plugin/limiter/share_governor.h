@@ -50,7 +50,10 @@ GateDecision AdmitLaunch(ComputeBook& book, const GovernorParams& p, const PeerV
                          uint64_t now);
 
 // Applies a measurement: `busy_ns` of device time used by the container's processes since the
-// previous sample. Corrects the bucket and the per-launch estimate.
-void ApplySample(ComputeBook& book, const GovernorParams& p, uint64_t busy_ns, uint64_t now);
+// previous sample. Corrects the bucket and the per-launch estimate; `learn_estimate` false = the
+// measurement was derived from the estimates themselves (a device-wide figure split by charges)
+// and teaches them only slowly, or its noise would walk the containers' ratios away.
+void ApplySample(ComputeBook& book, const GovernorParams& p, uint64_t busy_ns, uint64_t now,
+                 bool learn_estimate = true);
 
 }  // namespace tideslice::limiter
