@@ -487,7 +487,13 @@ void BeforeLaunch(int card) {
     if (sample_due && window > 0) {
       uint64_t busy = 0;
       bool exact = true;
-      if (MeasureBusy(card, window, mine_charged, &busy, &exact)) {
+      if (!MeasureBusy(card, window, mine_charged, &busy, &exact)) {
+        book = rt.ledger.LockCompute(book_index);
+        if (book) {
+          SkipSample(*book);
+          rt.ledger.UnlockCompute(book_index);
+        }
+      } else {
         book = rt.ledger.LockCompute(book_index);
         if (book) {
           ApplySample(*book, params, busy, sys::MonotonicNs(), exact);

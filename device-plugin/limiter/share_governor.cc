@@ -96,4 +96,9 @@ void ApplySample(ComputeBook& b, const GovernorParams& p, uint64_t busy_ns, uint
   b.sample_ns = now;
 }
 
+void SkipSample(ComputeBook& b) {
+  b.charged_since_sample = 0;
+  b.launches_since_sample = 0;
+}
+
 }  // namespace tideslice::limiter

@@ -56,4 +56,9 @@ GateDecision AdmitLaunch(ComputeBook& book, const GovernorParams& p, const PeerV
 void ApplySample(ComputeBook& book, const GovernorParams& p, uint64_t busy_ns, uint64_t now,
                  bool learn_estimate = true);
 
+// A sample period passed without a measurement: the charges stand as they are (no correction)
+// and the next period starts afresh, so that a later measurement is never compared with charges
+// from periods it did not measure.
+void SkipSample(ComputeBook& book);
+
 }  // namespace tideslice::limiter

@@ -223,6 +223,18 @@ TEST(ShareGovernor, AMeasurementGlitchCannotStarveASliceForever) {
   EXPECT_LE(now, 10 * kMs + 10 * BurstOf(p) * 1000 / 300 + 20 * kMs);
 }
 
+TEST(ShareGovernor, APeriodWithoutMeasurementIsNotComparedLater) {
+  ComputeBook b{};
+  GovernorParams p;
+  p.share_permille = 500;
+  for (int i = 0; i < 10; ++i) AdmitLaunch(b, p, PeerView{}, 0, 1000 + i);  // 10 launches charged
+  SkipSample(b);  // nothing measured this period
+  EXPECT_EQ(b.charged_since_sample, 0u);
+  const int64_t before = b.tokens_ns;
+  ApplySample(b, p, 0, 2000);  // the next period measured nothing: nothing to correct
+  EXPECT_LE(b.tokens_ns - before, 1000);  // only the refill over 1 µs, no refund of old charges
+}
+
 TEST(ShareGovernor, UnlimitedSlicesAreNeverHeld) {
   ComputeBook b{};
   GovernorParams p;  // share 0
