@@ -50,20 +50,10 @@ Fn Real(int id) {
   return reinterpret_cast<Fn>(RealOf(Entries()[id]));
 }
 
-using GetDeviceFn = aclError (*)(int32_t*);
 
 // The calling thread's current device (ACL's view, else the runtime's), as a config card.
-std::atomic<void*> g_acl_get_device{nullptr}, g_rt_get_device{nullptr};
-
-int CurrentCard() {
-  auto acl = reinterpret_cast<GetDeviceFn>(CachedRealByName(g_acl_get_device, Library::kAcl, "aclrtGetDevice"));
-  int32_t id = 0;
-  if (acl && acl(&id) == kSuccess) return CardForVisibleIndex(static_cast<uint32_t>(id));
-  auto rt = reinterpret_cast<GetDeviceFn>(
-      CachedRealByName(g_rt_get_device, Library::kAscendRuntime, "rtGetDevice"));
-  if (rt && rt(&id) == kSuccess) return CardForVisibleIndex(static_cast<uint32_t>(id));
-  return CardForVisibleIndex(0);  // no device set yet: ACL allocates on device 0
-}
+// The calling thread's current device as a config card (compute.cc owns the lookup).
+int CurrentCard() { return compute::CardOfCurrentAscendDevice(); }
 
 bool Active() { return CurrentMode() != Mode::kInactive; }
 

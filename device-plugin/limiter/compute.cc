@@ -203,6 +203,7 @@ using NvmlProcessUtilizationFn = int (*)(void*, UtilSample*, unsigned*, unsigned
 struct Nvml {
   std::atomic<int> state{0};  // 0 = not tried, 1 = loading, 2 = ready, 3 = unavailable
   NvmlProcessUtilizationFn utilization = nullptr;
+  void* utilization_rates = nullptr;  // nvmlDeviceGetUtilizationRates (device-wide), may be absent
   void* devices[kConfigMaxCards] = {};
   unsigned long long last_seen[kConfigMaxCards] = {};
 };
@@ -219,6 +220,7 @@ bool NvmlReady() {
   auto by_uuid = lib ? reinterpret_cast<NvmlHandleByUuidFn>(sys::RealDlsym(lib, "nvmlDeviceGetHandleByUUID")) : nullptr;
   g_nvml.utilization =
       lib ? reinterpret_cast<NvmlProcessUtilizationFn>(sys::RealDlsym(lib, "nvmlDeviceGetProcessUtilization")) : nullptr;
+  g_nvml.utilization_rates = lib ? sys::RealDlsym(lib, "nvmlDeviceGetUtilizationRates") : nullptr;
   bool ok = init && by_uuid && g_nvml.utilization && init() == 0;
   if (ok) {
     const Config& c = Rt().config;
@@ -278,11 +280,7 @@ bool DeviceBusyPercent(int card, uint64_t* percent) {
   const Config& c = Rt().config;
   if (c.vendor == Vendor::kNvidia) {
     if (!NvmlReady() || !g_nvml.devices[card]) return false;
-    static std::atomic<void*> fn{nullptr};
-    void* lib = sys::Dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
-    if (!fn.load() && lib) fn.store(sys::RealDlsym(lib, "nvmlDeviceGetUtilizationRates"));
-    if (lib) sys::Dlclose(lib);
-    auto f = reinterpret_cast<NvmlUtilizationRatesFn>(fn.load());
+    auto f = reinterpret_cast<NvmlUtilizationRatesFn>(g_nvml.utilization_rates);
     unsigned rates[2] = {0, 0};
     if (!f || f(g_nvml.devices[card], rates) != 0) return false;
     *percent = rates[0] > 100 ? 100 : rates[0];
@@ -469,14 +467,10 @@ void BeforeLaunch(int card) {
     // else the expectation-based estimate.
     uint64_t own_queued = queued_until > now ? queued_until - now : 0;
     uint64_t pending = 0;
-    if (params.training && peers.inference_present && PendingLaunches(card, &pending)) {
-      ComputeBook* b = rt.ledger.LockCompute(book_index);
-      uint64_t estimate = b && b->estimate_ns ? b->estimate_ns : params.default_estimate_ns;
-      if (b) rt.ledger.UnlockCompute(book_index);
-      own_queued = pending * estimate;
-    }
+    const bool counted = params.training && peers.inference_present && PendingLaunches(card, &pending);
     ComputeBook* book = rt.ledger.LockCompute(book_index);
     if (!book) return;  // no slot in the region: the memory side already refuses and logs
+    if (counted) own_queued = pending * (book->estimate_ns ? book->estimate_ns : params.default_estimate_ns);
     // Measure every sample period (the first launcher to notice does it for the container).
     bool sample_due = book->sample_ns == 0 || now - book->sample_ns >= kSamplePeriodNs;
     uint64_t window = book->sample_ns ? now - book->sample_ns : 0;
@@ -548,7 +542,7 @@ int CardOfCurrentAscendDevice() {
   if (a && a(&id) == 0) return CardForVisibleIndex(static_cast<uint32_t>(id));
   auto r = reinterpret_cast<GetDeviceFn>(CachedRealByName(rt, Library::kAscendRuntime, "rtGetDevice"));
   if (r && r(&id) == 0) return CardForVisibleIndex(static_cast<uint32_t>(id));
-  return CardForVisibleIndex(0);
+  return CardForVisibleIndex(0);  // no device set yet: ACL uses device 0
 }
 
 }  // namespace tideslice::limiter::compute
