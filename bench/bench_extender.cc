@@ -13,7 +13,7 @@
 #include <benchmark/benchmark.h>
 
 #include "common/catalog/catalog.h"
-#include "scheduler/extender/http_server.h"
+#include "common/http/server.h"
 #include "scheduler/extender/service.h"
 #include "bench/keepalive_client.h"
 #include "tests/support/test_support.h"
@@ -71,7 +71,7 @@ void BM_ExtenderVerb(benchmark::State& state) {
   std::shared_ptr<const core::ClusterState> snapshot = cluster;
   extender::Verbs verbs(catalog::Catalog::Builtin(), core::Context{core::Policy::kBinpack, nullptr, nullptr});
   int port = testsupport::FreeLoopbackPort();
-  auto server = extender::HttpServer::Start("http://127.0.0.1:" + std::to_string(port) + "/sched",
+  auto server = http::HttpServer::Start("http://127.0.0.1:" + std::to_string(port) + "/sched",
                                             [&](const std::string& verb, const std::string& body) {
                                               return extender::ServeVerb(verbs, [&] { return snapshot; }, verb, body);
                                             });

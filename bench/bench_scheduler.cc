@@ -20,7 +20,7 @@
 #include "common/codec/annotations.h"
 #include "common/kube/pod_json.h"
 #include "scheduler/core/request.h"
-#include "scheduler/extender/http_server.h"
+#include "common/http/server.h"
 #include "scheduler/service/scheduler_service.h"
 #include "tests/support/test_support.h"
 
@@ -90,7 +90,7 @@ std::string PodJson(int64_t memory_mib, int serial) {
 }
 
 void BM_Decision(benchmark::State& state) {
-  static const bool pool = extender::ConfigureHttpThreads(2);  // as tideslice-scheduler configures it
+  static const bool pool = http::ConfigureHttpThreads(2);  // as tideslice-scheduler configures it
   (void)pool;
   const int nodes = static_cast<int>(state.range(0));
   const bool warm = state.range(1) == 1;
@@ -100,7 +100,7 @@ void BM_Decision(benchmark::State& state) {
   Load(cache, nodes);
   service::SchedulerService svc(catalog::Catalog::Builtin(), &cache, nullptr, nullptr, [] { return false; });
   int port = testsupport::FreeLoopbackPort();
-  auto server = extender::HttpServer::Start("http://127.0.0.1:" + std::to_string(port) + "/sched",
+  auto server = http::HttpServer::Start("http://127.0.0.1:" + std::to_string(port) + "/sched",
                                             [&](const std::string& v, const std::string& b) { return svc.Serve(v, b); });
   if (!server.ok()) {
     state.SkipWithError(server.status().ToString().c_str());

@@ -367,7 +367,7 @@ int main(int argc, char** argv) {
   std::signal(SIGTERM, OnSignal);
 
   // The pods of this node, watched, feed the allocation metrics (allocated versus used).
-  kube::CancelFlag stop_watch;
+  http::CancelFlag stop_watch;
   std::thread pod_watch;
   std::unique_ptr<kube::Reflector> pods;
   // Both live as long as main: the reflector thread's handlers refer to them.

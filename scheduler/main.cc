@@ -129,7 +129,7 @@ int main(int argc, char** argv) {
       }
       if (threads < 1 || threads > 256) return Fail("--http-threads must be 1..256");
     }
-    extender::ConfigureHttpThreads(static_cast<size_t>(threads));
+    http::ConfigureHttpThreads(static_cast<size_t>(threads));
   }
   service::AppOptions options;
   options.extender_address = get("--extender-address", options.extender_address);

@@ -9,20 +9,24 @@
 
 namespace tideslice::kube {
 
-bool CancelFlag::SleepFor(int ms) {
-  auto done = std::make_shared<std::pair<std::mutex, std::condition_variable>>();
-  auto woke = std::make_shared<bool>(false);
-  int id = Register([done, woke] {
-    std::lock_guard<std::mutex> lock(done->first);
-    *woke = true;
-    done->second.notify_all();
-  });
-  {
-    std::unique_lock<std::mutex> lock(done->first);
-    done->second.wait_for(lock, std::chrono::milliseconds(ms), [&] { return *woke; });
-  }
-  Unregister(id);
-  return !cancelled();
+StatusOr<std::shared_ptr<http::Client>> NewCppRestTransport(const KubeAccess& access, int request_timeout_s,
+                                                             int stream_idle_timeout_s) {
+  http::ClientOptions options;
+  options.server = access.server;
+  options.ca_pem = access.ca_pem;
+  options.client_cert_pem = access.client_cert_pem;
+  options.client_key_pem = access.client_key_pem;
+  options.token = access.token;
+  options.token_file = access.token_file;
+  options.insecure_skip_tls_verify = access.insecure_skip_tls_verify;
+  options.peer = "the Kubernetes API";
+  options.request_timeout_s = request_timeout_s;
+  options.stream_idle_timeout_s = stream_idle_timeout_s;
+  auto client = http::NewCppRestClient(options);
+  if (!client.ok())
+    return Status::InvalidArgument("server", "\"" + access.server + "\" from " + access.source +
+                                                 " is not a usable API server URL: " + client.status().message());
+  return client;
 }
 
 std::string PathSegment(const std::string& value) {
@@ -101,7 +105,7 @@ class JsonValueSplitter {
 
 }  // namespace
 
-Status KubeClient::ReplyToStatus(const ApiReply& reply, const std::string& what) {
+Status KubeClient::ReplyToStatus(const http::Reply& reply, const std::string& what) {
   std::string message, reason;
   json body = json::parse(reply.body, nullptr, false);
   if (body.is_object()) {
@@ -123,7 +127,7 @@ Status KubeClient::ReplyToStatus(const ApiReply& reply, const std::string& what)
   }
 }
 
-StatusOr<json> KubeClient::Call(const ApiRequest& request, const std::string& what, bool retry_throttled) {
+StatusOr<json> KubeClient::Call(const http::Request& request, const std::string& what, bool retry_throttled) {
   const int attempts = retry_throttled ? 5 : 1;
   for (int i = 0;; ++i) {
     auto reply = transport_->Send(request);
@@ -146,7 +150,7 @@ StatusOr<json> KubeClient::Call(const ApiRequest& request, const std::string& wh
 }
 
 StatusOr<json> KubeClient::Get(const std::string& path, std::chrono::milliseconds timeout) {
-  ApiRequest r{"GET", path, "", "application/json"};
+  http::Request r{"GET", path, "", "application/json"};
   r.timeout = timeout;
   // A bounded read is not retried: its caller has a deadline to keep.
   return Call(r, "GET " + path, timeout.count() == 0);
@@ -172,7 +176,7 @@ StatusOr<ListResult> KubeClient::List(const std::string& path, const std::string
 }
 
 Status KubeClient::Watch(const std::string& path, const std::string& query, const std::string& resource_version,
-                         int timeout_s, const std::function<bool(const WatchEvent&)>& on_event, CancelFlag* cancel) {
+                         int timeout_s, const std::function<bool(const WatchEvent&)>& on_event, http::CancelFlag* cancel) {
   std::string q = "?watch=true&allowWatchBookmarks=true&resourceVersion=" + QueryEscape(resource_version) +
                   "&timeoutSeconds=" + std::to_string(timeout_s);
   if (!query.empty()) q += "&" + query;
@@ -195,7 +199,7 @@ Status KubeClient::Watch(const std::string& path, const std::string& query, cons
       const json& st = ev["object"];
       int code = st.is_object() ? st.value("code", 0) : 0;
       std::string reason = st.is_object() ? st.value("reason", std::string()) : "";
-      ApiReply as_reply{code == 0 ? 500 : code, st.dump(), 0};
+      http::Reply as_reply{code == 0 ? 500 : code, st.dump(), 0};
       // client-go's isExpiredError: reason Expired, or 410 with reason Gone / none.
       if (reason == "Expired" || code == 410) as_reply.status = 410;
       failure = ReplyToStatus(as_reply, "watch " + path);
@@ -229,13 +233,13 @@ Status KubeClient::Watch(const std::string& path, const std::string& query, cons
 
 StatusOr<json> KubeClient::Create(const std::string& collection_path, const json& object,
                                   std::chrono::milliseconds timeout) {
-  ApiRequest r{"POST", collection_path, object.dump(), "application/json"};
+  http::Request r{"POST", collection_path, object.dump(), "application/json"};
   r.timeout = timeout;
   return Call(r, "create in " + collection_path, false);
 }
 
 StatusOr<json> KubeClient::Replace(const std::string& path, const json& object, std::chrono::milliseconds timeout) {
-  ApiRequest r{"PUT", path, object.dump(), "application/json"};
+  http::Request r{"PUT", path, object.dump(), "application/json"};
   r.timeout = timeout;
   return Call(r, "update " + path, false);
 }
@@ -277,7 +281,7 @@ Status KubeClient::Bind(const std::string& ns, const std::string& name, const st
                   {"target", {{"apiVersion", "v1"}, {"kind", "Node"}, {"name", node}}}};
   if (!uid.empty()) binding["metadata"]["uid"] = uid;
   if (!annotations.empty()) binding["metadata"]["annotations"] = annotations;
-  ApiRequest request{"POST", PodPath(ns, name) + "/binding", binding.dump(), "application/json"};
+  http::Request request{"POST", PodPath(ns, name) + "/binding", binding.dump(), "application/json"};
   request.timeout = timeout;
   auto r = Call(request, "bind " + ns + "/" + name + " to " + node, false);
   return r.status();
@@ -289,7 +293,7 @@ Status KubeClient::Evict(const std::string& ns, const std::string& name, const s
   // The UID precondition makes sure we evict the pod we decided about, not a namesake.
   if (!uid.empty()) eviction["deleteOptions"]["preconditions"] = {{"uid", uid}};
   if (grace_seconds >= 0) eviction["deleteOptions"]["gracePeriodSeconds"] = grace_seconds;
-  ApiRequest request{"POST", PodPath(ns, name) + "/eviction", eviction.dump(), "application/json"};
+  http::Request request{"POST", PodPath(ns, name) + "/eviction", eviction.dump(), "application/json"};
   request.timeout = timeout;
   auto r = Call(request, "evict " + ns + "/" + name, false);
   return r.status();

@@ -1,4 +1,4 @@
-// A Kubernetes API client over HttpTransport: JSON in and out (nlohmann), errors carrying the
+// A Kubernetes API client over http::Client: JSON in and out (nlohmann), errors carrying the
 // API's own Status message, 409 retries for read-modify-write, 429/5xx back-off for reads, and
 // the typed calls TideSlice needs (Binding, Eviction, Lease, Events). Shared by the scheduler
 // and the node agent.
@@ -12,7 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "common/kube/transport.h"
+#include "common/http/client.h"
+#include "common/kube/access.h"
 #include "common/status.h"
 
 namespace tideslice::kube {
@@ -31,6 +32,11 @@ struct WatchEvent {
   json object;
 };
 
+// The Kubernetes API at `access` over cpprestsdk (http::NewCppRestClient), with its credentials.
+// `stream_idle_timeout_s` bounds silence on a watch (watches carry bookmarks well inside it).
+StatusOr<std::shared_ptr<http::Client>> NewCppRestTransport(const KubeAccess& access, int request_timeout_s = 30,
+                                                             int stream_idle_timeout_s = 300);
+
 // "pods" path helpers: PodPath("ns", "name") = /api/v1/namespaces/ns/pods/name.
 // Names are escaped as one path segment each (see PathSegment).
 std::string PodPath(const std::string& ns, const std::string& name);
@@ -44,7 +50,7 @@ std::string QueryEscape(const std::string& value);
 
 class KubeClient {
  public:
-  explicit KubeClient(std::shared_ptr<HttpTransport> transport) : transport_(std::move(transport)) {}
+  explicit KubeClient(std::shared_ptr<http::Client> transport) : transport_(std::move(transport)) {}
 
   // Calls with a `timeout` > 0 are bounded by it (and reads are then not retried).
   StatusOr<json> Get(const std::string& path, std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
@@ -54,7 +60,7 @@ class KubeClient {
   // (timeout_s), `cancel` fires, or on_event returns false. An expired resource version (410,
   // as an HTTP status or an ERROR event) is Status kExpired: the caller must re-list.
   Status Watch(const std::string& path, const std::string& query, const std::string& resource_version, int timeout_s,
-               const std::function<bool(const WatchEvent&)>& on_event, CancelFlag* cancel);
+               const std::function<bool(const WatchEvent&)>& on_event, http::CancelFlag* cancel);
 
   StatusOr<json> Create(const std::string& collection_path, const json& object,
                         std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
@@ -85,12 +91,12 @@ class KubeClient {
                      const std::string& message, const std::string& component);
 
   // Maps an HTTP reply to a Status with the API's message ("pods \"x\" not found").
-  static Status ReplyToStatus(const ApiReply& reply, const std::string& what);
+  static Status ReplyToStatus(const http::Reply& reply, const std::string& what);
 
  private:
-  StatusOr<json> Call(const ApiRequest& request, const std::string& what, bool retry_throttled);
+  StatusOr<json> Call(const http::Request& request, const std::string& what, bool retry_throttled);
 
-  std::shared_ptr<HttpTransport> transport_;
+  std::shared_ptr<http::Client> transport_;
 };
 
 // RFC 3339 with microseconds, as metav1.MicroTime serializes ("2026-11-24T10:00:00.123456Z").

@@ -45,7 +45,7 @@ void Reflector::SetError(const Status& s) {
   if (ended) log::Info("api.recovered", "listing and watching " + path_ + " works again", {{"path", path_}, {"last_error", previous}});
 }
 
-void Reflector::Run(CancelFlag* cancel) {
+void Reflector::Run(http::CancelFlag* cancel) {
   std::mt19937 rng(std::random_device{}());
   int backoff_ms = options_.backoff_initial_ms;
   auto back_off = [&]() {

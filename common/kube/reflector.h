@@ -36,7 +36,7 @@ class Reflector {
       : client_(client), path_(std::move(path)), handler_(std::move(handler)), options_(std::move(options)) {}
 
   // Runs until `cancel` fires. Call from a thread of its own.
-  void Run(CancelFlag* cancel);
+  void Run(http::CancelFlag* cancel);
 
   bool synced() const { return synced_.load(); }
   int lists() const { return lists_.load(); }            // how many full lists so far (re-lists + 1)

@@ -2,7 +2,7 @@
 
 namespace tideslice::extender {
 
-HttpReply ServeVerb(const Verbs& verbs, const SnapshotSource& snapshot, const std::string& verb, const std::string& body) {
+http::HttpReply ServeVerb(const Verbs& verbs, const SnapshotSource& snapshot, const std::string& verb, const std::string& body) {
   auto cluster = snapshot();
   if (verb == "filter") {
     auto args = ParseExtenderArgs(body);

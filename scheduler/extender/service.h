@@ -5,7 +5,7 @@
 #include <functional>
 #include <memory>
 
-#include "scheduler/extender/http_server.h"
+#include "common/http/server.h"
 #include "scheduler/extender/verbs.h"
 
 namespace tideslice::extender {
@@ -13,6 +13,6 @@ namespace tideslice::extender {
 using SnapshotSource = std::function<std::shared_ptr<const core::ClusterState>()>;
 // Bind needs the Kubernetes API (Binding + assignment in one call); until that client exists
 // the service answers bind with an Error rather than pretending.
-HttpReply ServeVerb(const Verbs& verbs, const SnapshotSource& snapshot, const std::string& verb, const std::string& body);
+http::HttpReply ServeVerb(const Verbs& verbs, const SnapshotSource& snapshot, const std::string& verb, const std::string& body);
 
 }  // namespace tideslice::extender

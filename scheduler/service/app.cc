@@ -124,7 +124,7 @@ std::string SchedulerApp::NotReadyReason() const {
 std::string SchedulerApp::NotLiveReason() const {
   // A listener that no longer accepts (accept loop dead, I/O threads stuck) makes the process
   // useless even though it still answers here: the kubelet should restart it.
-  const std::pair<const char*, const extender::HttpServer*> listeners[] = {
+  const std::pair<const char*, const http::HttpServer*> listeners[] = {
       {"extender", extender_.get()}, {"webhook", webhook_.get()}, {"health", health_.get()}};
   for (const auto& [name, server] : listeners) {
     if (!server) continue;
@@ -198,7 +198,7 @@ StatusOr<std::unique_ptr<SchedulerApp>> SchedulerApp::Start(kube::KubeClient* cl
       self->tidal_->Run([self] { return self->leading(); }, &self->cancel_);
     });
 
-  auto extender = extender::HttpServer::Start(self->options_.extender_address,
+  auto extender = http::HttpServer::Start(self->options_.extender_address,
                                               [self](const std::string& verb, const std::string& body) {
                                                 return self->service_->Serve(verb, body);
                                               });
@@ -208,20 +208,20 @@ StatusOr<std::unique_ptr<SchedulerApp>> SchedulerApp::Start(kube::KubeClient* cl
   }
   self->extender_ = std::move(*extender);
 
-  auto health = extender::HttpServer::StartRoutes(self->options_.health_address, [self](const extender::HttpCall& c) {
-    if (c.method != "GET") return extender::HttpReply{405, "use GET\n", "text/plain"};
-    if (c.path == "/healthz") return extender::HttpReply{200, "ok\n", "text/plain"};
+  auto health = http::HttpServer::StartRoutes(self->options_.health_address, [self](const http::HttpCall& c) {
+    if (c.method != "GET") return http::HttpReply{405, "use GET\n", "text/plain"};
+    if (c.path == "/healthz") return http::HttpReply{200, "ok\n", "text/plain"};
     if (c.path == "/readyz") {
       std::string why = self->NotReadyReason();
-      if (why.empty()) return extender::HttpReply{200, "ok\n", "text/plain"};
-      return extender::HttpReply{503, why + "\n", "text/plain"};
+      if (why.empty()) return http::HttpReply{200, "ok\n", "text/plain"};
+      return http::HttpReply{503, why + "\n", "text/plain"};
     }
     if (c.path == "/livez") {
       std::string why = self->NotLiveReason();
-      if (why.empty()) return extender::HttpReply{200, "ok\n", "text/plain"};
-      return extender::HttpReply{503, why + "\n", "text/plain"};
+      if (why.empty()) return http::HttpReply{200, "ok\n", "text/plain"};
+      return http::HttpReply{503, why + "\n", "text/plain"};
     }
-    return extender::HttpReply{404, "not found; try /healthz, /livez or /readyz\n", "text/plain"};
+    return http::HttpReply{404, "not found; try /healthz, /livez or /readyz\n", "text/plain"};
   });
   if (!health.ok()) {
     self->Stop();
@@ -230,19 +230,19 @@ StatusOr<std::unique_ptr<SchedulerApp>> SchedulerApp::Start(kube::KubeClient* cl
   self->health_ = std::move(*health);
 
   if (!self->options_.webhook_address.empty()) {
-    extender::HttpServerOptions wo;
+    http::HttpServerOptions wo;
     wo.tls_cert_file = self->options_.tls_cert_file;
     wo.tls_key_file = self->options_.tls_key_file;
     // Any pod can reach the webhook port; the API servers need few connections each. A lower
     // per-address cap keeps a handful of tenant pods from holding every slot.
     wo.max_connections_per_client = 32;
-    auto webhook = extender::HttpServer::StartRoutes(
+    auto webhook = http::HttpServer::StartRoutes(
         self->options_.webhook_address,
-        [self](const extender::HttpCall& c) {
-          if (c.method != "POST") return extender::HttpReply{405, R"({"error":"use POST"})"};
+        [self](const http::HttpCall& c) {
+          if (c.method != "POST") return http::HttpReply{405, R"({"error":"use POST"})"};
           if (c.path == "/mutate") return ServeMutate(c.body, self->catalog_, self->options_.webhook);
           if (c.path == "/validate") return ServeValidate(c.body, self->catalog_, self->options_.webhook);
-          return extender::HttpReply{404, R"({"error":"use /mutate or /validate"})"};
+          return http::HttpReply{404, R"({"error":"use /mutate or /validate"})"};
         },
         wo);
     if (!webhook.ok()) {

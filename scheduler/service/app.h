@@ -14,7 +14,7 @@
 #include "common/trust/assignment_seal.h"
 #include "common/kube/client.h"
 #include "common/kube/reflector.h"
-#include "scheduler/extender/http_server.h"
+#include "common/http/server.h"
 #include "scheduler/service/binder.h"
 #include "scheduler/service/cache.h"
 #include "scheduler/service/leader_election.h"
@@ -82,8 +82,8 @@ class SchedulerApp {
   TideBoard tides_;
   std::unique_ptr<TidalController> tidal_;
   std::unique_ptr<kube::Reflector> nodes_, pods_;
-  std::unique_ptr<extender::HttpServer> extender_, health_, webhook_;
-  kube::CancelFlag cancel_;
+  std::unique_ptr<http::HttpServer> extender_, health_, webhook_;
+  http::CancelFlag cancel_;
   std::vector<std::thread> threads_;
   bool stopped_ = false;
   // The leader's fencing round: report refused assignments, fail the ALLOCATING ones, re-seal

@@ -128,7 +128,7 @@ void LeaderElector::Release() {
   });
 }
 
-void LeaderElector::Run(kube::CancelFlag* cancel) {
+void LeaderElector::Run(http::CancelFlag* cancel) {
   std::mt19937 rng(std::random_device{}());
   log::ChangeLog changes;
   while (!cancel->cancelled()) {

@@ -46,7 +46,7 @@ class LeaderElector {
       : client_(client), options_(std::move(options)), on_change_(std::move(on_change)) {}
 
   // Runs until `cancel` fires (then releases the lease if leading and release_on_cancel).
-  void Run(kube::CancelFlag* cancel);
+  void Run(http::CancelFlag* cancel);
   // True only while the lease is provably ours: judged against the monotonic clock at the moment
   // of the call, not when a blocked renewal returns. A renewal that hangs cannot keep us leading.
   bool leading() const;

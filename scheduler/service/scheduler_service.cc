@@ -15,9 +15,9 @@ bool AnswersWithError(const std::string& body) {
   return pos != std::string::npos && pos + key.size() < body.size() && body[pos + key.size()] != '"';
 }
 
-extender::HttpReply SchedulerService::Serve(const std::string& verb, const std::string& body) {
+http::HttpReply SchedulerService::Serve(const std::string& verb, const std::string& body) {
   const auto start = std::chrono::steady_clock::now();
-  extender::HttpReply reply = ServeTimed(verb, body);
+  http::HttpReply reply = ServeTimed(verb, body);
   if (observer_) {
     bool error = AnswersWithError(reply.body);
     observer_(verb, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), error);
@@ -25,7 +25,7 @@ extender::HttpReply SchedulerService::Serve(const std::string& verb, const std::
   return reply;
 }
 
-extender::HttpReply SchedulerService::ServeTimed(const std::string& verb, const std::string& body) {
+http::HttpReply SchedulerService::ServeTimed(const std::string& verb, const std::string& body) {
   if (verb == "bind") {
     counters_.bind++;
     auto args = extender::ParseBindingArgs(body);
@@ -61,7 +61,7 @@ extender::HttpReply SchedulerService::ServeTimed(const std::string& verb, const 
       return {200, extender::EncodeFilterResult(r, *args)};
     }
   }
-  extender::HttpReply reply = extender::ServeVerb(verbs, [&] { return snapshot; }, verb, body);
+  http::HttpReply reply = extender::ServeVerb(verbs, [&] { return snapshot; }, verb, body);
   if (AnswersWithError(reply.body)) counters_.errors++;
   return reply;
 }

@@ -9,7 +9,7 @@
 
 #include "common/catalog/catalog.h"
 #include "common/kube/client.h"
-#include "scheduler/extender/http_server.h"
+#include "common/http/server.h"
 #include "scheduler/extender/verbs.h"
 #include "scheduler/extender/wire.h"
 #include "scheduler/service/binder.h"
@@ -46,7 +46,7 @@ class SchedulerService {
   void set_scheduler_name(std::string name) { scheduler_name_ = std::move(name); }
 
   // verb + JSON body -> the reply kube-scheduler expects (HTTP 200 with Error on failure).
-  extender::HttpReply Serve(const std::string& verb, const std::string& body);
+  http::HttpReply Serve(const std::string& verb, const std::string& body);
   Status Bind(const extender::BindingArgs& args);
   const VerbCounters& counters() const { return counters_; }
   // Called after every verb with its duration and whether it answered with an error (metrics).
@@ -55,7 +55,7 @@ class SchedulerService {
   }
 
  private:
-  extender::HttpReply ServeTimed(const std::string& verb, const std::string& body);
+  http::HttpReply ServeTimed(const std::string& verb, const std::string& body);
   // Why `node` is closed to `request` by its pool's tide now, or "" if it is not.
   std::string TideBlocks(const core::NodeState& node, const core::PodRequest& request) const;
   const catalog::Catalog& catalog_;

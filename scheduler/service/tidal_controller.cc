@@ -3,7 +3,7 @@
 #include <cstdio>
 #include <cmath>
 
-#include "common/kube/transport.h"
+#include "common/http/client.h"
 
 namespace tideslice::service {
 
@@ -295,7 +295,7 @@ void TidalController::EvictPod(const tidal::PoolSpec& pool, const tidal::EvictOr
   Log("evicting " + order.key + ": " + s.ToString());
 }
 
-void TidalController::Run(const std::function<bool()>& leading, kube::CancelFlag* cancel) {
+void TidalController::Run(const std::function<bool()>& leading, http::CancelFlag* cancel) {
   do {
     Tick(leading());
   } while (cancel->SleepFor(static_cast<int>(options_.period.count())));
@@ -340,12 +340,13 @@ StatusOr<double> ParsePrometheusAnswer(const std::string& body) {
 StatusOr<std::function<StatusOr<double>(const std::string&)>> PrometheusDemand(const std::string& base_url) {
   if (base_url.rfind("http://", 0) != 0 && base_url.rfind("https://", 0) != 0)
     return Status::InvalidArgument("--prometheus-url", "must start with http:// or https://, got \"" + base_url + "\"");
-  kube::KubeAccess access;
-  access.server = base_url;
-  access.source = "--prometheus-url";
-  auto made = kube::NewCppRestTransport(access, 10);
-  if (!made.ok()) return made.status();
-  std::shared_ptr<kube::HttpTransport> transport = *made;
+  http::ClientOptions options;
+  options.server = base_url;
+  options.peer = "Prometheus";
+  options.request_timeout_s = 10;
+  auto made = http::NewCppRestClient(options);
+  if (!made.ok()) return Status::InvalidArgument("--prometheus-url", made.status().message());
+  std::shared_ptr<http::Client> transport = *made;
   return std::function<StatusOr<double>(const std::string&)>([transport](const std::string& query) -> StatusOr<double> {
     auto reply = transport->Send({"GET", "/api/v1/query?query=" + kube::QueryEscape(query), "", "application/json"});
     if (!reply.ok()) return reply.status();

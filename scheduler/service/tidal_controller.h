@@ -87,7 +87,7 @@ class TidalController {
   // One round. The leader decides and acts; a follower only reads the recorded state.
   void Tick(bool leading);
   // Rounds every period until `cancel`.
-  void Run(const std::function<bool()>& leading, kube::CancelFlag* cancel);
+  void Run(const std::function<bool()>& leading, http::CancelFlag* cancel);
 
   const PoolCounters& counters(const std::string& pool) const { return *counters_.at(pool); }
   const std::vector<tidal::PoolSpec>& pools() const { return pools_; }

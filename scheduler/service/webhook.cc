@@ -130,7 +130,7 @@ std::string_view ForgedAnnotation(const Review& r, const WebhookOptions& options
 // Replies are dumped with invalid UTF-8 replaced, never thrown on (messages quote input).
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-extender::HttpReply Answer(const std::string& uid, bool allowed, const std::string& message, const json& patch) {
+http::HttpReply Answer(const std::string& uid, bool allowed, const std::string& message, const json& patch) {
   json response = {{"uid", uid}, {"allowed", allowed}};
   if (!allowed)
     response["status"] = {{"code", 422}, {"reason", "Invalid"}, {"message", extender::BoundedText(message, kMaxMessageBytes)}};
@@ -144,7 +144,7 @@ extender::HttpReply Answer(const std::string& uid, bool allowed, const std::stri
 
 // A request we cannot read: without a uid there is nothing to answer (400, which only a caller
 // that is not the API server sees); with one, a refusal that names the field to fix.
-extender::HttpReply Unreadable(const Review& r, const std::string& what) {
+http::HttpReply Unreadable(const Review& r, const std::string& what) {
   const std::string message = "TideSlice cannot read this admission request: " + what;
   if (r.uid.empty()) return {400, Dump(json{{"error", extender::BoundedText(message, kMaxMessageBytes)}})};
   return Answer(r.uid, false, message, json::array());
@@ -154,7 +154,7 @@ extender::HttpReply Unreadable(const Review& r, const std::string& what) {
 // Typed reads make a throw unexpected; the catch keeps an oversight (or bad_alloc) from ending
 // the process that also serves the extender.
 template <typename Serve>
-extender::HttpReply Guarded(const std::string& body, Serve serve) {
+http::HttpReply Guarded(const std::string& body, Serve serve) {
   Review r;
   try {
     Status s = ParseReview(body, &r);
@@ -203,7 +203,7 @@ void AddNoticeVolume(const json* pod_spec, const std::string& mount_path, json* 
   }
 }
 
-extender::HttpReply Mutate(const Review& review, const catalog::Catalog& catalog, const WebhookOptions& options) {
+http::HttpReply Mutate(const Review& review, const catalog::Catalog& catalog, const WebhookOptions& options) {
   // A pod's spec is immutable after CREATE: a patch on any other operation would be refused.
   if (review.operation != "CREATE" || options.excluded_namespaces.count(review.ns))
     return Answer(review.uid, true, "", json::array());
@@ -233,7 +233,7 @@ extender::HttpReply Mutate(const Review& review, const catalog::Catalog& catalog
   return Answer(review.uid, true, "", patch);
 }
 
-extender::HttpReply Validate(const Review& review, const catalog::Catalog& catalog, const WebhookOptions& options) {
+http::HttpReply Validate(const Review& review, const catalog::Catalog& catalog, const WebhookOptions& options) {
   if (std::string_view forged = ForgedAnnotation(review, options); !forged.empty()) {
     auto bounded = [](const std::string& s) { return extender::BoundedText(s, kMaxLogFieldBytes); };
     log::Warn("admission.forgery_refused", "refused a pod write that sets an annotation only TideSlice may set",
@@ -278,11 +278,11 @@ bool IsTrustedWriter(const std::string& username, const std::set<std::string>& t
   return false;
 }
 
-extender::HttpReply ServeMutate(const std::string& body, const catalog::Catalog& catalog, const WebhookOptions& options) {
+http::HttpReply ServeMutate(const std::string& body, const catalog::Catalog& catalog, const WebhookOptions& options) {
   return Guarded(body, [&](const Review& r) { return Mutate(r, catalog, options); });
 }
 
-extender::HttpReply ServeValidate(const std::string& body, const catalog::Catalog& catalog,
+http::HttpReply ServeValidate(const std::string& body, const catalog::Catalog& catalog,
                                   const WebhookOptions& options) {
   return Guarded(body, [&](const Review& r) { return Validate(r, catalog, options); });
 }

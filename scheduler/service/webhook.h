@@ -27,7 +27,7 @@
 #include <string_view>
 
 #include "common/catalog/catalog.h"
-#include "scheduler/extender/http_server.h"
+#include "common/http/server.h"
 
 namespace tideslice::service {
 
@@ -57,8 +57,8 @@ bool IsTrustedWriter(const std::string& username, const std::set<std::string>& t
 
 // Both take the AdmissionReview body and return the AdmissionReview answer (HTTP 200), or HTTP
 // 400 when the body is not an AdmissionReview at all. Neither throws.
-extender::HttpReply ServeMutate(const std::string& body, const catalog::Catalog& catalog, const WebhookOptions& options);
-extender::HttpReply ServeValidate(const std::string& body, const catalog::Catalog& catalog,
+http::HttpReply ServeMutate(const std::string& body, const catalog::Catalog& catalog, const WebhookOptions& options);
+http::HttpReply ServeValidate(const std::string& body, const catalog::Catalog& catalog,
                                   const WebhookOptions& options);
 
 }  // namespace tideslice::service

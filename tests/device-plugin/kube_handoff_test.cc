@@ -57,7 +57,7 @@ class BinderFeed {
 
  private:
   kube::Reflector reflector_;
-  kube::CancelFlag cancel_;
+  http::CancelFlag cancel_;
   std::thread thread_;
 };
 

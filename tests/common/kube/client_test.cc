@@ -173,7 +173,7 @@ TEST_F(ClientTest, WatchStreamsChangesBookmarksAndReportsExpiry) {
   });
   std::vector<std::string> seen;
   int bookmarks = 0;
-  CancelFlag cancel;
+  http::CancelFlag cancel;
   Status s = client_->Watch(
       "/api/v1/pods", "", list->resource_version, 30,
       [&](const WatchEvent& ev) {
@@ -199,7 +199,7 @@ TEST_F(ClientTest, WatchStreamsChangesBookmarksAndReportsExpiry) {
 }
 
 TEST_F(ClientTest, CancelEndsAWatchPromptly) {
-  CancelFlag cancel;
+  http::CancelFlag cancel;
   std::thread stopper([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     cancel.Cancel();
@@ -315,15 +315,15 @@ TEST_F(ClientTest, EscapedNamesNeverReachAnotherObjectOrAList) {
 
 // A transport that replays a canned stream, to pin framing: events spread over several lines
 // (as with ?pretty=true) and two events on one line must both parse.
-class CannedStream : public HttpTransport {
+class CannedStream : public http::Client {
  public:
   explicit CannedStream(std::vector<std::string> lines) : lines_(std::move(lines)) {}
-  StatusOr<ApiReply> Send(const ApiRequest&) override { return ApiReply{500, "", 0}; }
-  StatusOr<ApiReply> Stream(const ApiRequest&, const std::function<bool(std::string_view)>& on_line,
-                            CancelFlag*) override {
+  StatusOr<http::Reply> Send(const http::Request&) override { return http::Reply{500, "", 0}; }
+  StatusOr<http::Reply> Stream(const http::Request&, const std::function<bool(std::string_view)>& on_line,
+                            http::CancelFlag*) override {
     for (const auto& l : lines_)
       if (!on_line(l)) break;
-    return ApiReply{200, "", 0};
+    return http::Reply{200, "", 0};
   }
 
  private:

@@ -60,7 +60,7 @@ class ReflectorTest : public ::testing::Test {
   testsupport::KubeEnv env_{testsupport::FastBookmarks()};
   TestApiServer* server_ = env_.server.get();
   KubeClient* client_ = env_.client.get();
-  CancelFlag cancel_;
+  http::CancelFlag cancel_;
   std::thread runner_;
 };
 

@@ -13,7 +13,7 @@
 #include "common/codec/annotations.h"
 #include "common/kube/objects.h"
 #include "common/trust/assignment_seal.h"
-#include "scheduler/extender/http_server.h"
+#include "common/http/server.h"
 #include "scheduler/extender/wire.h"
 #include "tests/support/kube_env.h"
 #include "tests/support/test_support.h"
@@ -156,9 +156,9 @@ TEST_F(BinderTest, BindsWaitingForABusyNodeAreCappedSoAnIdleNodeBindsAtOnce) {
 
   std::atomic<int> entered{0};
   const int port = testsupport::FreeLoopbackPort();
-  auto http = extender::HttpServer::Start(
+  auto http = http::HttpServer::Start(
       "http://127.0.0.1:" + std::to_string(port) + "/sched",
-      [&](const std::string& verb, const std::string& body) -> extender::HttpReply {
+      [&](const std::string& verb, const std::string& body) -> http::HttpReply {
         if (verb != "bind") return {404, ""};
         entered++;
         auto args = extender::ParseBindingArgs(body);

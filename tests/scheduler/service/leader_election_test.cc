@@ -37,7 +37,7 @@ class Replica {
 
  private:
   std::unique_ptr<LeaderElector> elector_;
-  kube::CancelFlag cancel_;
+  http::CancelFlag cancel_;
   std::thread thread_;
 };
 

@@ -83,7 +83,7 @@ json Review(const std::string& operation, const json& pod, const json& old_pod =
 }
 
 // The AdmissionReview response of a 200 answer (fails the test on anything else).
-json Response(const extender::HttpReply& reply) {
+json Response(const http::HttpReply& reply) {
   EXPECT_EQ(reply.status, 200) << reply.body;
   json answer = json::parse(reply.body, nullptr, false);
   if (!answer.is_object() || !answer.contains("response")) {
@@ -214,12 +214,12 @@ TEST(WebhookHostileBodies, DeepNestingIsRefusedWithoutRecursion) {
 TEST(WebhookHostileBodies, RealServerSurvivesCrashingBodies) {
   const int port = testsupport::FreeLoopbackPort();
   WebhookOptions options = Trusting();
-  auto server = extender::HttpServer::StartRoutes(
+  auto server = http::HttpServer::StartRoutes(
       "http://127.0.0.1:" + std::to_string(port),
-      [&options](const extender::HttpCall& c) {
+      [&options](const http::HttpCall& c) {
         if (c.path == "/mutate") return ServeMutate(c.body, catalog::Catalog::Builtin(), options);
         if (c.path == "/validate") return ServeValidate(c.body, catalog::Catalog::Builtin(), options);
-        return extender::HttpReply{404, "{}"};
+        return http::HttpReply{404, "{}"};
       });
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   json bad_meta = Review("CREATE", SlicePod());

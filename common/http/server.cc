@@ -7,7 +7,7 @@
 //   [TLS handshake] -> (idle wait) -> header -> body -> handler -> write -> (keep-alive: repeat)
 // each phase under its own deadline (beast::tcp_stream's timer closes the socket at expiry), one
 // request at a time, so replies keep the order of the requests.
-#include "scheduler/extender/http_server.h"
+#include "common/http/server.h"
 
 #include <openssl/ssl.h>
 #include <sys/stat.h>
@@ -34,12 +34,12 @@
 // ConfigureHttpThreads only: cpprest's pool is still the Kubernetes client's.
 #include <pplx/threadpool.h>
 
-namespace tideslice::extender {
+namespace tideslice::http {
 namespace {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
-namespace http = boost::beast::http;
+namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
@@ -540,7 +540,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
     parser_->header_limit(static_cast<std::uint32_t>(std::min<size_t>(opt().max_header_bytes, UINT32_MAX)));
     parser_->body_limit(opt().max_body_bytes);
     tcp().expires_after(opt().header_timeout);
-    http::async_read_header(stream_, buffer_, *parser_, [self = this->shared_from_this()](beast::error_code ec, size_t) {
+    bhttp::async_read_header(stream_, buffer_, *parser_, [self = this->shared_from_this()](beast::error_code ec, size_t) {
       if (ec) return self->OnReadError(ec);
       self->OnHeader();
     });
@@ -550,7 +550,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
     if (parser_->is_done()) return Dispatch();
     tcp().expires_after(opt().body_timeout);
     auto& req = parser_->get();
-    if (beast::iequals(req[http::field::expect], "100-continue")) {
+    if (beast::iequals(req[bhttp::field::expect], "100-continue")) {
       static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       asio::async_write(stream_, asio::buffer(kContinue), [self = this->shared_from_this()](beast::error_code ec, size_t) {
         if (ec) return self->OnReadError(ec);
@@ -562,7 +562,7 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
   }
 
   void ReadBody() {
-    http::async_read(stream_, buffer_, *parser_, [self = this->shared_from_this()](beast::error_code ec, size_t) {
+    bhttp::async_read(stream_, buffer_, *parser_, [self = this->shared_from_this()](beast::error_code ec, size_t) {
       if (ec) return self->OnReadError(ec);
       self->Dispatch();
     });
@@ -573,11 +573,11 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
       owner_->CountTimeout();
       return Shut();
     }
-    if (ec == http::error::body_limit) return Fail(413, "request body too large");
-    if (ec == http::error::header_limit || ec == http::error::buffer_overflow)
+    if (ec == bhttp::error::body_limit) return Fail(413, "request body too large");
+    if (ec == bhttp::error::header_limit || ec == bhttp::error::buffer_overflow)
       return Fail(431, "request header too large");
-    if (ec.category() == beast::error_code(http::error::end_of_stream).category() && ec != http::error::end_of_stream &&
-        ec != http::error::partial_message)
+    if (ec.category() == beast::error_code(bhttp::error::end_of_stream).category() && ec != bhttp::error::end_of_stream &&
+        ec != bhttp::error::partial_message)
       return Fail(400, "malformed HTTP request");
     Shut();  // the client went away (eof, reset, TLS error)
   }
@@ -626,12 +626,12 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
     response_.emplace();
     response_->version(version_);
     response_->result(static_cast<unsigned>(reply.status));
-    response_->set(http::field::content_type, reply.content_type);
+    response_->set(bhttp::field::content_type, reply.content_type);
     response_->body() = std::move(reply.body);
     response_->keep_alive(keep_alive_);
     response_->prepare_payload();
     tcp().expires_after(opt().write_timeout);
-    http::async_write(stream_, *response_, [self = this->shared_from_this()](beast::error_code ec, size_t) {
+    bhttp::async_write(stream_, *response_, [self = this->shared_from_this()](beast::error_code ec, size_t) {
       self->owner_->RequestDone();
       self->response_.reset();
       if (ec) {
@@ -671,8 +671,8 @@ class Connection final : public ConnectionBase, public std::enable_shared_from_t
   std::shared_ptr<asio::ssl::context> tls_;  // kept alive across a certificate reload
   Stream stream_;
   beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
-  std::optional<http::response<http::string_body>> response_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::optional<bhttp::response<bhttp::string_body>> response_;
   bool keep_alive_ = true;
   unsigned version_ = 11;
   size_t drained_ = 0;
@@ -801,4 +801,4 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& addre
       std::move(options));
 }
 
-}  // namespace tideslice::extender
+}  // namespace tideslice::http

@@ -1,6 +1,6 @@
 // The extender over real HTTP on 127.0.0.1, with bodies shaped exactly as kube-scheduler sends
 // them (KUBE-WIRE.md §3.1b), and the listener's bounds (timeouts, caps, limits, TLS policy).
-#include "scheduler/extender/http_server.h"
+#include "common/http/server.h"
 
 #include <openssl/ssl.h>
 #include <poll.h>
@@ -22,10 +22,12 @@
 #include "tests/support/test_support.h"
 #include "tests/support/tls.h"
 
-namespace tideslice::extender {
+namespace tideslice::http {
 namespace {
 
 using ::testing::HasSubstr;
+using extender::ServeVerb;
+using extender::Verbs;
 
 class ExtenderHttp : public ::testing::Test {
  protected:
@@ -721,4 +723,4 @@ TEST(HttpListenerStart, AddressesAndTlsFilesAreChecked) {
 }
 
 }  // namespace
-}  // namespace tideslice::extender
+}  // namespace tideslice::http

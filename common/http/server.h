@@ -26,7 +26,7 @@
 
 #include "common/status.h"
 
-namespace tideslice::extender {
+namespace tideslice::http {
 
 struct HttpReply {
   int status = 200;
@@ -122,4 +122,4 @@ class HttpServer {
   virtual int port() const = 0;
 };
 
-}  // namespace tideslice::extender
+}  // namespace tideslice::http

@@ -1,6 +1,6 @@
-// The small HTTP interface the Kubernetes client speaks through. cpprestsdk implements it in
-// cpprest_transport.cc (the only file in common/ that includes cpprest, whose macro U breaks
-// other headers); tests may substitute their own.
+// The small HTTP client interface the Kubernetes client and the Prometheus query speak through.
+// cpprestsdk implements it in cpprest_client.cc (the only file in common/ that includes cpprest,
+// whose macro U breaks other headers); tests may substitute their own.
 #pragma once
 
 #include <chrono>
@@ -11,12 +11,11 @@
 #include <string_view>
 #include <vector>
 
-#include "common/kube/access.h"
 #include "common/status.h"
 
-namespace tideslice::kube {
+namespace tideslice::http {
 
-struct ApiRequest {
+struct Request {
   std::string method = "GET";
   std::string path;                         // path and query, e.g. "/api/v1/pods?limit=500"
   std::string body;
@@ -26,7 +25,7 @@ struct ApiRequest {
   std::chrono::milliseconds timeout{0};
 };
 
-struct ApiReply {
+struct Reply {
   int status = 0;
   std::string body;
   int retry_after_seconds = 0;              // from a Retry-After header, 0 if none
@@ -74,22 +73,34 @@ class CancelFlag {
   std::vector<std::function<void()>> callbacks_;
 };
 
-class HttpTransport {
+class Client {
  public:
-  virtual ~HttpTransport() = default;
+  virtual ~Client() = default;
   // One request; transport failures (refused, TLS, timeout) are Unavailable, HTTP errors are a
   // reply with their status for the caller to map.
-  virtual StatusOr<ApiReply> Send(const ApiRequest& request) = 0;
+  virtual StatusOr<Reply> Send(const Request& request) = 0;
   // A long response read line by line as it arrives (a watch). For a 200 answer each line goes
   // to on_line until the server ends the stream, on_line returns false, or `cancel` fires; the
   // reply then has status 200 and an empty body. Any other status comes back with its body.
-  virtual StatusOr<ApiReply> Stream(const ApiRequest& request, const std::function<bool(std::string_view)>& on_line,
+  virtual StatusOr<Reply> Stream(const Request& request, const std::function<bool(std::string_view)>& on_line,
                                     CancelFlag* cancel) = 0;
 };
 
-// cpprestsdk over http:// or https:// (CA bundle, client certificate, rotating token file).
-// `stream_idle_timeout_s` bounds silence on a stream (watches carry bookmarks well inside it).
-StatusOr<std::shared_ptr<HttpTransport>> NewCppRestTransport(const KubeAccess& access, int request_timeout_s = 30,
-                                                             int stream_idle_timeout_s = 300);
+// Where a client connects and how it proves who it is.
+struct ClientOptions {
+  std::string server;                   // "https://10.96.0.1:443", "http://prometheus:9090"
+  std::string ca_pem;                   // trusted CA bundle (PEM); empty = system roots
+  std::string client_cert_pem;          // client certificate (PEM), with client_key_pem
+  std::string client_key_pem;
+  std::string token;                    // static bearer token
+  std::string token_file;               // bearer token re-read as it rotates (wins over token)
+  bool insecure_skip_tls_verify = false;
+  std::string peer = "the server";      // for messages: "the Kubernetes API", "Prometheus"
+  int request_timeout_s = 30;
+  int stream_idle_timeout_s = 300;      // silence allowed on a stream (watches carry bookmarks)
+};
 
-}  // namespace tideslice::kube
+// cpprestsdk over http:// or https://. InvalidArgument when `server` is not a usable URL.
+StatusOr<std::shared_ptr<Client>> NewCppRestClient(const ClientOptions& options);
+
+}  // namespace tideslice::http

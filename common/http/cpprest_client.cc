@@ -1,4 +1,4 @@
-// The only file in common/ that includes cpprestsdk.
+// The only file in common/ that includes cpprestsdk (whose macro U breaks other headers).
 #include <cpprest/http_client.h>
 #include <cpprest/rawptrstream.h>
 #include <sys/stat.h>
@@ -10,9 +10,9 @@
 #include <sstream>
 #include <thread>
 
-#include "common/kube/transport.h"
+#include "common/http/client.h"
 
-namespace tideslice::kube {
+namespace tideslice::http {
 
 namespace {
 
@@ -25,7 +25,7 @@ using web::http::client::http_client_config;
 // service-account tokens well before they expire).
 class TokenSource {
  public:
-  explicit TokenSource(const KubeAccess& a) : token_(a.token), file_(a.token_file) {}
+  explicit TokenSource(const ClientOptions& a) : token_(a.token), file_(a.token_file) {}
   std::string Get() {
     if (file_.empty()) return token_;
     struct stat st {};
@@ -54,10 +54,10 @@ class TokenSource {
   off_t size_ = -1;
 };
 
-http_client_config MakeConfig(const KubeAccess& a, int timeout_s) {
+http_client_config MakeConfig(const ClientOptions& a, int timeout_s) {
   http_client_config config;
   config.set_timeout(std::chrono::seconds(timeout_s));
-  if (!a.plain_http()) {
+  if (a.server.rfind("http://", 0) != 0) {
     config.set_validate_certificates(!a.insecure_skip_tls_verify);
     std::string ca = a.ca_pem, cert = a.client_cert_pem, key = a.client_key_pem;
     config.set_ssl_context_callback([ca, cert, key](boost::asio::ssl::context& ctx) {
@@ -71,59 +71,60 @@ http_client_config MakeConfig(const KubeAccess& a, int timeout_s) {
   return config;
 }
 
-class CppRestTransport : public HttpTransport {
+class CppRestClient : public Client {
  public:
-  CppRestTransport(const KubeAccess& a, int request_timeout_s, int stream_timeout_s)
+  explicit CppRestClient(const ClientOptions& a)
       : server_(a.server),
+        peer_(a.peer),
         tokens_(a),
-        client_(web::uri(a.server), MakeConfig(a, request_timeout_s)),
-        stream_client_(web::uri(a.server), MakeConfig(a, stream_timeout_s)) {}
+        client_(web::uri(a.server), MakeConfig(a, a.request_timeout_s)),
+        stream_client_(web::uri(a.server), MakeConfig(a, a.stream_idle_timeout_s)) {}
 
-  StatusOr<ApiReply> Send(const ApiRequest& r) override {
+  StatusOr<Reply> Send(const Request& r) override {
     if (r.timeout.count() > 0) return SendWithin(r);
     try {
       http_response resp = client_.request(Build(r)).get();
-      ApiReply reply;
+      Reply reply;
       reply.status = resp.status_code();
       reply.retry_after_seconds = RetryAfter(resp);
       reply.body = resp.extract_utf8string(true).get();
       return reply;
     } catch (const std::exception& e) {
-      return Status::Unavailable("cannot reach the Kubernetes API at " + server_ + " (" + r.method + " " +
+      return Status::Unavailable("cannot reach " + peer_ + " at " + server_ + " (" + r.method + " " +
                                  PathOnly(r.path) + "): " + e.what());
     }
   }
 
   // A call with its own deadline: the request is cancelled when the deadline passes, and the
   // caller is answered then even if the connection hangs (cpprest's own timeout is per read).
-  StatusOr<ApiReply> SendWithin(const ApiRequest& r) {
+  StatusOr<Reply> SendWithin(const Request& r) {
     struct Shared {
       std::mutex mu;
       std::condition_variable cv;
       bool done = false;
-      StatusOr<ApiReply> result = Status::Unavailable("no answer");
+      StatusOr<Reply> result = Status::Unavailable("no answer");
     };
     auto shared = std::make_shared<Shared>();
     pplx::cancellation_token_source cts;
     const std::string what = r.method + " " + PathOnly(r.path);
-    const std::string server = server_;
+    const std::string server = server_, peer = peer_;
     try {
       client_.request(Build(r), cts.get_token())
           .then([](http_response resp) {
             return resp.extract_utf8string(true).then([resp](std::string body) mutable {
-              ApiReply reply;
+              Reply reply;
               reply.status = resp.status_code();
               reply.retry_after_seconds = RetryAfter(resp);
               reply.body = std::move(body);
               return reply;
             });
           })
-          .then([shared, what, server](pplx::task<ApiReply> t) {
-            StatusOr<ApiReply> result = Status::Unavailable("no answer");
+          .then([shared, what, server, peer](pplx::task<Reply> t) {
+            StatusOr<Reply> result = Status::Unavailable("no answer");
             try {
               result = t.get();
             } catch (const std::exception& e) {
-              result = Status::Unavailable("cannot reach the Kubernetes API at " + server + " (" + what + "): " + e.what());
+              result = Status::Unavailable("cannot reach " + peer + " at " + server + " (" + what + "): " + e.what());
             }
             std::lock_guard<std::mutex> lock(shared->mu);
             shared->result = std::move(result);
@@ -131,18 +132,18 @@ class CppRestTransport : public HttpTransport {
             shared->cv.notify_all();
           });
     } catch (const std::exception& e) {
-      return Status::Unavailable("cannot reach the Kubernetes API at " + server_ + " (" + what + "): " + e.what());
+      return Status::Unavailable("cannot reach " + peer_ + " at " + server_ + " (" + what + "): " + e.what());
     }
     std::unique_lock<std::mutex> lock(shared->mu);
     if (!shared->cv.wait_for(lock, r.timeout, [&] { return shared->done; })) {
       cts.cancel();
-      return Status::Unavailable("the Kubernetes API at " + server_ + " did not answer " + what + " within " +
+      return Status::Unavailable(peer_ + " at " + server_ + " did not answer " + what + " within " +
                                  std::to_string(r.timeout.count()) + " ms");
     }
     return std::move(shared->result);
   }
 
-  StatusOr<ApiReply> Stream(const ApiRequest& r, const std::function<bool(std::string_view)>& on_line,
+  StatusOr<Reply> Stream(const Request& r, const std::function<bool(std::string_view)>& on_line,
                             CancelFlag* cancel) override {
     pplx::cancellation_token_source cts;
     int id = cancel ? cancel->Register([cts] { cts.cancel(); }) : -1;
@@ -155,7 +156,7 @@ class CppRestTransport : public HttpTransport {
     } unreg{cancel, id};
     try {
       http_response resp = stream_client_.request(Build(r), cts.get_token()).get();
-      ApiReply reply;
+      Reply reply;
       reply.status = resp.status_code();
       reply.retry_after_seconds = RetryAfter(resp);
       if (reply.status != 200) {
@@ -178,7 +179,7 @@ class CppRestTransport : public HttpTransport {
       }
       return reply;
     } catch (const std::exception& e) {
-      if (cancel && cancel->cancelled()) return ApiReply{200, "", 0};
+      if (cancel && cancel->cancelled()) return Reply{200, "", 0};
       return Status::Unavailable("watch stream from " + server_ + " (" + PathOnly(r.path) + ") broke: " + e.what());
     }
   }
@@ -196,7 +197,7 @@ class CppRestTransport : public HttpTransport {
     }
   }
 
-  http_request Build(const ApiRequest& r) {
+  http_request Build(const Request& r) {
     http_request req(r.method);
     req.set_request_uri(r.path);
     req.headers().add("Accept", "application/json");
@@ -209,6 +210,7 @@ class CppRestTransport : public HttpTransport {
   }
 
   std::string server_;
+  std::string peer_;
   TokenSource tokens_;
   http_client client_;
   http_client stream_client_;
@@ -216,15 +218,13 @@ class CppRestTransport : public HttpTransport {
 
 }  // namespace
 
-StatusOr<std::shared_ptr<HttpTransport>> NewCppRestTransport(const KubeAccess& access, int request_timeout_s,
-                                                             int stream_idle_timeout_s) {
+StatusOr<std::shared_ptr<Client>> NewCppRestClient(const ClientOptions& options) {
   try {
-    return std::shared_ptr<HttpTransport>(
-        std::make_shared<CppRestTransport>(access, request_timeout_s, stream_idle_timeout_s));
+    return std::shared_ptr<Client>(std::make_shared<CppRestClient>(options));
   } catch (const std::exception& e) {
-    return Status::InvalidArgument("server", "\"" + access.server + "\" from " + access.source +
-                                                 " is not a usable API server URL: " + e.what());
+    return Status::InvalidArgument("server", "\"" + options.server + "\" is not a usable URL for " + options.peer +
+                                                 ": " + e.what());
   }
 }
 
-}  // namespace tideslice::kube
+}  // namespace tideslice::http
