@@ -10,12 +10,6 @@
 namespace tideslice::core {
 namespace {
 
-// Normalisers of the FGD baselines (their MaxSpecCpu / MaxSpecGpu): 128 cores, 8 cards.
-constexpr double kMaxSpecCpuMilli = 128000.0;
-constexpr double kMaxSpecCardPermille = 8000.0;
-// Resolution of the fragaware score: 2 % of one card (see Score).
-constexpr double kFragQuantumPermille = 20.0;
-
 // A slice request resolved against one card's model.
 struct ResolvedSlice {
   int64_t memory_mib = 0;
@@ -165,31 +159,15 @@ void ApplyPlacement(const NodeState& node, std::vector<CardUsage>& usage, const 
   }
 }
 
-// What a grant does to a node's fragmentation view, without touching the node: the same effect
-// ApplyGrant/ApplyPlacement followed by MakeFragView would have, on a stack copy.
-void ApplyToView(FragView& v, const CardGrant& g, bool exclusive_pod) {
-  if (g.reuses_pod_share || g.card_index < 0 || g.card_index >= v.cards) return;
-  const int i = g.card_index;
-  if (g.whole || !g.profile.empty() || exclusive_pod) {  // the card can take no more soft slices
-    v.free_permille[i] = 0;
-    v.free_memory_mib[i] = 0;
-    return;
-  }
-  v.free_permille[i] = std::max(0, v.free_permille[i] - g.compute_permille);
-  v.free_memory_mib[i] = std::max<int64_t>(0, v.free_memory_mib[i] - g.memory_mib);
+// The scorer of the policy that applies to this pod: its own placement annotation, else the
+// scheduler's.
+const Scorer& EffectiveScorer(const PodRequest& req, const Context& ctx) {
+  if (req.placement == PlacementPolicy::kBinpack) return ScorerFor(Policy::kBinpack);
+  if (req.placement == PlacementPolicy::kSpread) return ScorerFor(Policy::kSpread);
+  return ScorerFor(ctx.policy);
 }
 
-Policy EffectivePolicy(const PodRequest& req, const Context& ctx) {
-  if (req.placement == PlacementPolicy::kBinpack) return Policy::kBinpack;
-  if (req.placement == PlacementPolicy::kSpread) return Policy::kSpread;
-  return ctx.policy;
-}
-
-struct Candidate {
-  int index;
-  CardGrant grant;
-  double rank;  // lower is better
-};
+using Candidate = CardCandidate;
 
 // Chooses `count` distinct cards among candidates: one link domain if possible, else one NUMA
 // node, else the best overall. Candidates must be sorted by rank.
@@ -228,7 +206,7 @@ std::vector<Candidate> ChooseCards(const NodeState& node, const std::vector<Cand
 bool PlaceContainer(const NodeState& node, std::vector<CardUsage>& usage, const PodRequest& req,
                     const ContainerRequest& c, const Context& ctx, ContainerGrant* out, std::string* why) {
   const SliceSpec& s = c.slice;
-  const Policy policy = EffectivePolicy(req, ctx);
+  const Scorer& scorer = EffectiveScorer(req, ctx);
   std::vector<Candidate> cands;
   cands.reserve(node.cards.size());
   for (size_t i = 0; i < node.cards.size(); ++i) {
@@ -243,15 +221,7 @@ bool PlaceContainer(const NodeState& node, std::vector<CardUsage>& usage, const 
                         (card.memory_mib > 0 ? 1000.0 * (card.memory_mib - u.used_memory_mib - g.memory_mib) /
                                                    static_cast<double>(card.memory_mib)
                                              : 0.0) * 1e-3;
-    double rank = 0;
-    switch (policy) {
-      case Policy::kSpread: rank = -free_after; break;
-      case Policy::kRandom:
-        rank = (s.whole || s.count > 1 || !ctx.rng) ? i
-                                                     : std::uniform_real_distribution<double>(0, 1)(*ctx.rng);
-        break;
-      default: rank = free_after; break;  // best fit: least room left after
-    }
+    double rank = scorer.RankCard(static_cast<int>(i), free_after, s, ctx);
     if (s.whole) rank = static_cast<double>(i);  // all free cards are alike; lowest index, as the baselines do
     cands.push_back({static_cast<int>(i), g, rank});
   }
@@ -262,21 +232,8 @@ bool PlaceContainer(const NodeState& node, std::vector<CardUsage>& usage, const 
     *why = msg.str();
     return false;
   }
-  // Fragmentation-aware policies pick the single shared card that grows fragmentation least.
-  if ((policy == Policy::kFragAware || policy == Policy::kFgd) && ctx.workload && s.count == 1 && !s.whole &&
-      cands.size() > 1) {
-    const FragView base = MakeFragView(node, usage.data());
-    for (auto& cand : cands) {
-      FragView trial = base;
-      ApplyToView(trial, cand.grant, /*exclusive_pod=*/false);
-      double frag = ctx.workload->Fragmentation(trial);
-      if (policy == Policy::kFgd) {
-        cand.rank = frag;  // FGD: first card with the lowest fragmentation wins
-      } else {
-        cand.rank = frag + cand.rank * 1e-6;  // ours: then the tightest fit
-      }
-    }
-  }
+  // Policies that look at the whole node (fragmentation) may re-rank a single shared slice.
+  if (s.count == 1 && !s.whole && cands.size() > 1) scorer.RerankCards(node, usage.data(), ctx, cands);
   std::stable_sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) { return a.rank < b.rank; });
   auto chosen = ChooseCards(node, cands, s.count);
   if (static_cast<int>(chosen.size()) < s.count) {
@@ -383,33 +340,38 @@ bool StillFits(const CardState& card, const CardUsage& u, const CardGrant& g, bo
   return true;
 }
 
+// The aggregates several scorers share, computed once per node.
+ScoreInput MakeScoreInput(const NodeState& node, const PodRequest& req, std::span<const ContainerGrant> containers,
+                          bool exclusive, const Context& ctx) {
+  ScoreInput in{node, req, containers, exclusive, ctx};
+  for (const auto& c : containers)
+    for (const auto& g : c.cards)
+      if (!g.reuses_pod_share) in.gpu_req += g.compute_permille;
+  for (const auto& card : node.cards) in.gpu_left += SliceableFreePermille(card);
+  in.cpu_left = node.cpu_milli_capacity > 0 ? node.cpu_milli_capacity - node.cpu_milli_used : 0;
+  in.cpu_req = node.cpu_milli_capacity > 0 ? req.cpu_milli : 0;
+  return in;
+}
+
 }  // namespace
 
 StatusOr<Policy> ParsePolicy(std::string_view name) {
-  for (Policy p : AllPolicies())
-    if (name == PolicyName(p)) return p;
-  return Status::InvalidArgument("policy", "unknown policy \"" + std::string(name) +
-                                               "\"; use fragaware, binpack, spread, random, bestfit, dotprod, "
-                                               "gpupacking or fgd");
+  std::string known;
+  const auto scorers = AllScorers();
+  for (size_t i = 0; i < scorers.size(); ++i) {
+    if (name == scorers[i]->name()) return scorers[i]->policy();
+    known += i == 0 ? "" : i + 1 == scorers.size() ? " or " : ", ";
+    known += scorers[i]->name();
+  }
+  return Status::InvalidArgument("policy", "unknown policy \"" + std::string(name) + "\"; use " + known);
 }
 
-const char* PolicyName(Policy p) {
-  switch (p) {
-    case Policy::kFragAware: return "fragaware";
-    case Policy::kBinpack: return "binpack";
-    case Policy::kSpread: return "spread";
-    case Policy::kRandom: return "random";
-    case Policy::kBestFit: return "bestfit";
-    case Policy::kDotProd: return "dotprod";
-    case Policy::kGpuPacking: return "gpupacking";
-    case Policy::kFgd: return "fgd";
-  }
-  return "fragaware";
-}
+const char* PolicyName(Policy p) { return ScorerFor(p).name(); }
 
 std::vector<Policy> AllPolicies() {
-  return {Policy::kFragAware, Policy::kBinpack, Policy::kSpread,    Policy::kRandom,
-          Policy::kBestFit,   Policy::kDotProd, Policy::kGpuPacking, Policy::kFgd};
+  std::vector<Policy> out;
+  for (const Scorer* s : AllScorers()) out.push_back(s->policy());
+  return out;
 }
 
 NodeVerdict Filter(const NodeState& node, const PodRequest& req, const Context& ctx) {
@@ -467,104 +429,9 @@ NodeVerdict Filter(const NodeState& node, const PodRequest& req, const Context& 
   return v;
 }
 
-NodeScore Score(const NodeState& node, const PodRequest& req, const PodPlacement& plan, const Context& ctx) {
-  NodeScore s;
-  const Policy policy = EffectivePolicy(req, ctx);
-  const int64_t gpu_req = plan.TotalComputePermille();
-  int64_t gpu_left = 0;
-  for (const auto& card : node.cards) gpu_left += SliceableFreePermille(card);
-  const double cpu_left = node.cpu_milli_capacity > 0 ? node.cpu_milli_capacity - node.cpu_milli_used : 0;
-  const double cpu_req = node.cpu_milli_capacity > 0 ? req.cpu_milli : 0;
-  switch (policy) {
-    case Policy::kRandom:
-      return s;  // every feasible node ties; Schedule picks one at random
-    case Policy::kBestFit: {
-      double rest = (cpu_left - cpu_req) / kMaxSpecCpuMilli * 0.5 + (gpu_left - gpu_req) / kMaxSpecCardPermille * 0.5;
-      s.primary = static_cast<double>(static_cast<int64_t>((1.0 - rest) * 100.0));
-      return s;
-    }
-    case Policy::kDotProd: {
-      double dot = (cpu_left / kMaxSpecCpuMilli) * (cpu_req / kMaxSpecCpuMilli) +
-                   (gpu_left / kMaxSpecCardPermille) * (gpu_req / kMaxSpecCardPermille);
-      s.primary = static_cast<double>(static_cast<int64_t>(100.0 * (1.0 - dot / 2.0)));
-      return s;
-    }
-    case Policy::kGpuPacking: {
-      if (gpu_req <= 0) return s;
-      int fully_free = 0;
-      int cards = static_cast<int>(node.cards.size());
-      for (const auto& card : node.cards) fully_free += SliceableFreePermille(card) == kWholeCardPermille ? 1 : 0;
-      if (fully_free == cards) {
-        s.primary = static_cast<double>(std::max<int64_t>(100 / 3 - fully_free, fully_free));
-        return s;
-      }
-      int fully_free_used = 0;
-      int64_t free_ratio_on_used = 0;
-      for (const auto& c : plan.containers)
-        for (const auto& g : c.cards) {
-          if (g.reuses_pod_share) continue;
-          int before = SliceableFreePermille(node.cards[g.card_index]);
-          if (before == kWholeCardPermille) fully_free_used++;
-          free_ratio_on_used += before * 100 / kWholeCardPermille;
-        }
-      if (fully_free_used > 0) {
-        s.primary = static_cast<double>(std::max<int64_t>(100 / 2 - fully_free_used, 100 / 3));
-      } else {
-        s.primary = static_cast<double>(std::max<int64_t>(100 - free_ratio_on_used / 10, 100 / 2));
-      }
-      return s;
-    }
-    case Policy::kFgd:
-    case Policy::kFragAware: {
-      if (!ctx.workload) break;  // no workload model: fall back to packing below
-      const FragView before = MakeFragView(node);
-      FragView after = before;
-      for (const auto& c : plan.containers)
-        for (const auto& g : c.cards) ApplyToView(after, g, plan.exclusive);
-      if (after.cpu_tracked) after.cpu_left -= req.cpu_milli;
-      double delta = ctx.workload->Fragmentation(before) - ctx.workload->Fragmentation(after);
-      if (policy == Policy::kFgd) {
-        s.primary = static_cast<double>(static_cast<int64_t>(100.0 / (1.0 + std::exp(-delta / 1000.0))));
-        return s;
-      }
-      // Fragmentation deltas closer than kFragQuantum are within the noise of what arrives next;
-      // among them the packing tie-break decides (the node left with the least idle capacity).
-      // Without it, near-ties fall to chance: on the gpushare100 trace that alone costs about
-      // 6 points of unallocated GPUs (docs/simulator-validation.md, "Design of fragaware").
-      s.primary = std::round(delta / kFragQuantumPermille);
-      s.tiebreak = -((gpu_left - gpu_req) / kMaxSpecCardPermille + (cpu_left - cpu_req) / kMaxSpecCpuMilli);
-      return s;
-    }
-    case Policy::kBinpack:
-    case Policy::kSpread:
-      break;
-  }
-  // Binpack / spread on accelerator share (memory and compute), CPU as tie-break.
-  double cap = 0, used = 0;
-  for (const auto& card : node.cards) {
-    if (!card.healthy) continue;
-    cap += 2.0;
-    used += card.usage.used_compute_permille / 1000.0 +
-            (card.memory_mib > 0 ? static_cast<double>(card.usage.used_memory_mib) / card.memory_mib : 0.0);
-  }
-  for (const auto& c : plan.containers)
-    for (const auto& g : c.cards) {
-      if (g.reuses_pod_share) continue;
-      const auto& card = node.cards[g.card_index];
-      used += g.compute_permille / 1000.0 + (card.memory_mib > 0 ? static_cast<double>(g.memory_mib) / card.memory_mib : 0.0);
-    }
-  double util = cap > 0 ? used / cap : 0;
-  double cpu_util = node.cpu_milli_capacity > 0 ? (node.cpu_milli_used + req.cpu_milli) /
-                                                      static_cast<double>(node.cpu_milli_capacity)
-                                                : 0;
-  if (policy == Policy::kSpread) {
-    s.primary = 1.0 - util;
-    s.tiebreak = 1.0 - cpu_util;
-  } else {
-    s.primary = util;
-    s.tiebreak = cpu_util;
-  }
-  return s;
+NodeScore Score(const NodeState& node, const PodRequest& req, const PodPlacement& plan, const Context& ctx,
+                ScoreTerms* terms) {
+  return EffectiveScorer(req, ctx).Score(MakeScoreInput(node, req, plan.containers, plan.exclusive, ctx), terms);
 }
 
 std::vector<int64_t> NormalizeScores(const std::vector<NodeScore>& scores, int64_t max_score) {

@@ -22,10 +22,12 @@
 #include "scheduler/core/cluster.h"
 #include "scheduler/core/fragmentation.h"
 #include "scheduler/core/request.h"
+#include "scheduler/core/scoring/scorer.h"
 
 namespace tideslice::core {
 
-// Policies are data: parsed once, then one algorithm with a table of scorers.
+// Policies are data: parsed once, then one algorithm with a table of scorers (scoring/table.cc;
+// one file per policy under scoring/). The enum's order is the table's order.
 enum class Policy {
   kFragAware,   // TideSlice default: fragmentation-gradient with packing tie-breaks
   kBinpack,
@@ -65,7 +67,9 @@ struct NodeScore {
   double primary = 0;
   double tiebreak = 0;      // compared when primaries are equal
 };
-NodeScore Score(const NodeState& node, const PodRequest& request, const PodPlacement& plan, const Context& ctx);
+// With `terms`, the policy's scorer also appends the named terms its score is made of.
+NodeScore Score(const NodeState& node, const PodRequest& request, const PodPlacement& plan, const Context& ctx,
+                ScoreTerms* terms = nullptr);
 // Min-max onto integers 0..max_score (100 for the framework, 10 for an extender).
 std::vector<int64_t> NormalizeScores(const std::vector<NodeScore>& scores, int64_t max_score);
 

@@ -1,0 +1,61 @@
+// Arithmetic shared by several scorers, and the defaults of Scorer's card ranking.
+#include <algorithm>
+
+#include "scheduler/core/placement.h"
+#include "scheduler/core/scoring/scorer.h"
+
+namespace tideslice::core {
+
+double Scorer::RankCard(int /*card_index*/, double free_after, const SliceSpec& /*slice*/, const Context& /*ctx*/) const {
+  return free_after;  // best fit: the card left with the least room
+}
+
+void Scorer::RerankCards(const NodeState& /*node*/, const CardUsage* /*usage*/, const Context& /*ctx*/,
+                         std::span<CardCandidate> /*candidates*/) const {}
+
+namespace scoring {
+
+void ApplyToView(FragView& v, const CardGrant& g, bool exclusive_pod) {
+  if (g.reuses_pod_share || g.card_index < 0 || g.card_index >= v.cards) return;
+  const int i = g.card_index;
+  if (g.whole || !g.profile.empty() || exclusive_pod) {  // the card can take no more soft slices
+    v.free_permille[i] = 0;
+    v.free_memory_mib[i] = 0;
+    return;
+  }
+  v.free_permille[i] = std::max(0, v.free_permille[i] - g.compute_permille);
+  v.free_memory_mib[i] = std::max<int64_t>(0, v.free_memory_mib[i] - g.memory_mib);
+}
+
+double FragmentationDelta(const ScoreInput& in) {
+  const FragView before = MakeFragView(in.node);
+  FragView after = before;
+  for (const auto& c : in.containers)
+    for (const auto& g : c.cards) ApplyToView(after, g, in.exclusive);
+  if (after.cpu_tracked) after.cpu_left -= in.request.cpu_milli;
+  return in.ctx.workload->Fragmentation(before) - in.ctx.workload->Fragmentation(after);
+}
+
+void PackingUtilisation(const ScoreInput& in, double* util, double* cpu_util) {
+  const NodeState& node = in.node;
+  double cap = 0, used = 0;
+  for (const auto& card : node.cards) {
+    if (!card.healthy) continue;
+    cap += 2.0;
+    used += card.usage.used_compute_permille / 1000.0 +
+            (card.memory_mib > 0 ? static_cast<double>(card.usage.used_memory_mib) / card.memory_mib : 0.0);
+  }
+  for (const auto& c : in.containers)
+    for (const auto& g : c.cards) {
+      if (g.reuses_pod_share) continue;
+      const auto& card = node.cards[g.card_index];
+      used += g.compute_permille / 1000.0 + (card.memory_mib > 0 ? static_cast<double>(g.memory_mib) / card.memory_mib : 0.0);
+    }
+  *util = cap > 0 ? used / cap : 0;
+  *cpu_util = node.cpu_milli_capacity > 0
+                  ? (node.cpu_milli_used + in.request.cpu_milli) / static_cast<double>(node.cpu_milli_capacity)
+                  : 0;
+}
+
+}  // namespace scoring
+}  // namespace tideslice::core
