@@ -100,6 +100,10 @@ struct ClientOptions {
   int stream_idle_timeout_s = 300;      // silence allowed on a stream (watches carry bookmarks)
 };
 
+// Sizes cpprestsdk's shared thread pool, where every client's I/O and tasks run (cpprest's own
+// default is 40 threads). Call once, before any client starts; false if the pool already runs.
+bool ConfigureClientThreads(size_t threads);
+
 // cpprestsdk over http:// or https://. InvalidArgument when `server` is not a usable URL.
 StatusOr<std::shared_ptr<Client>> NewCppRestClient(const ClientOptions& options);
 

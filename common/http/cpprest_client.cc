@@ -1,6 +1,7 @@
 // The only file in common/ that includes cpprestsdk (whose macro U breaks other headers).
 #include <cpprest/http_client.h>
 #include <cpprest/rawptrstream.h>
+#include <pplx/threadpool.h>
 #include <sys/stat.h>
 
 #include <atomic>
@@ -217,6 +218,15 @@ class CppRestClient : public Client {
 };
 
 }  // namespace
+
+bool ConfigureClientThreads(size_t threads) {
+  try {
+    crossplat::threadpool::initialize_with_threads(std::max<size_t>(1, threads));
+    return true;
+  } catch (const std::exception&) {
+    return false;  // already initialised
+  }
+}
 
 StatusOr<std::shared_ptr<Client>> NewCppRestClient(const ClientOptions& options) {
   try {

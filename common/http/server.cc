@@ -9,6 +9,8 @@
 // request at a time, so replies keep the order of the requests.
 #include "common/http/server.h"
 
+#include "common/http/client.h"
+
 #include <openssl/ssl.h>
 #include <sys/stat.h>
 
@@ -31,8 +33,6 @@
 
 #include "common/log/log.h"
 
-// ConfigureHttpThreads only: cpprest's pool is still the Kubernetes client's.
-#include <pplx/threadpool.h>
 
 namespace tideslice::http {
 namespace {
@@ -764,12 +764,7 @@ void Listener::Admit(tcp::socket socket) {
 
 bool ConfigureHttpThreads(size_t threads) {
   g_io_threads = static_cast<int>(std::clamp<size_t>(threads, 1, 256));
-  try {
-    crossplat::threadpool::initialize_with_threads(std::max<size_t>(1, threads));
-    return true;
-  } catch (const std::exception&) {
-    return false;  // already initialised
-  }
+  return ConfigureClientThreads(threads);
 }
 
 StatusOr<std::unique_ptr<HttpServer>> HttpServer::StartRoutes(const std::string& address, RouteHandler handler,

@@ -18,17 +18,9 @@
 #include <prometheus/registry.h>
 
 #include "device-plugin/backends/device_backend.h"
+#include "device-plugin/plugin/container_allocation.h"
 
 namespace tideslice::deviceplugin {
-
-struct ContainerAllocation {
-  std::string pod_namespace, pod, container;
-  std::string pod_uid;
-  std::string card_uuid;
-  int64_t memory_mib = 0;      // ignored when whole
-  int compute_permille = 0;    // ignored when whole
-  bool whole = false;
-};
 
 class AllocationMetrics {
  public:

@@ -90,17 +90,6 @@ StatusOr<std::vector<PendingPod>> KubeAssignmentStore::PendingOnNode() {
   return out;
 }
 
-StatusOr<std::set<std::string>> KubeAssignmentStore::AllocatedPods() {
-  auto pods = PodsOnNode();
-  if (!pods.ok()) return pods.status();
-  std::set<std::string> out;
-  for (const auto& pod : *pods) {
-    auto a = AssignmentOf(pod);
-    if (a.ok() && a->has_value() && (*a)->phase() == v1::ASSIGNMENT_PHASE_ALLOCATED) out.insert(PodKey(pod));
-  }
-  return out;
-}
-
 StatusOr<std::set<std::string>> KubeAssignmentStore::PodUidsOnNode() {
   auto pods = PodsOnNode();
   if (!pods.ok()) return pods.status();

@@ -16,7 +16,7 @@
 #include "common/kube/objects.h"
 #include "common/log/log.h"
 #include "common/trust/assignment_seal.h"
-#include "device-plugin/exporter/allocation_metrics.h"
+#include "device-plugin/plugin/container_allocation.h"
 #include "device-plugin/plugin/handoff.h"
 
 namespace tideslice::deviceplugin {
@@ -41,8 +41,6 @@ class KubeAssignmentStore : public AssignmentStore {
   std::vector<PendingPod> HeldOnNode() override { return held_; }
   Status Acknowledge(const std::string& pod_key, const std::string& container,
                      const std::vector<std::string>& device_ids) override;
-  // Pods on this node whose assignment reached ALLOCATED (for the reconciler).
-  StatusOr<std::set<std::string>> AllocatedPods();
   // UIDs of the pods bound to this node that have not finished, from a fresh list: whatever the
   // limiter's per-container directories of other pods are, those pods are gone.
   StatusOr<std::set<std::string>> PodUidsOnNode();
