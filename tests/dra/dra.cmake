@@ -2,3 +2,18 @@
 tideslice_test(dra_proto_wire_test
   SOURCES dra/proto_wire_test.cc
   LIBS tideslice_proto)
+
+# Pure builders: slices, claim parsing and planning, CDI specs (+ the claim parser's fuzz entry).
+add_library(tideslice_dra_fuzz_target STATIC dra/claim_fuzz.cc)
+target_include_directories(tideslice_dra_fuzz_target PUBLIC ${PROJECT_SOURCE_DIR})
+target_link_libraries(tideslice_dra_fuzz_target PUBLIC tideslice_dra_core)
+tideslice_test(dra_core_test
+  SOURCES dra/resource_slices_test.cc dra/claim_test.cc dra/cdi_spec_test.cc
+  LIBS tideslice_dra_core tideslice_dra_fuzz_target)
+if(TIDESLICE_FUZZ)
+  add_executable(fuzz_dra_claim dra/claim_fuzz.cc)
+  target_compile_definitions(fuzz_dra_claim PRIVATE TIDESLICE_DRA_LIBFUZZER)
+  target_compile_options(fuzz_dra_claim PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_options(fuzz_dra_claim PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_libraries(fuzz_dra_claim PRIVATE tideslice_dra_core)
+endif()

@@ -1,0 +1,367 @@
+#include "device-plugin/dra/resource_slices.h"
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <set>
+
+namespace tideslice::dra {
+namespace {
+
+using nlohmann::json;
+using deviceplugin::DeviceInfo;
+
+json Str(const std::string& s) { return {{"string", s}}; }
+json Int(int64_t v) { return {{"int", v}}; }
+json Cap(const std::string& value) { return {{"value", value}}; }
+
+// "3g.20gb" -> "3g20gb", "vir05_1c_16g" -> "vir05-1c-16g": the part of a device name that names
+// a profile must be a piece of a DNS label.
+std::string LabelPart(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (std::isalnum(u)) out += static_cast<char>(std::tolower(u));
+    else if (c == '_' || c == '-') out += '-';
+  }
+  return out;
+}
+
+bool IsDnsLabel(const std::string& s) {
+  if (s.empty() || s.size() > 63) return false;
+  for (char c : s)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+  return s.front() != '-' && s.back() != '-';
+}
+
+bool IsDnsSubdomain(const std::string& s) {
+  if (s.empty() || s.size() > 253) return false;
+  size_t i = 0;
+  while (i <= s.size()) {
+    size_t j = s.find('.', i);
+    if (j == std::string::npos) j = s.size();
+    if (!IsDnsLabel(s.substr(i, j - i))) return false;
+    i = j + 1;
+  }
+  return true;
+}
+
+bool IsCIdentifier(const std::string& s) {
+  if (s.empty() || s.size() > 32) return false;
+  if (!(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
+  for (char c : s)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) return false;
+  return true;
+}
+
+// An attribute or capacity key: a C identifier, or <domain>/<C identifier>.
+bool IsQualifiedName(const std::string& s) {
+  auto slash = s.find('/');
+  if (slash == std::string::npos) return IsCIdentifier(s);
+  std::string domain = s.substr(0, slash);
+  return domain.size() <= 63 && IsDnsSubdomain(domain) && IsCIdentifier(s.substr(slash + 1));
+}
+
+struct Counters {
+  std::string set;
+  json values = json::object();  // counter name -> {"value": q}
+};
+
+// The counter set of one card: what every device of the card consumes from.
+Counters CardCounters(const DeviceInfo& card, const catalog::AcceleratorModel* model) {
+  Counters c{"card-" + std::to_string(card.index)};
+  c.values["memory"] = Cap(MiB(card.memory_mib));
+  if (model && model->partitioning == catalog::Partitioning::kMig && card.mig_enabled) {
+    c.values["compute-slices"] = Cap(std::to_string(model->mig_compute_slices));
+    for (int i = 0; i < model->mig_memory_slices; ++i) c.values["memory-slice-" + std::to_string(i)] = Cap("1");
+  } else if (model && model->partitioning == catalog::Partitioning::kAscendVnpu) {
+    c.values["aicore"] = Cap(std::to_string(model->compute_units));
+    if (model->aicpu_units > 0) c.values["aicpu"] = Cap(std::to_string(model->aicpu_units));
+  }
+  return c;
+}
+
+json CommonAttributes(const DeviceInfo& card, const catalog::AcceleratorModel* model, DeviceKind kind) {
+  json a = json::object();
+  a["type"] = Str(DeviceKindName(kind));
+  a["vendor"] = Str(card.vendor.substr(0, kMaxAttributeStringLength));
+  a["model"] = Str((model ? model->name : card.model).substr(0, kMaxAttributeStringLength));
+  a["uuid"] = Str(card.uuid.substr(0, kMaxAttributeStringLength));
+  a["index"] = Int(card.index);
+  if (model) {
+    a["computeUnits"] = Int(model->compute_units);
+    a["fp16Tflops"] = Int(static_cast<int64_t>(model->fp16_tflops));
+    a["partitioning"] = Str(catalog::PartitioningName(model->partitioning));
+  }
+  if (card.numa_node >= 0) a["numaNode"] = Int(card.numa_node);
+  if (!card.link_domain.empty()) a["linkDomain"] = Str(card.link_domain.substr(0, kMaxAttributeStringLength));
+  a["healthy"] = json{{"bool", card.healthy}};
+  return a;
+}
+
+void Taint(json& entry, const DeviceInfo& card) {
+  if (card.healthy) return;
+  entry["taints"] = json::array({{{"key", kUnhealthyTaintKey}, {"value", "true"}, {"effect", "NoSchedule"}}});
+}
+
+int64_t Percent(int64_t part, int64_t whole) { return whole > 0 ? (part * 100) / whole : 0; }
+
+}  // namespace
+
+const char* DeviceKindName(DeviceKind kind) {
+  switch (kind) {
+    case DeviceKind::kWhole: return "card";
+    case DeviceKind::kShared: return "shared";
+    case DeviceKind::kMig: return "mig";
+    case DeviceKind::kVnpu: return "vnpu";
+  }
+  return "card";
+}
+
+StatusOr<SliceLayout> ParseSliceLayout(const std::string& text) {
+  if (text == "partitionable") return SliceLayout::kPartitionable;
+  if (text == "basic") return SliceLayout::kBasic;
+  return Status::InvalidArgument("slice-layout", "must be partitionable or basic, got \"" + text + "\"");
+}
+
+std::string MiB(int64_t mib) { return std::to_string(mib) + "Mi"; }
+
+const PublishedDevice* NodeInventory::Find(const std::string& device_name) const {
+  for (const auto& d : devices)
+    if (d.name == device_name) return &d;
+  return nullptr;
+}
+
+StatusOr<NodeInventory> BuildNodeInventory(const std::vector<DeviceInfo>& cards, const catalog::Catalog& catalog,
+                                           SliceLayout layout) {
+  NodeInventory inv;
+  std::set<int> indexes;
+  for (const auto& card : cards) {
+    if (card.index < 0) return Status::InvalidArgument("cards", "card " + card.uuid + " has a negative index");
+    if (!indexes.insert(card.index).second)
+      return Status::InvalidArgument("cards", "two cards have index " + std::to_string(card.index));
+    if (card.memory_mib <= 0) return Status::InvalidArgument("cards", "card " + card.uuid + " reports no memory");
+    const catalog::AcceleratorModel* model = catalog.Find(card.model);
+    const std::string base = "card-" + std::to_string(card.index);
+    const Counters counters = CardCounters(card, model);
+    const bool partitionable = layout == SliceLayout::kPartitionable;
+    auto consume_all = [&](json& entry) {
+      if (partitionable)
+        entry["consumesCounters"] = json::array({{{"counterSet", counters.set}, {"counters", counters.values}}});
+    };
+    const bool mig_mode = model && model->partitioning == catalog::Partitioning::kMig && card.mig_enabled;
+    if (partitionable) inv.counter_sets.push_back({{"name", counters.set}, {"counters", counters.values}});
+
+    // A MIG-enabled card is handed out as MIG instances only (the device plugin does the same).
+    if (!mig_mode) {
+      PublishedDevice whole{base, DeviceKind::kWhole, card};
+      whole.entry = {{"name", base},
+                     {"attributes", CommonAttributes(card, model, DeviceKind::kWhole)},
+                     {"capacity", {{"memory", Cap(MiB(card.memory_mib))}, {"cores", Cap("100")}}}};
+      consume_all(whole.entry);
+      Taint(whole.entry, card);
+      inv.devices.push_back(std::move(whole));
+    }
+    if (!partitionable) continue;
+
+    if (!mig_mode) {
+      // Soft sharing: the policies are what the limiter enforces. Memory in whole MiB (the
+      // limiter's memory_limit_bytes is MiB * 2^20), at least 1Mi, by default the whole card's
+      // memory; cores in percent (the limiter's compute_permille / 10), 0 = best effort (not
+      // limited, as a device-plugin soft slice without tideslice.io/vnpu-cores), by default 0.
+      PublishedDevice shared{base + "-shared", DeviceKind::kShared, card};
+      shared.entry = {
+          {"name", shared.name},
+          {"attributes", CommonAttributes(card, model, DeviceKind::kShared)},
+          {"allowMultipleAllocations", true},
+          {"capacity",
+           {{"memory",
+             {{"value", MiB(card.memory_mib)},
+              {"requestPolicy",
+               {{"default", MiB(card.memory_mib)}, {"validRange", {{"min", "1Mi"}, {"step", "1Mi"}}}}}}},
+            {"cores",
+             {{"value", "100"},
+              {"requestPolicy", {{"default", "0"}, {"validRange", {{"min", "0"}, {"max", "100"}, {"step", "1"}}}}}}}}}};
+      consume_all(shared.entry);
+      Taint(shared.entry, card);
+      inv.devices.push_back(std::move(shared));
+    }
+
+    if (mig_mode) {
+      for (const auto& p : model->profiles) {
+        for (int start : p.start_slots) {
+          if (start < 0 || start + p.slot_size > model->mig_memory_slices) continue;
+          PublishedDevice d{base + "-mig-" + LabelPart(p.name) + "-" + std::to_string(start), DeviceKind::kMig, card,
+                            p.name, start};
+          json attrs = CommonAttributes(card, model, DeviceKind::kMig);
+          attrs["profile"] = Str(p.name);
+          attrs["migStartSlot"] = Int(start);
+          json used = {{"memory", Cap(MiB(p.memory_mib))}, {"compute-slices", Cap(std::to_string(p.compute))}};
+          for (int s = start; s < start + p.slot_size; ++s) used["memory-slice-" + std::to_string(s)] = Cap("1");
+          d.entry = {{"name", d.name},
+                     {"attributes", attrs},
+                     {"capacity",
+                      {{"memory", Cap(MiB(p.memory_mib))},
+                       {"cores", Cap(std::to_string(Percent(p.compute, model->mig_compute_slices)))}}},
+                     {"consumesCounters", json::array({{{"counterSet", counters.set}, {"counters", used}}})}};
+          Taint(d.entry, card);
+          inv.devices.push_back(std::move(d));
+        }
+      }
+    } else if (model && model->partitioning == catalog::Partitioning::kAscendVnpu) {
+      for (const auto& p : model->profiles) {
+        if (p.compute <= 0 || p.memory_mib <= 0) continue;
+        // As many devices per template as could exist at once on an empty card: the counters
+        // stop any mix from over-committing it.
+        int64_t n = std::min<int64_t>(model->compute_units / p.compute, card.memory_mib / p.memory_mib);
+        if (p.aicpu > 0) n = std::min<int64_t>(n, model->aicpu_units / p.aicpu);
+        if (p.max_instances > 0) n = std::min<int64_t>(n, p.max_instances);
+        for (int64_t k = 0; k < n; ++k) {
+          PublishedDevice d{base + "-vnpu-" + LabelPart(p.name) + "-" + std::to_string(k), DeviceKind::kVnpu, card,
+                            p.name, -1};
+          json attrs = CommonAttributes(card, model, DeviceKind::kVnpu);
+          attrs["profile"] = Str(p.name);
+          json used = {{"memory", Cap(MiB(p.memory_mib))}, {"aicore", Cap(std::to_string(p.compute))}};
+          if (model->aicpu_units > 0) used["aicpu"] = Cap(std::to_string(p.aicpu));
+          d.entry = {{"name", d.name},
+                     {"attributes", attrs},
+                     {"capacity",
+                      {{"memory", Cap(MiB(p.memory_mib))},
+                       {"cores", Cap(std::to_string(Percent(p.compute, model->compute_units)))}}},
+                     {"consumesCounters", json::array({{{"counterSet", counters.set}, {"counters", used}}})}};
+          Taint(d.entry, card);
+          inv.devices.push_back(std::move(d));
+        }
+      }
+    }
+  }
+  for (const auto& d : inv.devices)
+    if (!IsDnsLabel(d.name)) return Status::Internal("device name \"" + d.name + "\" is not a DNS label");
+  return inv;
+}
+
+StatusOr<std::vector<json>> BuildResourceSlices(const NodeInventory& inventory, const SliceTarget& target) {
+  if (!IsDnsSubdomain(target.driver) || target.driver.size() > 63)
+    return Status::InvalidArgument("driver", "\"" + target.driver + "\" is not a DNS subdomain of at most 63 characters");
+  if (!IsDnsSubdomain(target.node_name))
+    return Status::InvalidArgument("node", "\"" + target.node_name + "\" is not a node name");
+  if (target.generation < 0) return Status::InvalidArgument("generation", "must be >= 0");
+  std::vector<json> specs;
+  for (size_t i = 0; i < inventory.counter_sets.size(); i += kMaxCounterSetsPerSlice) {
+    json sets = json::array();
+    for (size_t j = i; j < std::min(inventory.counter_sets.size(), i + kMaxCounterSetsPerSlice); ++j)
+      sets.push_back(inventory.counter_sets[j]);
+    specs.push_back({{"sharedCounters", sets}});
+  }
+  for (size_t i = 0; i < inventory.devices.size(); i += kMaxDevicesPerSliceWithTaintsOrCounters) {
+    json devices = json::array();
+    for (size_t j = i; j < std::min(inventory.devices.size(), i + kMaxDevicesPerSliceWithTaintsOrCounters); ++j)
+      devices.push_back(inventory.devices[j].entry);
+    specs.push_back({{"devices", devices}});
+  }
+  // A node without cards still publishes one empty slice: the pool exists and is complete.
+  if (specs.empty()) specs.push_back({{"devices", json::array()}});
+  std::vector<json> slices;
+  for (size_t n = 0; n < specs.size(); ++n) {
+    json spec = specs[n];
+    spec["driver"] = target.driver;
+    spec["nodeName"] = target.node_name;
+    spec["pool"] = {{"name", target.node_name},
+                    {"generation", target.generation},
+                    {"resourceSliceCount", static_cast<int64_t>(specs.size())}};
+    json meta = {{"name", target.node_name + "-" + target.driver + "-" + std::to_string(n)},
+                 {"labels", {{"app.kubernetes.io/managed-by", "tideslice-dra-driver"}}}};
+    if (meta["name"].get<std::string>().size() > 253)
+      return Status::InvalidArgument("node", "node name \"" + target.node_name + "\" is too long for slice names");
+    if (!target.node_uid.empty())
+      meta["ownerReferences"] = json::array(
+          {{{"apiVersion", "v1"}, {"kind", "Node"}, {"name", target.node_name}, {"uid", target.node_uid}, {"controller", true}}});
+    json slice = {{"apiVersion", "resource.k8s.io/v1"}, {"kind", "ResourceSlice"}, {"metadata", meta}, {"spec", spec}};
+    Status valid = ValidateResourceSlice(slice);
+    if (!valid.ok()) return valid.WithContext("slice " + meta["name"].get<std::string>());
+    slices.push_back(std::move(slice));
+  }
+  return slices;
+}
+
+Status ValidateResourceSlice(const json& slice) {
+  auto bad = [](const std::string& field, const std::string& msg) { return Status::InvalidArgument(field, msg); };
+  if (!slice.is_object() || !slice.contains("spec") || !slice["spec"].is_object()) return bad("spec", "missing");
+  const json& spec = slice["spec"];
+  const std::string driver = spec.value("driver", "");
+  if (driver.size() > 63 || !IsDnsSubdomain(driver)) return bad("spec.driver", "\"" + driver + "\" is not a valid driver name");
+  if (!spec.contains("pool") || !spec["pool"].is_object()) return bad("spec.pool", "missing");
+  const json& pool = spec["pool"];
+  const std::string pool_name = pool.value("name", "");
+  if (pool_name.empty() || pool_name.size() > 253) return bad("spec.pool.name", "must be 1..253 characters");
+  if (!pool.contains("generation") || !pool["generation"].is_number_integer() || pool["generation"].get<int64_t>() < 0)
+    return bad("spec.pool.generation", "must be an integer >= 0");
+  if (!pool.contains("resourceSliceCount") || !pool["resourceSliceCount"].is_number_integer() ||
+      pool["resourceSliceCount"].get<int64_t>() <= 0)
+    return bad("spec.pool.resourceSliceCount", "must be an integer > 0");
+  if (!IsDnsSubdomain(spec.value("nodeName", ""))) return bad("spec.nodeName", "must be a node name");
+  const bool has_devices = spec.contains("devices") && !spec["devices"].empty();
+  const bool has_sets = spec.contains("sharedCounters") && !spec["sharedCounters"].empty();
+  if (has_devices && has_sets) return bad("spec", "a slice carries either devices or sharedCounters, not both (1.35+)");
+  if (has_sets) {
+    const json& sets = spec["sharedCounters"];
+    if (sets.size() > kMaxCounterSetsPerSlice) return bad("spec.sharedCounters", "more than 8 counter sets");
+    for (const auto& s : sets) {
+      if (!IsDnsLabel(s.value("name", ""))) return bad("spec.sharedCounters[].name", "must be a DNS label");
+      if (!s.contains("counters") || s["counters"].size() > kMaxCountersPerSet || s["counters"].empty())
+        return bad("spec.sharedCounters[].counters", "needs 1..32 counters");
+      for (const auto& [k, v] : s["counters"].items())
+        if (!IsDnsLabel(k)) return bad("spec.sharedCounters[].counters", "counter \"" + k + "\" is not a DNS label");
+    }
+  }
+  if (!spec.contains("devices")) return Status::Ok();
+  const json& devices = spec["devices"];
+  if (!devices.is_array()) return bad("spec.devices", "must be a list");
+  bool any_taints_or_counters = false;
+  std::set<std::string> names;
+  for (const auto& d : devices) {
+    const std::string name = d.value("name", "");
+    if (!IsDnsLabel(name)) return bad("spec.devices[].name", "\"" + name + "\" is not a DNS label");
+    if (!names.insert(name).second) return bad("spec.devices[].name", "\"" + name + "\" twice");
+    size_t keys = 0;
+    for (const char* map : {"attributes", "capacity"}) {
+      if (!d.contains(map)) continue;
+      keys += d[map].size();
+      for (const auto& [k, v] : d[map].items())
+        if (!IsQualifiedName(k)) return bad(std::string("spec.devices[].") + map, "\"" + k + "\" is not a qualified name");
+    }
+    if (keys > kMaxAttributesAndCapacitiesPerDevice)
+      return bad("spec.devices[" + name + "]", "more than 32 attributes and capacities");
+    if (d.contains("attributes"))
+      for (const auto& [k, v] : d["attributes"].items()) {
+        if (!v.is_object() || v.size() != 1) return bad("attributes." + k, "needs exactly one of int, bool, string, version");
+        if (v.contains("string") && v["string"].get<std::string>().size() > kMaxAttributeStringLength)
+          return bad("attributes." + k, "longer than 64 characters");
+      }
+    const bool multi = d.value("allowMultipleAllocations", false);
+    if (d.contains("capacity"))
+      for (const auto& [k, v] : d["capacity"].items())
+        if (v.contains("requestPolicy") && !multi)
+          return bad("capacity." + k, "requestPolicy needs allowMultipleAllocations");
+    if (d.contains("taints")) {
+      any_taints_or_counters = true;
+      if (d["taints"].size() > kMaxTaintsPerDevice) return bad("spec.devices[].taints", "more than 16 taints");
+    }
+    if (d.contains("consumesCounters")) {
+      any_taints_or_counters = true;
+      if (d["consumesCounters"].size() > kMaxConsumesCountersPerDevice)
+        return bad("spec.devices[].consumesCounters", "more than 2 entries");
+      for (const auto& c : d["consumesCounters"]) {
+        if (!IsDnsLabel(c.value("counterSet", ""))) return bad("consumesCounters[].counterSet", "must be a DNS label");
+        if (!c.contains("counters") || c["counters"].size() > kMaxCountersPerSet)
+          return bad("consumesCounters[].counters", "more than 32 counters");
+      }
+    }
+  }
+  const size_t limit = any_taints_or_counters ? kMaxDevicesPerSliceWithTaintsOrCounters : kMaxDevicesPerSlice;
+  if (devices.size() > limit)
+    return bad("spec.devices", std::to_string(devices.size()) + " devices, more than " + std::to_string(limit));
+  return Status::Ok();
+}
+
+}  // namespace tideslice::dra

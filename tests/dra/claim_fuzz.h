@@ -1,0 +1,10 @@
+// Fuzz entry point for the DRA driver's ResourceClaim parser (device-plugin/dra/claim.*): run
+// deterministically by dra_core_test, coverage-guided by fuzz_dra_claim (-DTIDESLICE_FUZZ=ON).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace tideslice::fuzz {
+void Fuzz_dra_claim(const uint8_t* data, size_t size);
+}
