@@ -1,5 +1,6 @@
 // tideslice-device-plugin: the node agent. Flags are resolved and validated here, once; nothing
 // else reads the environment or the command line.
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -39,6 +40,7 @@
 #include "device-plugin/plugin/agent.h"
 #include "device-plugin/plugin/handoff.h"
 #include "device-plugin/plugin/limiter_setup.h"
+#include "device-plugin/plugin/mig_mode.h"
 #include "device-plugin/plugin/partitions.h"
 #include "device-plugin/plugin/pod_resources.h"
 
@@ -101,6 +103,13 @@ Flags:
                                  the card really loses, but every process that touches a card
                                  costs its slice that much, so containers with many such processes
                                  (data loader workers initialising CUDA) reach their limit sooner
+  --mig-mode off|on|leave        MIG mode of this node group's NVIDIA cards (default leave). off/on:
+                                 set on every MIG-capable card that is empty (no processes, no
+                                 partitions, nothing allocated); busy cards wait until they are
+                                 empty; a change the driver holds for the next GPU reset is logged
+                                 as pending (drain the card, nvidia-smi -r). leave: never touched
+  --critical-xids LIST           XIDs that take a card out of service besides the built-in list
+                                 (48,63,64,74,79,92,95,119,120,154; docs/hardware.md), e.g. 94,140
   --config FILE                  YAML/JSON map of these flags without the dashes
                                  (e.g. "backend: mock"); command-line flags win
   --help
@@ -161,7 +170,8 @@ int main(int argc, char** argv) {
                                        "--kubeconfig",       "--standalone",        "--config",
                                        "--pod-resources-socket", "--catalog", "--assignment-verify-key",
                                        "--lease-name", "--lease-namespace", "--limiter", "--limiter-dir",
-                                       "--limiter-library", "--limiter-context-reserve"};
+                                       "--limiter-library", "--limiter-context-reserve", "--mig-mode",
+                                       "--critical-xids"};
   std::map<std::string, std::string> flags;
   auto parsed = ParseFlags(argc, argv, known, {"--standalone"});
   if (!parsed.ok()) return Fail(parsed.status().message());
@@ -236,6 +246,15 @@ int main(int argc, char** argv) {
     if (!merged.ok()) return Fail(merged.status().ToString());
     catalog = std::move(*merged);
   }
+  auto mig_mode = ParseMigModePolicy(get("--mig-mode", "leave"));
+  if (!mig_mode.ok()) return Fail(mig_mode.status().message());
+  options.mig_mode = *mig_mode;
+  options.catalog = &catalog;
+  NvmlOptions nvml_options;
+  if (auto xids = nvml::ParseXidList(get("--critical-xids", "")); xids.ok())
+    nvml_options.extra_critical_xids = *xids;
+  else
+    return Fail(xids.status().message());
   std::unique_ptr<DeviceBackend> backend;
   NvmlBackend* nvml_backend = nullptr;  // for XID events, when --backend nvml
   std::string backend_name = get("--backend", "nvml");
@@ -247,7 +266,7 @@ int main(int argc, char** argv) {
   } else if (backend_name == "nvml") {
     auto api = LoadNvml();
     if (!api.ok()) return Fail(api.status().message());
-    auto b = NvmlBackend::Create(*api, catalog);
+    auto b = NvmlBackend::Create(*api, catalog, nvml_options);
     if (!b.ok()) return Fail(b.status().message());
     nvml_backend = b->get();
     backend = std::move(*b);
@@ -327,6 +346,14 @@ int main(int argc, char** argv) {
   std::vector<ContainerAllocation> last_allocations;
   std::map<std::pair<std::string, std::string>, int64_t> last_used;  // (pod UID, card) -> bytes
   std::string last_publish_error;
+  std::atomic<bool> pods_listed{false};  // MIG mode waits for the first list of this node's pods
+  options.card_in_use = [&](const DeviceInfo& card) {
+    if (client && !pods_listed) return std::string("this node's pods are not listed yet");
+    std::lock_guard<std::mutex> lock(metrics_mu);
+    for (const auto& a : last_allocations)
+      if (a.card_uuid == card.uuid) return "allocated to pod " + a.pod_namespace + "/" + a.pod;
+    return std::string();
+  };
   options.on_devices = [&](const std::vector<DeviceInfo>& cards) {
     std::lock_guard<std::mutex> lock(metrics_mu);
     metrics.Update(cards);
@@ -388,6 +415,7 @@ int main(int argc, char** argv) {
         kube::Reflector::Handler{[&](std::vector<kube::json> items) {
                                    ReplacePodsByKey(on_node, std::move(items));
                                    refresh();
+                                   pods_listed = true;
                                  },
                                  [&](kube::WatchEventType type, const kube::json& p) {
                                    if (type == kube::WatchEventType::kDeleted) on_node.erase(kube::PodKey(p));

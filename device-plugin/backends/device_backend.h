@@ -20,6 +20,22 @@ struct DeviceInfo {
   int numa_node = -1;
   std::string link_domain;
   bool mig_enabled = false;   // NVIDIA MIG mode is on: the card is handed out as MIG instances
+  // MIG mode changes at the next GPU reset: the driver holds a pending mode that differs from
+  // the current one (nvmlDeviceGetMigMode). The card keeps its current mode until then.
+  bool mig_reset_pending = false;
+  // Why the card is unhealthy, for people ("XID 79", "double-bit ECC error", "fault code
+  // 0x40F84E00"); empty when healthy or when the backend cannot tell.
+  std::string health_reason;
+  // Where the card sits, for topology-aware placement and for DRA ResourceSlices. Empty/0 where
+  // the backend cannot tell.
+  std::string pci_bus_id;      // "0000:17:00.0": sysfs form (4-digit domain, lower-case hex)
+  std::string cpu_affinity;    // the host CPUs near the card, as a Linux cpulist ("0-23,48-71")
+  int compute_units = 0;       // streaming multiprocessors (NVIDIA) or AI Cores (Ascend)
+  std::string driver_version;  // the vendor driver's version string
+  // Hard partition profiles (vNPU templates) this very chip can create, where the backend knows
+  // them better than the catalog model does (Ascend boards of one model differ). Empty = the
+  // catalog model's profiles.
+  std::vector<std::string> partition_profiles;
   // Live telemetry, where the backend can read it (negative = unknown).
   int64_t memory_used_mib = -1;
   double utilization_ratio = -1;   // 0..1
@@ -43,6 +59,12 @@ struct LivePartition {
   int start_slot = -1;   // MIG placement start; -1 where unknown or not MIG
 
   bool operator==(const LivePartition&) const = default;
+};
+
+// What asking the driver to switch MIG mode did.
+enum class MigModeChange {
+  kApplied,       // current mode is the requested one now
+  kPendingReset,  // the driver accepted it; it takes effect at the next GPU reset or reboot
 };
 
 class DeviceBackend {
@@ -74,6 +96,13 @@ class DeviceBackend {
   // partitions are then left alone rather than guessed at.
   virtual StatusOr<std::vector<LivePartition>> ListPartitions(const DeviceInfo& card) {
     return Status::FailedPrecondition("the " + Name() + " backend cannot list the partitions on " + card.uuid);
+  }
+  // Switches NVIDIA MIG mode on one card. The caller makes sure the card is empty (no processes,
+  // no partitions, nothing allocated); the driver may still refuse (FailedPrecondition with its
+  // reason, e.g. processes it sees that the caller does not).
+  virtual StatusOr<MigModeChange> SetMigMode(const DeviceInfo& card, bool enabled) {
+    return Status::FailedPrecondition("the " + Name() + " backend cannot " + (enabled ? "enable" : "disable") +
+                                      " MIG mode on " + card.uuid);
   }
 };
 

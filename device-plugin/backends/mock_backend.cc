@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/codec/yaml_json.h"
+#include "device-plugin/backends/host_topology.h"
 
 namespace tideslice::deviceplugin {
 
@@ -18,14 +19,40 @@ StatusOr<std::unique_ptr<MockBackend>> MockBackend::FromJson(std::string_view te
   if (root.is_discarded() || !root.is_object())
     return Status::InvalidArgument("mock config", "is not a JSON object with \"cards\"");
   for (auto it = root.begin(); it != root.end(); ++it)
-    if (it.key() != "cards") return Status::InvalidArgument("mock config." + it.key(), "unknown key; only \"cards\"");
+    if (it.key() != "cards" && it.key() != "machine")
+      return Status::InvalidArgument("mock config." + it.key(), "unknown key; only \"cards\" and \"machine\"");
+  // "machine" describes the real machine a layout copies (deploy/examples): read by people and by
+  // the tests that build a fake driver from the layout; the mock itself uses none of it.
+  if (auto m = root.find("machine"); m != root.end()) {
+    if (!m->is_object()) return Status::InvalidArgument("mock config.machine", "must be an object");
+    for (auto it = m->begin(); it != m->end(); ++it) {
+      const std::string at = "mock config.machine." + it.key();
+      if (it.key() == "name" || it.key() == "description") {
+        if (!it->is_string()) return Status::InvalidArgument(at, "must be a string");
+      } else if (it.key() == "interconnect") {
+        static const std::set<std::string> kinds = {"nvswitch", "nvlink-bridge", "pcie", "hccs"};
+        if (!it->is_string() || !kinds.count(it->get<std::string>()))
+          return Status::InvalidArgument(at, "must be nvswitch, nvlink-bridge, pcie or hccs");
+      } else if (it.key() == "linksPerCard") {
+        if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() > 36)
+          return Status::InvalidArgument(at, "must be a whole number 0..36");
+      } else if (it.key() == "sources") {
+        if (!it->is_array()) return Status::InvalidArgument(at, "must be a list of strings");
+        for (const auto& x : *it)
+          if (!x.is_string()) return Status::InvalidArgument(at, "must be a list of strings");
+      } else {
+        return Status::InvalidArgument(at, "unknown key; machine has name, description, interconnect, linksPerCard, sources");
+      }
+    }
+  }
   auto cards = root.find("cards");
   if (cards == root.end() || !cards->is_array() || cards->empty())
     return Status::InvalidArgument("mock config.cards", "must be a non-empty list of cards");
   std::vector<DeviceInfo> devices;
   std::set<std::string> uuids;
   std::set<int> indexes;
-  const std::set<std::string> allowed = {"uuid", "index", "model", "memoryMib", "health", "numaNode", "linkDomain"};
+  const std::set<std::string> allowed = {"uuid",     "index",      "model",      "memoryMib",   "health",
+                                         "numaNode", "linkDomain", "pciBusId",   "cpuAffinity", "computeUnits"};
   for (size_t i = 0; i < cards->size(); ++i) {
     const json& c = (*cards)[i];
     const std::string at = "mock config.cards[" + std::to_string(i) + "]";
@@ -55,10 +82,21 @@ StatusOr<std::unique_ptr<MockBackend>> MockBackend::FromJson(std::string_view te
     TS_RETURN_IF_ERROR(str("model", model_name, true));
     TS_RETURN_IF_ERROR(str("health", health, false));
     TS_RETURN_IF_ERROR(str("linkDomain", d.link_domain, false));
-    int64_t index = static_cast<int64_t>(i), numa = -1, memory = 0;
+    std::string bus, cpus;
+    TS_RETURN_IF_ERROR(str("pciBusId", bus, false));
+    TS_RETURN_IF_ERROR(str("cpuAffinity", cpus, false));
+    if (!bus.empty()) {
+      d.pci_bus_id = CanonicalPciAddress(bus);
+      if (d.pci_bus_id.empty())
+        return Status::InvalidArgument(at + ".pciBusId", "\"" + bus + "\" is not a PCI address such as 0000:17:00.0");
+    }
+    if (!cpus.empty() && !ParseCpuList(cpus, &d.cpu_affinity))
+      return Status::InvalidArgument(at + ".cpuAffinity", "\"" + cpus + "\" is not a CPU list such as 0-23,48-71");
+    int64_t index = static_cast<int64_t>(i), numa = -1, memory = 0, units = 0;
     TS_RETURN_IF_ERROR(num("index", index, 0, 1023));
     TS_RETURN_IF_ERROR(num("numaNode", numa, -1, 1023));
     TS_RETURN_IF_ERROR(num("memoryMib", memory, 1, int64_t{1} << 30));
+    TS_RETURN_IF_ERROR(num("computeUnits", units, 0, 100000));
     const auto* model = catalog.Find(model_name);
     if (!model) return Status::InvalidArgument(at + ".model", "unknown card model \"" + model_name + "\"; see docs/catalog.md");
     if (health != "Healthy" && health != "Unhealthy")
@@ -71,6 +109,7 @@ StatusOr<std::unique_ptr<MockBackend>> MockBackend::FromJson(std::string_view te
     d.model = model->name;
     d.vendor = model->vendor;
     d.memory_mib = memory > 0 ? memory : model->memory_mib;
+    d.compute_units = units > 0 ? static_cast<int>(units) : model->compute_units;
     d.healthy = health == "Healthy";
     devices.push_back(std::move(d));
   }

@@ -3,9 +3,13 @@
 // ListAndWatch updates; a backend made from a file also picks up "health" edits to that file.
 //
 // File format (JSON, or the same in YAML):
-//   {"cards": [{"uuid": "GPU-0", "index": 0, "model": "H100-80G", "memoryMib": 81920,
-//               "health": "Healthy", "numaNode": 0, "linkDomain": "nvl0"}, ...]}
-// "model" must be a catalog model (or alias); vendor and default memory come from the catalog.
+//   {"machine": {"name": "...", "interconnect": "nvswitch", "linksPerCard": 18, ...},   (optional)
+//    "cards": [{"uuid": "GPU-0", "index": 0, "model": "H100-80G", "memoryMib": 81920,
+//               "health": "Healthy", "numaNode": 0, "linkDomain": "nvl0",
+//               "pciBusId": "0000:1b:00.0", "cpuAffinity": "0-55", "computeUnits": 132}, ...]}
+// "model" must be a catalog model (or alias); vendor, default memory and compute units come
+// from the catalog. "machine" describes the real machine a layout copies (deploy/examples/*.json);
+// the mock only validates it, the tests build fake drivers from it.
 #pragma once
 
 #include <map>

@@ -6,7 +6,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+
+#include "common/log/log.h"
+#include "device-plugin/backends/host_topology.h"
+#include "device-plugin/backends/link_domains.h"
 
 namespace tideslice::deviceplugin {
 
@@ -55,7 +60,16 @@ StatusOr<NvmlApi> LoadNvml(const std::string& library) {
                    sym("nvmlDeviceGetComputeInstanceId", api.device_get_compute_instance_id, false),
                    sym("nvmlDeviceGetHandleByUUID", api.device_get_handle_by_uuid, false),
                    sym("nvmlDeviceGetGpuInstanceById", api.device_get_gpu_instance_by_id, false),
-                   sym("nvmlGpuInstanceGetComputeInstanceById", api.gpu_instance_get_compute_instance_by_id, false)}) {
+                   sym("nvmlGpuInstanceGetComputeInstanceById", api.gpu_instance_get_compute_instance_by_id, false),
+                   sym("nvmlDeviceSetMigMode", api.device_set_mig_mode, false),
+                   sym("nvmlDeviceGetPciInfo_v3", api.device_get_pci_info, false),
+                   sym("nvmlSystemGetDriverVersion", api.system_get_driver_version, false),
+                   sym("nvmlDeviceGetNvLinkState", api.device_get_nvlink_state, false),
+                   sym("nvmlDeviceGetNvLinkRemotePciInfo_v2", api.device_get_nvlink_remote_pci_info, false),
+                   sym("nvmlDeviceGetNvLinkRemoteDeviceType", api.device_get_nvlink_remote_device_type, false),
+                   sym("nvmlDeviceGetSupportedEventTypes", api.device_get_supported_event_types, false),
+                   sym("nvmlDeviceGetRetiredPagesPendingStatus", api.device_get_retired_pages_pending_status, false),
+                   sym("nvmlDeviceGetRemappedRows", api.device_get_remapped_rows, false)}) {
     if (!s.ok() && st.ok()) st = s;
   }
   if (!st.ok()) {
@@ -70,13 +84,25 @@ std::string NvmlBackend::Error(int code) const {
   return "NVML error " + std::to_string(code) + (s ? std::string(" (") + s + ")" : "");
 }
 
+NvmlBackend::NvmlBackend(NvmlApi api, const catalog::Catalog& catalog, NvmlOptions options)
+    : api_(api), catalog_(catalog), options_(std::move(options)) {
+  critical_xids_ = nvml::DefaultCriticalXids();
+  critical_xids_.insert(options_.extra_critical_xids.begin(), options_.extra_critical_xids.end());
+  if (options_.event_wait_ms == 0) options_.event_wait_ms = 1;
+}
+
 StatusOr<std::unique_ptr<NvmlBackend>> NvmlBackend::Create(NvmlApi api, const catalog::Catalog& catalog) {
+  return Create(api, catalog, NvmlOptions{});
+}
+
+StatusOr<std::unique_ptr<NvmlBackend>> NvmlBackend::Create(NvmlApi api, const catalog::Catalog& catalog,
+                                                           NvmlOptions options) {
   for (void* required : {reinterpret_cast<void*>(api.init), reinterpret_cast<void*>(api.device_get_count),
                          reinterpret_cast<void*>(api.device_get_handle_by_index),
                          reinterpret_cast<void*>(api.device_get_uuid), reinterpret_cast<void*>(api.device_get_name),
                          reinterpret_cast<void*>(api.device_get_memory_info)})
     if (!required) return Status::InvalidArgument("nvml", "function table is incomplete");
-  std::unique_ptr<NvmlBackend> b(new NvmlBackend(api, catalog));
+  std::unique_ptr<NvmlBackend> b(new NvmlBackend(api, catalog, std::move(options)));
   int rc = api.init();
   if (rc != nvml::kSuccess) {
     std::string msg = rc == nvml::kErrorDriverNotLoaded ? "no NVIDIA driver found: the kernel driver is not loaded"
@@ -88,11 +114,16 @@ StatusOr<std::unique_ptr<NvmlBackend>> NvmlBackend::Create(NvmlApi api, const ca
 }
 
 NvmlBackend::~NvmlBackend() {
+  StopHealthEvents();
+  if (api_.shutdown) api_.shutdown();
+  if (api_.library) dlclose(api_.library);
+}
+
+void NvmlBackend::StopHealthEvents() {
   stop_events_ = true;
   if (event_thread_.joinable()) event_thread_.join();
   if (events_ && api_.event_set_free) api_.event_set_free(events_);
-  if (api_.shutdown) api_.shutdown();
-  if (api_.library) dlclose(api_.library);
+  events_ = nullptr;
 }
 
 StatusOr<std::vector<DeviceInfo>> NvmlBackend::Discover() {
@@ -100,19 +131,29 @@ StatusOr<std::vector<DeviceInfo>> NvmlBackend::Discover() {
   int rc = api_.device_get_count(&count);
   if (rc != nvml::kSuccess) return Status::Unavailable("nvmlDeviceGetCount: " + Error(rc));
   if (count > 64) return Status::Internal("NVML reports " + std::to_string(count) + " GPUs; refusing more than 64");
+  std::string driver_version;
+  if (api_.system_get_driver_version) {
+    char version[96] = {};
+    if (api_.system_get_driver_version(version, sizeof version - 1) == nvml::kSuccess) driver_version = version;
+  }
+  const HostTopology host(options_.sysfs_root);
   std::vector<DeviceInfo> out;
+  std::vector<nvml::Device> handles;  // parallel to `out`; null for cards NVML cannot open
   for (unsigned int i = 0; i < count; ++i) {
     nvml::Device dev = nullptr;
     rc = api_.device_get_handle_by_index(i, &dev);
     DeviceInfo d;
     d.index = static_cast<int>(i);
     d.vendor = "nvidia";
+    d.driver_version = driver_version;
     if (rc != nvml::kSuccess) {
       // A GPU NVML cannot even open is reported, unhealthy, so that the kubelet sees it go away.
       d.uuid = "nvml-index-" + std::to_string(i);
       d.model = "unknown";
       d.healthy = false;
+      d.health_reason = "NVML cannot open GPU " + std::to_string(i) + ": " + Error(rc);
       out.push_back(d);
+      handles.push_back(nullptr);
       continue;
     }
     char buf[96] = {};
@@ -126,7 +167,12 @@ StatusOr<std::vector<DeviceInfo>> NvmlBackend::Discover() {
     name[sizeof name - 1] = '\0';
     std::string product = rc == nvml::kSuccess ? name : "";
     const auto* model = catalog_.Find(product);
+    for (const auto& alias : nvml::ProductNameAliases(product)) {
+      if (model) break;
+      model = catalog_.Find(alias);
+    }
     d.model = model ? model->name : (product.empty() ? "unknown" : product);
+    if (model) d.compute_units = model->compute_units;
     nvml::Memory mem{};
     rc = api_.device_get_memory_info(dev, &mem);
     if (rc == nvml::kSuccess) {
@@ -134,6 +180,7 @@ StatusOr<std::vector<DeviceInfo>> NvmlBackend::Discover() {
       d.memory_used_mib = static_cast<int64_t>(mem.used / (1024 * 1024));
     } else {
       d.healthy = false;  // GPU_IS_LOST and friends: the card is not usable
+      d.health_reason = "NVML cannot read the card's memory: " + Error(rc);
       d.memory_mib = model ? model->memory_mib : 0;
     }
     if (d.memory_mib <= 0) d.memory_mib = model ? model->memory_mib : 1;
@@ -146,15 +193,122 @@ StatusOr<std::vector<DeviceInfo>> NvmlBackend::Discover() {
     if (api_.device_get_power_usage && api_.device_get_power_usage(dev, &value) == nvml::kSuccess)
       d.power_watts = value / 1000.0;
     unsigned int mig_current = 0, mig_pending = 0;
-    if (api_.device_get_mig_mode && api_.device_get_mig_mode(dev, &mig_current, &mig_pending) == nvml::kSuccess)
-      d.mig_enabled = mig_current == 1;
+    if (api_.device_get_mig_mode && api_.device_get_mig_mode(dev, &mig_current, &mig_pending) == nvml::kSuccess) {
+      d.mig_enabled = mig_current == nvml::kMigEnable;
+      d.mig_reset_pending = mig_current != mig_pending;
+    }
+    nvml::PciInfo pci{};
+    if (api_.device_get_pci_info && api_.device_get_pci_info(dev, &pci) == nvml::kSuccess) {
+      d.pci_bus_id = PciAddress(pci.domain, pci.bus, pci.device, 0);
+      d.numa_node = host.NumaNode(d.pci_bus_id);
+      d.cpu_affinity = host.CpuAffinity(d.pci_bus_id);
+    }
+    // Memory faults that wait for a reset: the card works, but the driver asks for a reset before
+    // the bad memory is fenced off, so new work should not land on it.
+    int pending_pages = 0;
+    if (d.healthy && api_.device_get_retired_pages_pending_status &&
+        api_.device_get_retired_pages_pending_status(dev, &pending_pages) == nvml::kSuccess &&
+        pending_pages == nvml::kFeatureEnabled) {
+      d.healthy = false;
+      d.health_reason = "retired memory pages wait for a GPU reset (nvidia-smi -q -d PAGE_RETIREMENT)";
+    }
+    unsigned int corrected = 0, uncorrected = 0, remap_pending = 0, remap_failed = 0;
+    if (d.healthy && api_.device_get_remapped_rows &&
+        api_.device_get_remapped_rows(dev, &corrected, &uncorrected, &remap_pending, &remap_failed) == nvml::kSuccess &&
+        (remap_pending || remap_failed)) {
+      d.healthy = false;
+      d.health_reason = remap_failed ? "row remapping failed: the card needs service (nvidia-smi -q -d ROW_REMAPPER)"
+                                     : "remapped memory rows wait for a GPU reset (nvidia-smi -q -d ROW_REMAPPER)";
+    }
     {
       std::lock_guard<std::mutex> lock(health_mu_);
-      if (xid_failures_.count(d.uuid)) d.healthy = false;
+      if (auto it = event_faults_.find(d.uuid); it != event_faults_.end() && d.healthy) {
+        d.healthy = false;
+        d.health_reason = it->second;
+      }
     }
     out.push_back(std::move(d));
+    handles.push_back(dev);
   }
+  FillTopology(out, handles);
+  // A card seen before and missing now has fallen off the bus or been unbound: it stays in the
+  // list, unhealthy, so the kubelet marks its devices unhealthy instead of the card silently
+  // shrinking the node (and its pods keep a record of what they held).
+  std::lock_guard<std::mutex> lock(health_mu_);
+  std::set<std::string> present;
+  for (const auto& d : out) present.insert(d.uuid);
+  for (auto& [uuid, last] : known_) {
+    if (present.count(uuid) || uuid.rfind("nvml-index-", 0) == 0) continue;
+    DeviceInfo gone = last;
+    gone.healthy = false;
+    gone.health_reason = "the NVIDIA driver no longer lists this GPU (fallen off the bus or unbound)";
+    gone.memory_used_mib = -1;
+    gone.utilization_ratio = gone.temperature_celsius = gone.power_watts = -1;
+    gone.index = -1 - last.index;  // not an NVML index any more; DeviceFor refuses it
+    out.push_back(std::move(gone));
+  }
+  for (const auto& d : out)
+    if (d.index >= 0 && d.uuid.rfind("nvml-index-", 0) != 0) known_[d.uuid] = d;
   return out;
+}
+
+void NvmlBackend::FillTopology(std::vector<DeviceInfo>& cards, const std::vector<nvml::Device>& handles) {
+  std::map<std::string, NvLinks> links;
+  if (!api_.device_get_nvlink_state) {
+    std::lock_guard<std::mutex> lock(health_mu_);
+    nvlinks_ = links;
+    return;
+  }
+  std::map<std::string, int> by_bus;  // sysfs PCI address -> position in `cards`
+  for (size_t i = 0; i < cards.size(); ++i)
+    if (!cards[i].pci_bus_id.empty()) by_bus[cards[i].pci_bus_id] = static_cast<int>(i);
+  LinkDomains domains(static_cast<int>(cards.size()));
+  // Every GPU whose links end on NVSwitches is in one fabric with every other such GPU: the
+  // switches route between all of them (NVSwitch systems: HGX/DGX baseboards).
+  int fabric = -1;
+  for (size_t i = 0; i < cards.size(); ++i) {
+    if (!handles[i]) continue;
+    NvLinks& mine = links[cards[i].uuid];
+    for (unsigned int link = 0; link < nvml::kNvLinkMaxLinks; ++link) {
+      int active = 0;
+      int rc = api_.device_get_nvlink_state(handles[i], link, &active);
+      if (rc == nvml::kErrorInvalidArgument || rc == nvml::kErrorNotSupported) break;  // past the last link
+      if (rc != nvml::kSuccess || active != nvml::kFeatureEnabled) continue;
+      ++mine.active;
+      int type = nvml::kNvLinkDeviceTypeGpu;
+      if (api_.device_get_nvlink_remote_device_type &&
+          api_.device_get_nvlink_remote_device_type(handles[i], link, &type) != nvml::kSuccess)
+        type = -1;
+      if (type == nvml::kNvLinkDeviceTypeSwitch) {
+        ++mine.to_switch;
+        if (fabric < 0) fabric = domains.AddHub();
+        domains.Link(static_cast<int>(i), fabric);
+        continue;
+      }
+      nvml::PciInfo remote{};
+      if (!api_.device_get_nvlink_remote_pci_info ||
+          api_.device_get_nvlink_remote_pci_info(handles[i], link, &remote) != nvml::kSuccess)
+        continue;
+      // The remote end is a GPU on this node when its bus ID is one of ours (the remote PCI
+      // info of a link to an IBM NPU or an unknown device names nothing of ours).
+      auto peer = by_bus.find(PciAddress(remote.domain, remote.bus, remote.device, 0));
+      if (peer == by_bus.end() || peer->second == static_cast<int>(i)) continue;
+      ++mine.to_peer[cards[static_cast<size_t>(peer->second)].uuid];
+      domains.Link(static_cast<int>(i), peer->second);
+    }
+  }
+  std::vector<int> keys;
+  for (const auto& c : cards) keys.push_back(c.index);
+  std::vector<std::string> names = domains.Names("nvlink-", keys, "gpu-");
+  for (size_t i = 0; i < cards.size(); ++i)
+    if (handles[i]) cards[i].link_domain = names[i];
+  std::lock_guard<std::mutex> lock(health_mu_);
+  nvlinks_ = std::move(links);
+}
+
+std::map<std::string, NvmlBackend::NvLinks> NvmlBackend::LastNvLinks() const {
+  std::lock_guard<std::mutex> lock(health_mu_);
+  return nvlinks_;
 }
 
 StatusOr<std::vector<ProcessUsage>> NvmlBackend::Processes() {
@@ -201,6 +355,61 @@ bool XidIsApplicationError(unsigned long long xid) {
   // 13 graphics engine exception, 31 GPU memory page fault, 43 GPU stopped processing,
   // 45 preemptive cleanup, 68 video processor exception, 109 context switch timeout.
   return xid == 13 || xid == 31 || xid == 43 || xid == 45 || xid == 68 || xid == 109;
+}
+
+std::vector<std::string> ProductNameAliases(const std::string& product) {
+  // NVML names PCIe boards "NVIDIA A100 80GB PCIe" and "NVIDIA H100 PCIe"; catalogs (and the
+  // Kubernetes GPU feature labels) spell them "A100-PCIE-80GB". Tried only after the name itself.
+  std::vector<std::string> out;
+  std::string p = product;
+  if (p.rfind("NVIDIA ", 0) == 0) {
+    p = p.substr(7);
+    out.push_back(p);
+  }
+  const std::string suffix = " PCIe";
+  if (p.size() > suffix.size() && p.compare(p.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    std::string base = p.substr(0, p.size() - suffix.size());  // "A100 80GB"
+    auto space = base.find(' ');
+    if (space != std::string::npos)
+      out.push_back(base.substr(0, space) + "-PCIE-" + base.substr(space + 1));  // "A100-PCIE-80GB"
+    else
+      out.push_back(base + "-PCIE");
+  }
+  return out;
+}
+
+const std::set<unsigned long long>& DefaultCriticalXids() {
+  // 48 double-bit ECC error; 63 page retired / row remapped, effective after a reset; 64 page
+  // retirement / row remapping failed; 74 NVLink error; 79 GPU fallen off the bus; 92 high
+  // single-bit ECC rate; 95 uncontained ECC error; 119 / 120 GSP timeout / error; 154 GPU
+  // recovery action changed (reset or reboot required). docs/hardware.md gives the sources.
+  static const std::set<unsigned long long> xids = {48, 63, 64, 74, 79, 92, 95, 119, 120, 154};
+  return xids;
+}
+
+StatusOr<std::set<unsigned long long>> ParseXidList(const std::string& text) {
+  std::set<unsigned long long> out;
+  std::string item;
+  auto flush = [&]() -> Status {
+    size_t first = item.find_first_not_of(" \t"), last = item.find_last_not_of(" \t");
+    std::string t = first == std::string::npos ? "" : item.substr(first, last - first + 1);
+    item.clear();
+    if (t.empty()) return Status::Ok();
+    if (t.size() > 5 || t.find_first_not_of("0123456789") != std::string::npos || std::stoul(t) == 0 ||
+        std::stoul(t) > 65535)
+      return Status::InvalidArgument("--critical-xids", "\"" + t + "\" is not an XID (a whole number 1..65535)");
+    out.insert(std::stoul(t));
+    return Status::Ok();
+  };
+  for (char c : text) {
+    if (c == ',') {
+      TS_RETURN_IF_ERROR(flush());
+    } else {
+      item += c;
+    }
+  }
+  TS_RETURN_IF_ERROR(flush());
+  return out;
 }
 
 }  // namespace nvml
@@ -407,45 +616,151 @@ StatusOr<std::vector<LivePartition>> NvmlBackend::ListPartitions(const DeviceInf
   return out;
 }
 
+StatusOr<MigModeChange> NvmlBackend::SetMigMode(const DeviceInfo& card, bool enabled) {
+  std::lock_guard<std::mutex> lock(mig_mu_);
+  if (!api_.device_set_mig_mode || !api_.device_get_mig_mode)
+    return Status::FailedPrecondition("this NVIDIA driver's NVML cannot change MIG mode (needs R470 or newer)");
+  auto dev = DeviceFor(card);
+  if (!dev.ok()) return dev.status();
+  const unsigned int want = enabled ? nvml::kMigEnable : nvml::kMigDisable;
+  unsigned int current = 0, pending = 0;
+  int rc = api_.device_get_mig_mode(*dev, &current, &pending);
+  if (rc == nvml::kErrorNotSupported)
+    return Status::FailedPrecondition(card.uuid + " (" + card.model + ") does not support MIG");
+  if (rc != nvml::kSuccess) return Status::Unavailable("reading the MIG mode of " + card.uuid + ": " + Error(rc));
+  if (current == want && pending == want) return MigModeChange::kApplied;
+  int activation = nvml::kSuccess;
+  rc = api_.device_set_mig_mode(*dev, want, &activation);
+  if (rc == nvml::kErrorNoPermission)
+    return Status::FailedPrecondition("changing MIG mode on " + card.uuid + " needs root (CAP_SYS_ADMIN): " + Error(rc));
+  if (rc == nvml::kErrorNotSupported)
+    return Status::FailedPrecondition(card.uuid + " (" + card.model + ") does not support MIG");
+  if (rc == nvml::kErrorInUse || (rc == nvml::kSuccess && activation == nvml::kErrorInUse))
+    return Status::FailedPrecondition("the driver refused to change MIG mode on " + card.uuid +
+                                      ": processes use the card (" + Error(nvml::kErrorInUse) + ")");
+  if (rc != nvml::kSuccess) return Status::Unavailable("nvmlDeviceSetMigMode on " + card.uuid + ": " + Error(rc));
+  // The function can succeed while activation waits for a reset (RESET_REQUIRED, e.g. in a
+  // pass-through VM or with GPU clients the driver cannot stop); read back what holds now.
+  if (api_.device_get_mig_mode(*dev, &current, &pending) == nvml::kSuccess && current == want)
+    return MigModeChange::kApplied;
+  if (activation == nvml::kSuccess || activation == nvml::kErrorResetRequired) return MigModeChange::kPendingReset;
+  return Status::Unavailable("MIG mode on " + card.uuid + " did not change: activation " + Error(activation));
+}
+
 Status NvmlBackend::StartHealthEvents(std::function<void()> on_change) {
   if (!api_.event_set_create || !api_.device_register_events || !api_.event_set_wait)
     return Status::FailedPrecondition("this NVML has no event API; health is polled only");
+  if (event_thread_.joinable()) return Status::FailedPrecondition("health events are already watched");
   int rc = api_.event_set_create(&events_);
   if (rc != nvml::kSuccess) return Status::Unavailable("nvmlEventSetCreate: " + Error(rc));
   unsigned int count = 0;
   if (api_.device_get_count(&count) != nvml::kSuccess) count = 0;
   int registered = 0;
+  std::string refused;
   for (unsigned int i = 0; i < count && i < 64; ++i) {
     nvml::Device dev = nullptr;
     if (api_.device_get_handle_by_index(i, &dev) != nvml::kSuccess) continue;
+    // Register only what the card supports: asking for an unsupported type fails the whole call.
+    unsigned long long supported = nvml::kHealthEventTypes;
+    if (api_.device_get_supported_event_types &&
+        api_.device_get_supported_event_types(dev, &supported) != nvml::kSuccess)
+      supported = nvml::kEventTypeXidCriticalError;
+    const unsigned long long types = supported & nvml::kHealthEventTypes;
     // NOT_SUPPORTED on some boards (and inside some VMs): that card is polled only.
-    if (api_.device_register_events(dev, nvml::kEventTypeXidCriticalError, events_) == nvml::kSuccess) ++registered;
+    if (types != 0 && (rc = api_.device_register_events(dev, types, events_)) == nvml::kSuccess)
+      ++registered;
+    else
+      refused += (refused.empty() ? "" : ", ") + std::to_string(i);
   }
   on_health_change_ = std::move(on_change);
+  stop_events_ = false;
   event_thread_ = std::thread([this] { EventLoop(); });
-  if (registered == 0) return Status::FailedPrecondition("no GPU accepts XID event registration; health is polled only");
+  if (registered == 0) return Status::FailedPrecondition("no GPU accepts health event registration; health is polled only");
+  if (!refused.empty())
+    log::Warn("nvml.events_partial", "some GPUs refuse health events; their health is polled only",
+              {{"gpus", refused}});
   return Status::Ok();
 }
 
+bool NvmlBackend::RecordFault(const std::string& uuid, const std::string& reason, unsigned long long xid) {
+  std::lock_guard<std::mutex> lock(health_mu_);
+  if (xid) xid_failures_[uuid] = xid;
+  return event_faults_.emplace(uuid, reason).second;
+}
+
 void NvmlBackend::EventLoop() {
+  log::ChangeLog wait_errors;
+  bool changed = false;  // a card's health changed since on_change last ran
+  std::chrono::steady_clock::time_point report_by{};
   while (!stop_events_) {
     nvml::EventData data{};
-    int rc = api_.event_set_wait(events_, &data, 500);
-    if (rc == nvml::kErrorTimeout) continue;
-    if (rc != nvml::kSuccess) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    // After an event, drain what is queued without waiting, then report the batch once: a storm
+    // of thousands of XIDs costs one refresh of the kubelet's view, not thousands. An endless
+    // storm still reports within 100 ms of the first change.
+    if (changed && std::chrono::steady_clock::now() >= report_by) {
+      if (on_health_change_) on_health_change_();
+      changed = false;
+    }
+    int rc = api_.event_set_wait(events_, &data, changed ? 0 : options_.event_wait_ms);
+    if (rc == nvml::kErrorTimeout) {
+      if (changed && on_health_change_) on_health_change_();
+      changed = false;
       continue;
     }
-    if (!(data.event_type & nvml::kEventTypeXidCriticalError) || nvml::XidIsApplicationError(data.event_data)) continue;
-    char uuid[96] = {};
-    if (api_.device_get_uuid(data.device, uuid, sizeof uuid) != nvml::kSuccess) continue;
-    uuid[sizeof uuid - 1] = '\0';
-    {
-      std::lock_guard<std::mutex> lock(health_mu_);
-      xid_failures_[uuid] = data.event_data;
+    if (rc == nvml::kErrorGpuIsLost) {
+      // One of the cards is gone; which one, the wait does not say. Discover finds out.
+      wait_errors.Record("wait", "lost", log::Level::kError, "nvml.gpu_lost",
+                         "NVML reports a lost GPU while waiting for events; re-reading the cards");
+      if (on_health_change_) on_health_change_();
+      changed = false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(options_.event_wait_ms));
+      continue;
     }
-    if (on_health_change_) on_health_change_();
+    if (rc != nvml::kSuccess) {
+      wait_errors.Record("wait", Error(rc), log::Level::kWarn, "nvml.event_wait_failed",
+                         "nvmlEventSetWait failed; health is polled until it recovers", {{"error", Error(rc)}});
+      if (changed && on_health_change_) on_health_change_();
+      changed = false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(options_.event_wait_ms));
+      continue;
+    }
+    wait_errors.Record("wait", "ok", log::Level::kInfo, "nvml.event_wait_recovered", "nvmlEventSetWait works again");
+    events_seen_++;
+    std::string reason;
+    unsigned long long xid = 0;
+    if (data.event_type & nvml::kEventTypeXidCriticalError) {
+      xid = data.event_data;
+      if (!critical_xids_.count(xid)) {
+        std::lock_guard<std::mutex> lock(health_mu_);
+        if (ignored_xids_[xid]++ == 0)
+          log::Info("nvml.xid_not_critical", "XID not on the critical list; the card stays in service",
+                    {{"xid", std::to_string(xid)}});
+        continue;
+      }
+      reason = "critical XID " + std::to_string(xid);
+    } else if (data.event_type & nvml::kEventTypeDoubleBitEccError) {
+      reason = "double-bit (uncorrectable) ECC error";
+    } else if (data.event_type & nvml::kEventTypeDramRetirementFailure) {
+      reason = "memory page retirement / row remapping failed";
+    } else if (data.event_type & nvml::kEventTypeDramRetirementEvent) {
+      reason = "memory page retired / row remapped: effective after a GPU reset";
+    } else {
+      continue;
+    }
+    char uuid[96] = {};
+    if (!data.device || api_.device_get_uuid(data.device, uuid, sizeof uuid) != nvml::kSuccess) continue;
+    uuid[sizeof uuid - 1] = '\0';
+    if (RecordFault(uuid, reason, xid)) {
+      if (!changed) report_by = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+      changed = true;
+      log::Error("nvml.card_fault", "card taken out of service", {{"uuid", uuid}, {"reason", reason}});
+    }
   }
+}
+
+std::map<unsigned long long, uint64_t> NvmlBackend::IgnoredXids() const {
+  std::lock_guard<std::mutex> lock(health_mu_);
+  return ignored_xids_;
 }
 
 std::map<std::string, unsigned long long> NvmlBackend::XidFailures() const {

@@ -13,6 +13,10 @@ Agent::~Agent() { Stop(); }
 Status Agent::Start() {
   auto cards = backend_->Discover();
   if (!cards.ok()) return cards.status().WithContext("discovering cards with the " + backend_->Name() + " backend");
+  if (AfterDiscover(*cards)) {
+    auto again = backend_->Discover();
+    if (again.ok()) cards = std::move(again);
+  }
   if (options_.on_devices) options_.on_devices(*cards);
   state_.Set(std::move(*cards));
   watcher_ = std::make_unique<KubeletWatcher>(options_.plugin.socket_dir,
@@ -90,6 +94,10 @@ void Agent::Run() {
       refresh_requested_ = false;
       lock.unlock();
       auto cards = backend_->Discover();
+      if (cards.ok() && AfterDiscover(*cards)) {
+        auto again = backend_->Discover();
+        if (again.ok()) cards = std::move(again);
+      }
       if (cards.ok()) {
         if (options_.on_devices) options_.on_devices(*cards);
         state_.Set(std::move(*cards));
@@ -104,6 +112,98 @@ void Agent::Run() {
       return stop_ || refresh_requested_ || (restart_requested_ && std::chrono::steady_clock::now() >= next_register_);
     });
   }
+}
+
+bool Agent::AfterDiscover(const std::vector<DeviceInfo>& cards) {
+  LogHealth(cards);
+  return ApplyMigMode(cards);
+}
+
+void Agent::LogHealth(const std::vector<DeviceInfo>& cards) {
+  for (const auto& c : cards) {
+    // Once when a card leaves service and once when it comes back, never per poll.
+    const std::string state = c.healthy ? "healthy" : "unhealthy: " + c.health_reason;
+    health_log_.Record(c.uuid, state, c.healthy ? log::Level::kInfo : log::Level::kWarn,
+                       c.healthy ? "card.healthy" : "card.unhealthy",
+                       c.healthy ? "card is back in service" : "card taken out of service",
+                       {{"uuid", c.uuid}, {"model", c.model}, {"reason", c.health_reason}}, /*log_first=*/!c.healthy);
+  }
+}
+
+bool Agent::ApplyMigMode(const std::vector<DeviceInfo>& cards) {
+  if (options_.mig_mode == MigModePolicy::kLeave || !options_.catalog) return false;
+  std::map<std::string, int> processes;  // uuid -> processes the driver sees
+  bool processes_known = false;
+  bool changed = false;
+  for (const auto& c : cards) {
+    if (c.vendor != "nvidia" || c.index < 0) continue;
+    const auto* model = options_.catalog->Find(c.model);
+    // Work on the card: first what is cheap and certain, then what the driver sees.
+    std::string busy = options_.card_in_use ? options_.card_in_use(c) : "";
+    auto pre = DecideMigMode(options_.mig_mode, c, model, "");
+    if (pre.kind == MigModeStep::Kind::kChange && busy.empty()) {
+      if (!processes_known) {
+        processes_known = true;
+        auto procs = backend_->Processes();
+        if (procs.ok())
+          for (const auto& p : *procs) processes[p.card_uuid]++;
+        else
+          busy = "the driver cannot list the card's processes (" + procs.status().message() + ")";
+      }
+      if (busy.empty() && processes.count(c.uuid))
+        busy = std::to_string(processes[c.uuid]) + " process(es) run on it";
+      if (busy.empty() && c.mig_enabled) {  // with MIG off no instance can exist
+        auto parts = backend_->ListPartitions(c);
+        if (!parts.ok())
+          busy = "its MIG instances cannot be listed (" + parts.status().message() + ")";
+        else if (!parts->empty())
+          busy = std::to_string(parts->size()) + " MIG instance(s) exist on it";
+      }
+    }
+    MigModeStep step = DecideMigMode(options_.mig_mode, c, model, busy);
+    std::string state;
+    switch (step.kind) {
+      case MigModeStep::Kind::kNothing: state = "applied"; break;
+      case MigModeStep::Kind::kNotMig: state = "not-mig"; break;
+      case MigModeStep::Kind::kUnhealthy: state = "unhealthy"; break;
+      case MigModeStep::Kind::kPendingReset: state = "pending-reset"; break;
+      case MigModeStep::Kind::kBusy: state = "busy"; break;
+      case MigModeStep::Kind::kChange: {
+        auto done = backend_->SetMigMode(c, step.enable);
+        if (!done.ok()) {
+          state = "refused";
+          step.why = "MIG mode on " + c.uuid + " was not changed: " + done.status().message();
+        } else if (*done == MigModeChange::kPendingReset) {
+          state = "pending-reset";
+          step.why = "MIG mode on " + c.uuid + " becomes " + (step.enable ? "on" : "off") +
+                     " at the next GPU reset (drain the card, then nvidia-smi -r -i " + std::to_string(c.index) +
+                     ") or reboot; until then it is handed out with MIG " + (c.mig_enabled ? "on" : "off");
+          changed = true;  // the card's pending mode changed: read it again
+        } else {
+          state = "applied";
+          step.why = std::string("MIG mode is now ") + (step.enable ? "on" : "off") + " on " + c.uuid;
+          changed = true;
+        }
+        break;
+      }
+    }
+    if (step.kind == MigModeStep::Kind::kNothing && (!model || model->partitioning != catalog::Partitioning::kMig))
+      continue;  // a card without MIG under "off": nothing to say
+    const bool bad = state == "refused" || state == "pending-reset" || state == "busy" || state == "not-mig";
+    mig_log_.Record(c.uuid, state, bad ? log::Level::kWarn : log::Level::kInfo, "mig_mode." + state,
+                    step.why.empty() ? std::string("MIG mode is ") + MigModePolicyName(options_.mig_mode) + " on " + c.uuid
+                                     : step.why,
+                    {{"uuid", c.uuid}, {"setting", MigModePolicyName(options_.mig_mode)}},
+                    /*log_first=*/step.kind != MigModeStep::Kind::kNothing);
+    std::lock_guard<std::mutex> lock(mig_mu_);
+    mig_states_[c.uuid] = state;
+  }
+  return changed;
+}
+
+std::map<std::string, std::string> Agent::MigModeStates() const {
+  std::lock_guard<std::mutex> lock(mig_mu_);
+  return mig_states_;
 }
 
 }  // namespace tideslice::deviceplugin

@@ -7,13 +7,17 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 
+#include "common/catalog/catalog.h"
+#include "common/log/log.h"
 #include "device-plugin/backends/device_backend.h"
 #include "device-plugin/plugin/kubelet_watcher.h"
+#include "device-plugin/plugin/mig_mode.h"
 #include "device-plugin/plugin/plugin_server.h"
 
 namespace tideslice::deviceplugin {
@@ -26,6 +30,14 @@ struct AgentOptions {
   std::chrono::milliseconds retry_backoff{1000};
   // Called on the agent's thread after every successful discovery (metrics, inventory).
   std::function<void(const std::vector<DeviceInfo>&)> on_devices;
+  // MIG mode of this node group's NVIDIA cards (--mig-mode). Applied only to empty cards: no
+  // processes, no partitions, and nothing allocated according to `card_in_use`. `catalog`
+  // tells which models have MIG; without it MIG mode is left alone.
+  MigModePolicy mig_mode = MigModePolicy::kLeave;
+  const catalog::Catalog* catalog = nullptr;
+  // What is allocated on a card beyond what the driver shows (pods that have not started a
+  // process yet); empty string = nothing. Called on the agent's thread.
+  std::function<std::string(const DeviceInfo&)> card_in_use;
 };
 
 class Agent {
@@ -40,10 +52,22 @@ class Agent {
   void RefreshNow();
   int registrations() const { return registrations_.load(); }
   DeviceState& state() { return state_; }
+  // Per card uuid, what the MIG mode setting last did: "applied", "pending-reset", "busy",
+  // "refused", "unhealthy", "not-mig" (only cards the setting concerns are listed).
+  std::map<std::string, std::string> MigModeStates() const;
 
  private:
   void Run();
   Status ServeAndRegister();
+  // After a discovery: log health changes once each, apply the MIG mode setting. Returns true
+  // when a MIG change took effect (the cards must be read again).
+  bool AfterDiscover(const std::vector<DeviceInfo>& cards);
+  void LogHealth(const std::vector<DeviceInfo>& cards);
+  bool ApplyMigMode(const std::vector<DeviceInfo>& cards);
+  log::ChangeLog health_log_;
+  log::ChangeLog mig_log_;
+  mutable std::mutex mig_mu_;
+  std::map<std::string, std::string> mig_states_;
   AgentOptions options_;
   DeviceBackend* backend_;
   AllocationHandler* handler_;

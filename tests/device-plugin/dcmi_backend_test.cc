@@ -62,9 +62,10 @@ int Hbm(int card, int dev, dcmi::HbmInfo* hbm) {
 }
 int Temp(int, int, int* t) { return *t = 48, 0; }
 int Power(int, int, int* p) { return *p = 1235, 0; }
-int Create(int card, int dev, int vdev_id, const char* tmpl, dcmi::CreateVdevOut* out) {
-  if (vdev_id != -1) return 2;
-  int need = std::string(tmpl).rfind("vir10", 0) == 0 ? 10 : 5;
+int Create(int card, int dev, dcmi::CreateVdevRes* res, dcmi::CreateVdevOut* out) {
+  if (res->vdev_id != 0xFFFFFFFF || res->vfg_id != 0xFFFFFFFF) return -8001;  // the driver chooses both
+  const std::string tmpl(res->template_name, strnlen(res->template_name, sizeof res->template_name));
+  int need = tmpl.rfind("vir10", 0) == 0 ? 10 : 5;
   if (Npu(card, dev)->free_aicore < need) return 8;
   Npu(card, dev)->free_aicore -= need;
   out->vdev_id = g.next_vnpu++;

@@ -313,7 +313,7 @@ TEST_F(NvmlMigTest, ReportsEveryComputeProcessEvenPastTheFirstBuffer) {
 TEST_F(NvmlMigTest, FatalXidMarksTheCardUnhealthyApplicationXidDoesNot) {
   std::atomic<int> changes{0};
   ASSERT_TRUE(backend_->StartHealthEvents([&] { changes++; }).ok());
-  EXPECT_EQ(f.registered, (std::vector<unsigned long long>{nvml::kEventTypeXidCriticalError}));
+  EXPECT_EQ(f.registered, (std::vector<unsigned long long>{nvml::kHealthEventTypes}));
   {
     std::lock_guard<std::mutex> lock(f.mu);
     f.events.push_back({&f.gpu, nvml::kEventTypeXidCriticalError, 31, 0, 0});  // page fault: the app's problem
