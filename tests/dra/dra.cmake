@@ -17,3 +17,8 @@ if(TIDESLICE_FUZZ)
   target_link_options(fuzz_dra_claim PRIVATE -fsanitize=fuzzer,address,undefined)
   target_link_libraries(fuzz_dra_claim PRIVATE tideslice_dra_core)
 endif()
+
+# The test API server's resource.k8s.io/v1 resources.
+tideslice_test(dra_test_apiserver_test
+  SOURCES dra/test_apiserver_dra_test.cc
+  LIBS tideslice_kube tideslice_test_apiserver)

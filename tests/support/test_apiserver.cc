@@ -26,8 +26,13 @@ using web::http::http_request;
 using web::http::http_response;
 using web::http::experimental::listener::http_listener;
 
-const std::set<std::string> kClusterScoped = {"nodes"};
-const std::set<std::string> kKnown = {"nodes", "pods", "events", "leases", "poddisruptionbudgets", "configmaps"};
+const std::set<std::string> kClusterScoped = {"nodes", "resourceslices", "deviceclasses"};
+const std::set<std::string> kKnown = {"nodes", "pods", "events", "leases", "poddisruptionbudgets", "configmaps",
+                                      // resource.k8s.io/v1 (DRA)
+                                      "resourceslices", "resourceclaims", "resourceclaimtemplates", "deviceclasses"};
+
+// Collections that take DELETE (deletecollection).
+const std::set<std::string> kDeleteCollection = {"resourceslices"};
 
 std::string Kind(const std::string& resource) {
   static const std::map<std::string, std::string> kinds = {{"nodes", "Node"},
@@ -35,12 +40,19 @@ std::string Kind(const std::string& resource) {
                                                             {"events", "Event"},
                                                             {"leases", "Lease"},
                                                             {"poddisruptionbudgets", "PodDisruptionBudget"},
-                                                            {"configmaps", "ConfigMap"}};
+                                                            {"configmaps", "ConfigMap"},
+                                                            {"resourceslices", "ResourceSlice"},
+                                                            {"resourceclaims", "ResourceClaim"},
+                                                            {"resourceclaimtemplates", "ResourceClaimTemplate"},
+                                                            {"deviceclasses", "DeviceClass"}};
   return kinds.at(resource);
 }
 std::string ApiVersion(const std::string& resource) {
   if (resource == "leases") return "coordination.k8s.io/v1";
   if (resource == "poddisruptionbudgets") return "policy/v1";
+  if (resource == "resourceslices" || resource == "resourceclaims" || resource == "resourceclaimtemplates" ||
+      resource == "deviceclasses")
+    return "resource.k8s.io/v1";
   return "v1";
 }
 
@@ -134,7 +146,9 @@ struct Selector {
 
 std::optional<std::string> ParseTerms(const std::string& text, bool fields, std::vector<Selector::Term>* out) {
   static const std::set<std::string> kFields = {"metadata.name", "metadata.namespace", "spec.nodeName",
-                                                "spec.schedulerName", "status.phase"};
+                                                "spec.schedulerName", "status.phase",
+                                                // ResourceSlices
+                                                "spec.driver", "spec.pool.name"};
   size_t i = 0;
   while (i < text.size()) {
     size_t j = text.find(',', i);
@@ -455,6 +469,7 @@ class Server : public TestApiServer {
         return is_watch ? StartWatch(t, query, watch) : ListObjects(t, query);
       }
       if (method == "POST") return Create(t, std::move(obj));
+      if (method == "DELETE" && kDeleteCollection.count(t.resource)) return DeleteCollection(t, query);
       return Fail(405, "MethodNotAllowed", method + " is not allowed on a collection");
     }
     const std::string ns = kClusterScoped.count(t.resource) ? "" : t.ns;
@@ -618,6 +633,24 @@ class Server : public TestApiServer {
     }
     Erase("pods", ns, t.name);
     return Reply{201, StatusBody(201, "", "")};
+  }
+
+  // DELETE on a collection (the kubelet wipes a node's ResourceSlices this way): every object
+  // the selectors match goes, each with a DELETED event; the reply is the list of what went.
+  Reply DeleteCollection(const Target& t, std::map<std::string, std::string>& query) {
+    Selector sel;
+    if (auto e = ParseSelector(query, &sel)) return Fail(400, "BadRequest", *e);
+    std::vector<std::pair<std::string, std::string>> gone;
+    json items = json::array();
+    for (const auto& [key, obj] : store_[t.resource]) {
+      if (!t.ns.empty() && obj["metadata"].value("namespace", std::string()) != t.ns) continue;
+      if (!sel.Matches(obj)) continue;
+      gone.emplace_back(obj["metadata"].value("namespace", std::string()), obj["metadata"].value("name", std::string()));
+      items.push_back(obj);
+    }
+    for (const auto& [ns, name] : gone) Erase(t.resource, ns, name);
+    return Reply{200, {{"kind", Kind(t.resource) + "List"}, {"apiVersion", ApiVersion(t.resource)},
+                       {"metadata", {{"resourceVersion", std::to_string(rv_)}}}, {"items", items}}};
   }
 
   std::optional<std::string> ParseSelector(std::map<std::string, std::string>& query, Selector* s) {

@@ -4,7 +4,9 @@
 // on a stale resourceVersion (PUT or a patch that names one), merge and JSON patches, pod
 // binding (201, annotations merged, 409 when already bound), eviction (201, 429 when a
 // PodDisruptionBudget forbids it), leases, events, label and field selectors, bearer-token
-// auth, and injected failures. Resources: nodes, pods, events, leases, poddisruptionbudgets, configmaps.
+// auth, and injected failures. Resources: nodes, pods, events, leases, poddisruptionbudgets, configmaps,
+// and resource.k8s.io/v1 resourceslices (field selectors spec.nodeName, spec.driver, spec.pool.name;
+// DELETE on the collection), resourceclaims (with /status), resourceclaimtemplates, deviceclasses.
 // Not a full apiserver: no admission, no defaulting, no graceful deletion.
 #pragma once
 
