@@ -1,6 +1,9 @@
 // tideslice-sim: the placement core without a cluster.
 //
-//   tideslice-sim [demo] [--seed N] [--demand 1.3] [--svg OUT] [--json OUT]
+//   tideslice-sim [demo] [--scenario builtin|openb-mixed] [--nodes FILE --pods FILE] [--seed N]
+//                 [--demand 1.3] [--offline true] [--svg OUT] [--json OUT]
+//   tideslice-sim offline --nodes FILE --pods FILE [--policy NAME] [--seeds 42-51] [--at 100,130]
+//                         [--published FILE]
 //   tideslice-sim replay --nodes FILE --pods FILE [--policy NAME] [--seed N] [--inflate 1.3]
 //                        [--json OUT] [--svg OUT]
 //   tideslice-sim tidal [--days D] [--cards N] [--peak P] [--static-inference N] [--seed N]
@@ -17,6 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "scheduler/sim/offline_bound.h"
 #include "scheduler/sim/replay.h"
 #include "scheduler/sim/scenario.h"
 #include "scheduler/sim/svg.h"
@@ -30,11 +34,20 @@ namespace {
 constexpr const char* kUsage = R"(tideslice-sim: run TideSlice's placement core on a simulated cluster.
 
 Usage:
-  tideslice-sim [demo] [--seed N] [--demand R] [--svg OUT] [--json OUT]
-      Built-in scenario: a mixed Ascend/NVIDIA cluster (H100, A100, 910B3, 310P3, T4) and a mixed
+  tideslice-sim [demo] [--scenario builtin|openb-mixed] [--nodes FILE --pods FILE] [--seed N]
+                [--demand R] [--offline true] [--svg OUT] [--json OUT]
+      builtin (default): a mixed Ascend/NVIDIA cluster (H100, A100, 910B3, 310P3, T4) and a mixed
       workload of fractional, vNPU/MIG profile, whole-card, multi-card, TFLOPS-based and exclusive
-      pods, arriving until their demand is R x the cluster's cards (default 1.3). Compares the
-      placement policies and prints a report.
+      pods. openb-mixed: the shapes of an openb pod list (--pods) on every 10th node of an openb
+      node list (--nodes), trace models mapped onto NVIDIA and Ascend cards. Pods arrive until
+      their demand is R x the cluster's cards (default 1.3). Compares the placement policies and
+      prints a report; --offline true adds what offline packers place of the same pods.
+
+  tideslice-sim offline --nodes FILE --pods FILE [--policy NAME] [--seeds A-B|LIST] [--at 100,130]
+                        [--published FILE]
+      The online policy's allocated share at the --at points of the replay protocol next to the
+      best of several offline packers of the same arrivals (a lower bound on the offline optimum),
+      a flow relaxation no packer can beat, and the published FGD and BestFit medians.
 
   tideslice-sim replay --nodes FILE --pods FILE [--policy NAME] [--seed N] [--inflate R]
                        [--json OUT] [--svg OUT]
@@ -66,7 +79,7 @@ StatusOr<Flags> ParseFlags(int argc, char** argv, const std::map<std::string, st
   if (f.command.empty()) f.command = "demo";
   auto it = allowed.find(f.command);
   if (it == allowed.end())
-    return Status::InvalidArgument(f.command, "unknown command; use demo, replay, sweep or tidal (see --help)");
+    return Status::InvalidArgument(f.command, "unknown command; use demo, replay, sweep, offline or tidal (see --help)");
   for (; i < argc; ++i) {
     std::string flag = argv[i];
     if (flag == "--help" || flag == "-h") {
@@ -137,9 +150,35 @@ int RunDemo(const Flags& f) {
     if (!v.ok()) return Fail(v.status());
     demand = *v;
   }
+  bool offline = false;
+  if (f.values.count("--offline")) {
+    const std::string& v = f.values.at("--offline");
+    if (v != "true" && v != "false") return Fail(Status::InvalidArgument("--offline", "must be true or false"));
+    offline = v == "true";
+  }
+  const std::string scenario = f.values.count("--scenario") ? f.values.at("--scenario") : "builtin";
   const auto& cat = catalog::Catalog::Builtin();
-  core::ClusterState cluster = sim::DefaultCluster(cat);
-  auto pods = sim::DefaultWorkload(cluster, seed, demand);
+  core::ClusterState cluster;
+  std::vector<sim::ScenarioPod> pods;
+  if (scenario == "builtin") {
+    if (f.values.count("--nodes") || f.values.count("--pods"))
+      return Fail(Status::InvalidArgument("--nodes/--pods", "are for --scenario openb-mixed"));
+    cluster = sim::DefaultCluster(cat);
+    pods = sim::DefaultWorkload(cluster, seed, demand);
+  } else if (scenario == "openb-mixed") {
+    if (!f.values.count("--nodes") || !f.values.count("--pods"))
+      return Fail(Status::InvalidArgument("--nodes/--pods", "are required with --scenario openb-mixed (openb CSVs)"));
+    auto nodes = sim::LoadNodeCsv(f.values.at("--nodes"));
+    if (!nodes.ok()) return Fail(nodes.status());
+    auto trace_pods = sim::LoadPodCsv(f.values.at("--pods"));
+    if (!trace_pods.ok()) return Fail(trace_pods.status());
+    auto built = sim::OpenbMixedCluster(*nodes, cat);
+    if (!built.ok()) return Fail(built.status());
+    cluster = std::move(*built);
+    pods = sim::OpenbMixedWorkload(cluster, *trace_pods, seed, demand);
+  } else {
+    return Fail(Status::InvalidArgument("--scenario", "must be builtin or openb-mixed, got \"" + scenario + "\""));
+  }
   int cards = 0;
   std::map<std::string, int> models;
   for (const auto& n : cluster.nodes())
@@ -147,7 +186,8 @@ int RunDemo(const Flags& f) {
       cards++;
       models[c.model->name]++;
     }
-  std::printf("TideSlice simulator: built-in scenario (seed %llu)\n\n", static_cast<unsigned long long>(seed));
+  std::printf("TideSlice simulator: %s scenario (seed %llu)\n\n", scenario == "builtin" ? "built-in" : scenario.c_str(),
+              static_cast<unsigned long long>(seed));
   std::printf("Cluster: %zu nodes, %d cards:", cluster.nodes().size(), cards);
   for (const auto& [m, n] : models) std::printf(" %d x %s,", n, m.c_str());
   std::printf("\nWorkload: %zu pods arriving until their demand is %.0f %% of the cards\n\n", pods.size(), demand * 100);
@@ -177,6 +217,17 @@ int RunDemo(const Flags& f) {
   if (!best.first_failures.empty()) {
     std::printf("\nFirst pods %s could not place, and why:\n", best.policy.c_str());
     for (const auto& s : best.first_failures) std::printf("  %s\n", s.c_str());
+  }
+  if (offline) {
+    std::printf("\nOffline reference for %s (best of offline packers that see all pods first; a lower bound on the\n"
+                "offline optimum, so the gap is at least what placing online costs):\n",
+                best.policy.c_str());
+    std::printf("  %-9s %10s %14s %6s  %s\n", "arrived", "online %", "offline best %", "gap", "best offline packer");
+    for (int at : {100, 0}) {
+      sim::OfflineBound b = sim::ScenarioOfflineBound(pods, cluster, cat, core::Policy::kFragAware, seed, at);
+      std::printf("  %7d %% %10.1f %14.1f %6.1f  %s\n", b.arrived_pct, b.online_pct, b.offline_best_pct,
+                  b.offline_best_pct - b.online_pct, b.offline_best.c_str());
+    }
   }
   std::printf("\nallocated %% = card-equivalents in use (the larger of compute and memory share per card) / cards\n"
               "frag %%      = idle capacity the expected workload cannot use (FGD measure) / cards\n"
@@ -322,6 +373,100 @@ int RunSweepCommand(const Flags& f) {
   return 0;
 }
 
+StatusOr<std::vector<uint64_t>> ParseSeeds(const std::string& seeds) {
+  std::vector<uint64_t> out;
+  if (auto dash = seeds.find('-'); dash != std::string::npos) {
+    auto a = ParseU64("--seeds", seeds.substr(0, dash));
+    auto b = ParseU64("--seeds", seeds.substr(dash + 1));
+    if (!a.ok() || !b.ok() || *b < *a || *b - *a > 1000)
+      return Status::InvalidArgument("--seeds", "must be A-B with A <= B, or a comma list");
+    for (uint64_t s = *a; s <= *b; ++s) out.push_back(s);
+    return out;
+  }
+  for (const auto& s : SplitComma(seeds)) {
+    auto v = ParseU64("--seeds", s);
+    if (!v.ok()) return v.status();
+    out.push_back(*v);
+  }
+  if (out.empty()) return Status::InvalidArgument("--seeds", "names no seed");
+  return out;
+}
+
+int RunOffline(const Flags& f) {
+  if (!f.values.count("--nodes")) return Fail(Status::InvalidArgument("--nodes", "is required (a node list CSV)"));
+  if (!f.values.count("--pods")) return Fail(Status::InvalidArgument("--pods", "is required (a pod list CSV)"));
+  sim::ReplayOptions o;
+  if (f.values.count("--policy")) {
+    auto p = core::ParsePolicy(f.values.at("--policy"));
+    if (!p.ok()) return Fail(p.status());
+    o.policy = *p;
+  }
+  auto seeds = ParseSeeds(f.values.count("--seeds") ? f.values.at("--seeds") : "42");
+  if (!seeds.ok()) return Fail(seeds.status());
+  std::vector<int> at;
+  for (const auto& a : SplitComma(f.values.count("--at") ? f.values.at("--at") : "100,130")) {
+    auto v = ParseU64("--at", a);
+    if (!v.ok() || *v < 1 || *v > 130) return Fail(Status::InvalidArgument("--at", "must list percents in 1..130"));
+    at.push_back(static_cast<int>(*v));
+  }
+  auto nodes = sim::LoadNodeCsv(f.values.at("--nodes"));
+  if (!nodes.ok()) return Fail(nodes.status());
+  auto pods = sim::LoadPodCsv(f.values.at("--pods"));
+  if (!pods.ok()) return Fail(pods.status());
+  std::string trace = f.values.at("--pods");
+  trace = trace.substr(trace.find_last_of('/') + 1);
+  if (trace.size() > 4 && trace.substr(trace.size() - 4) == ".csv") trace.resize(trace.size() - 4);
+  std::optional<sim::PublishedResults> published;
+  if (f.values.count("--published")) {
+    auto p = sim::LoadPublished(f.values.at("--published"));
+    if (!p.ok()) return Fail(p.status());
+    published = std::move(*p);
+  }
+  std::printf("trace %s, online policy %s: allocated GPUs (%% of the cluster)\n", trace.c_str(), core::PolicyName(o.policy));
+  std::printf("%6s %8s %9s %14s %13s %6s  %s\n", "seed", "arrived", "online", "offline best", "upper bound", "gap",
+              "best offline packer");
+  std::map<int, std::vector<double>> online, best, upper;
+  for (uint64_t seed : *seeds) {
+    o.seed = seed;
+    auto bounds = sim::TraceOfflineBounds(*nodes, *pods, o, at);
+    if (!bounds.ok()) return Fail(bounds.status());
+    for (const auto& b : *bounds) {
+      std::printf("%6llu %7d%% %9.2f %14.2f %13.2f %6.2f  %s\n", static_cast<unsigned long long>(seed), b.arrived_pct,
+                  b.online_pct, b.offline_best_pct, b.upper_bound_pct, b.offline_best_pct - b.online_pct,
+                  b.offline_best.c_str());
+      online[b.arrived_pct].push_back(b.online_pct);
+      best[b.arrived_pct].push_back(b.offline_best_pct);
+      upper[b.arrived_pct].push_back(b.upper_bound_pct);
+    }
+  }
+  std::printf("\nmedians over %zu seed%s:\n", seeds->size(), seeds->size() == 1 ? "" : "s");
+  std::printf("%8s %9s %14s %13s", "arrived", "online", "offline best", "upper bound");
+  if (published) std::printf(" %15s %19s", "published FGD", "published BestFit");
+  std::printf("\n");
+  // The published table names traces without the file prefix ("default").
+  const std::string key = trace.rfind("openb_pod_list_", 0) == 0 ? trace.substr(15) : trace;
+  for (int a : at) {
+    std::printf("%7d%% %9.2f %14.2f %13.2f", a, sim::Median(online[a]), sim::Median(best[a]), sim::Median(upper[a]));
+    if (published) {
+      auto value = [&](const char* policy) {
+        const auto& table = a == 100 ? published->allocated_at_100 : published->allocated_at_130;
+        for (const auto& name : {key, trace}) {
+          auto t = table.find(name);
+          if (t == table.end()) continue;
+          auto p = t->second.find(policy);
+          if (p != t->second.end() && !p->second.empty()) return sim::Median(p->second);
+        }
+        return -1.0;
+      };
+      double fgd = (a == 100 || a == 130) ? value("fgd") : -1, bestfit = (a == 100 || a == 130) ? value("bestfit") : -1;
+      std::printf(" %15s %19s", fgd < 0 ? "-" : std::to_string(fgd).substr(0, 5).c_str(),
+                  bestfit < 0 ? "-" : std::to_string(bestfit).substr(0, 5).c_str());
+    }
+    std::printf("\n");
+  }
+  return 0;
+}
+
 StatusOr<double> ParseNumber(const std::string& flag, const std::string& text, double min, double max) {
   try {
     size_t used = 0;
@@ -388,7 +533,8 @@ int RunTidal(const Flags& f) {
 
 int main(int argc, char** argv) {
   const std::map<std::string, std::set<std::string>> allowed = {
-      {"demo", {"--seed", "--demand", "--svg", "--json"}},
+      {"demo", {"--seed", "--demand", "--svg", "--json", "--scenario", "--nodes", "--pods", "--offline"}},
+      {"offline", {"--nodes", "--pods", "--policy", "--seeds", "--at", "--published"}},
       {"replay", {"--nodes", "--pods", "--policy", "--seed", "--inflate", "--json", "--svg"}},
       {"sweep", {"--trace-dir", "--traces", "--policies", "--seeds", "--inflate", "--threads", "--published", "--markdown"}},
       {"tidal", {"--days", "--cards", "--peak", "--static-inference", "--seed", "--report", "--svg", "--log-transitions"}},
@@ -412,5 +558,6 @@ int main(int argc, char** argv) {
   if (flags->command == "replay") return RunReplay(*flags);
   if (flags->command == "sweep") return RunSweepCommand(*flags);
   if (flags->command == "tidal") return RunTidal(*flags);
+  if (flags->command == "offline") return RunOffline(*flags);
   return RunDemo(*flags);
 }

@@ -1,5 +1,7 @@
 #include "scheduler/sim/replay.h"
 
+#include "scheduler/core/pipeline.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -52,16 +54,8 @@ catalog::Catalog TraceCatalog() {
   return cat;
 }
 
-StatusOr<ReplayResult> Replay(const std::vector<TraceNode>& nodes, const std::vector<TracePod>& pods,
-                              const std::string& trace_name, const ReplayOptions& options) {
-  auto started = std::chrono::steady_clock::now();
-  if (options.inflate <= 0 || options.inflate > 10)
-    return Status::InvalidArgument("--inflate", "must be in (0, 10], got " + std::to_string(options.inflate));
-  if (pods.empty()) return Status::InvalidArgument("--pods", "the pod list is empty");
-  static const catalog::Catalog cat = TraceCatalog();
-
+StatusOr<core::ClusterState> TraceCluster(const std::vector<TraceNode>& nodes, const catalog::Catalog& cat) {
   core::ClusterState cluster;
-  int64_t capacity_milli = 0;
   for (const auto& n : nodes) {
     core::NodeState ns;
     ns.name = n.name;
@@ -78,17 +72,17 @@ StatusOr<ReplayResult> Replay(const std::vector<TraceNode>& nodes, const std::ve
       c.memory_mib = model->memory_mib;
       ns.cards.push_back(std::move(c));
     }
-    capacity_milli += static_cast<int64_t>(n.gpus) * 1000;
     cluster.AddNode(std::move(ns));
   }
-  if (capacity_milli == 0) return Status::InvalidArgument("--nodes", "the node list has no GPUs");
+  return cluster;
+}
 
-  // Workload: sort by name, shuffle by seed, inflate to the target GPU request.
+std::vector<TracePod> ArrivalSequence(const std::vector<TracePod>& pods, int64_t capacity_milli, double inflate,
+                                      std::mt19937_64& rng) {
   std::vector<TracePod> workload = pods;
   std::sort(workload.begin(), workload.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
-  std::mt19937_64 rng(options.seed);
   std::shuffle(workload.begin(), workload.end(), rng);
-  const double target = options.inflate * capacity_milli;
+  const double target = inflate * capacity_milli;
   int64_t total = 0;
   for (const auto& p : workload) total += p.TotalGpuMilli();
   while (total > target && !workload.empty()) {  // tune down (never needed for the openb traces)
@@ -98,14 +92,32 @@ StatusOr<ReplayResult> Replay(const std::vector<TraceNode>& nodes, const std::ve
   }
   std::vector<TracePod> originals = pods;
   std::sort(originals.begin(), originals.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
-  for (int guard = 0; guard < 10'000'000; ++guard) {
+  for (int guard = 0; guard < 10'000'000 && !originals.empty(); ++guard) {
     const TracePod& pick = originals[std::uniform_int_distribution<size_t>(0, originals.size() - 1)(rng)];
     if (total + pick.TotalGpuMilli() > target) break;
     total += pick.TotalGpuMilli();
     workload.push_back(pick);
   }
+  return workload;
+}
 
-  // Typical pods: every shape of the original list, weighted by how often it occurs.
+core::PodRequest TraceRequest(const TracePod& p, const catalog::Catalog& cat, const std::string& pod_key) {
+  core::PodRequest req;
+  req.pod_key = pod_key;
+  req.cpu_milli = p.cpu_milli;
+  req.memory_mib = p.memory_mib;
+  for (const auto& s : p.gpu_spec) req.type_include.insert(CanonicalModel(cat, s));
+  core::ContainerRequest c;
+  c.name = "main";
+  c.slice.count = p.num_gpu;
+  c.slice.whole = p.num_gpu > 0 && p.gpu_milli >= 1000;
+  c.slice.compute_permille = c.slice.whole ? 0 : p.gpu_milli;
+  req.containers.push_back(std::move(c));
+  return req;
+}
+
+core::WorkloadModel TraceWorkloadModel(const std::vector<TracePod>& pods, const catalog::Catalog& cat,
+                                       const core::ClusterState& cluster, double popularity) {
   std::vector<core::TypicalPod> typical;
   for (const auto& p : pods) {
     core::TypicalPod t;
@@ -116,18 +128,41 @@ StatusOr<ReplayResult> Replay(const std::vector<TraceNode>& nodes, const std::ve
     t.weight = 1;
     typical.push_back(std::move(t));
   }
+  core::WorkloadModel model = core::WorkloadModel::FromTypicalPods(typical, popularity);
+  model.Bind(cluster);
+  return model;
+}
+
+StatusOr<ReplayResult> Replay(const std::vector<TraceNode>& nodes, const std::vector<TracePod>& pods,
+                              const std::string& trace_name, const ReplayOptions& options) {
+  auto started = std::chrono::steady_clock::now();
+  if (options.inflate <= 0 || options.inflate > 10)
+    return Status::InvalidArgument("--inflate", "must be in (0, 10], got " + std::to_string(options.inflate));
+  if (pods.empty()) return Status::InvalidArgument("--pods", "the pod list is empty");
+  static const catalog::Catalog cat = TraceCatalog();
+
+  auto built = TraceCluster(nodes, cat);
+  if (!built.ok()) return built.status();
+  core::ClusterState cluster = std::move(*built);
+  int64_t capacity_milli = 0;
+  for (const auto& n : nodes) capacity_milli += static_cast<int64_t>(n.gpus) * 1000;
+  if (capacity_milli == 0) return Status::InvalidArgument("--nodes", "the node list has no GPUs");
+
+  // Workload: sort by name, shuffle by seed, inflate to the target GPU request.
+  std::mt19937_64 rng(options.seed);
+  const std::vector<TracePod> workload = ArrivalSequence(pods, capacity_milli, options.inflate, rng);
+
   // Every shape of the trace, weighted by count (FGD's published runs kept the most popular
   // shapes covering 95 % of pods; with our reimplementation that loses rare 8-card shapes and
   // does worse, see docs/simulator-validation.md).
-  const double popularity = options.typical_popularity;
-  core::WorkloadModel model = core::WorkloadModel::FromTypicalPods(typical, popularity);
-  model.Bind(cluster);
+  core::WorkloadModel model = TraceWorkloadModel(pods, cat, cluster, options.typical_popularity);
 
   core::Context ctx;
   ctx.policy = options.policy;
   ctx.workload = &model;
   ctx.rng = &rng;
   core::FilterScoreCache cache;
+  const core::Pipeline pipeline(ctx, cat);
 
   ReplayResult result;
   result.trace = trace_name;
@@ -150,21 +185,11 @@ StatusOr<ReplayResult> Replay(const std::vector<TraceNode>& nodes, const std::ve
   record(0);
   int64_t serial = 0;
   for (const auto& p : workload) {
-    core::PodRequest req;
-    req.pod_key = "trace/" + p.name + "-" + std::to_string(serial++);
-    req.cpu_milli = p.cpu_milli;
-    req.memory_mib = p.memory_mib;
-    for (const auto& s : p.gpu_spec) req.type_include.insert(CanonicalModel(cat, s));
-    core::ContainerRequest c;
-    c.name = "main";
-    c.slice.count = p.num_gpu;
-    c.slice.whole = p.num_gpu > 0 && p.gpu_milli >= 1000;
-    c.slice.compute_permille = c.slice.whole ? 0 : p.gpu_milli;
-    req.containers.push_back(std::move(c));
+    core::PodRequest req = TraceRequest(p, cat, "trace/" + p.name + "-" + std::to_string(serial++));
 
     arrived += p.TotalGpuMilli();
     result.pods_arrived++;
-    core::Decision d = core::Schedule(cluster, req, ctx, &cache, ShapeKey(p));
+    core::Decision d = pipeline.Schedule(cluster, req, &cache, ShapeKey(p));
     if (d.scheduled) {
       Status st = core::Reserve(cluster, d.placement);
       if (!st.ok()) return st.WithContext("reserve " + req.pod_key);

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,26 @@ struct ReplayResult {
 // Card models of the trace (T4, V100M16, ...) resolved against the catalog; trace-only codes
 // (P100, G2, G3: undisclosed in the trace) become placeholder models.
 catalog::Catalog TraceCatalog();
+
+// The cluster of a trace node list: one card of the catalog model per trace GPU (models named
+// by trace code, see TraceCatalog). Cards point into `cat`, which must outlive the cluster.
+// InvalidArgument naming --nodes for an unknown model.
+StatusOr<core::ClusterState> TraceCluster(const std::vector<TraceNode>& nodes, const catalog::Catalog& cat);
+
+// Steps 1-2 of the protocol: the pod list sorted by name, shuffled with `rng`, then inflated
+// with pods drawn (with replacement, from the sorted list) by `rng` until the next one would
+// push the total GPU request past inflate x capacity. Replay continues with the same `rng`.
+std::vector<TracePod> ArrivalSequence(const std::vector<TracePod>& pods, int64_t capacity_milli, double inflate,
+                                      std::mt19937_64& rng);
+
+// The request a trace pod makes: its CPU and memory, gpu_spec as card-type includes, partial
+// GPUs as one soft slice of that compute share, whole GPUs as whole cards.
+core::PodRequest TraceRequest(const TracePod& pod, const catalog::Catalog& cat, const std::string& pod_key);
+
+// The workload model of a pod list: every shape, weighted by how often it occurs (the
+// shapes of `popularity` of the pods, most frequent first; 1.0 = all), bound to `cluster`.
+core::WorkloadModel TraceWorkloadModel(const std::vector<TracePod>& pods, const catalog::Catalog& cat,
+                                       const core::ClusterState& cluster, double popularity);
 
 // Runs one replay. `trace_name` only labels the result.
 StatusOr<ReplayResult> Replay(const std::vector<TraceNode>& nodes, const std::vector<TracePod>& pods,

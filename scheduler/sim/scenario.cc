@@ -1,6 +1,9 @@
 #include "scheduler/sim/scenario.h"
 
+#include "scheduler/core/pipeline.h"
+
 #include <algorithm>
+#include <map>
 #include <random>
 
 #include "scheduler/core/request.h"
@@ -67,6 +70,108 @@ core::ClusterState DefaultCluster(const catalog::Catalog& catalog) {
   AddNodes(cluster, catalog, "ascend310p3", "Ascend310P3", 2, 8, 8, 96000, 512 << 10);
   AddNodes(cluster, catalog, "t4", "T4", 4, 4, 4, 64000, 256 << 10);
   return cluster;
+}
+
+std::string OpenbFleetModel(const std::string& trace_model) {
+  static const std::map<std::string, std::string> fleet = {
+      {"G2", "Ascend910B3"}, {"G3", "H100-80G"},       {"V100M32", "A100-80G"}, {"V100M16", "A100-40G"},
+      {"P100", "Ascend310P3"}, {"T4", "T4"},           {"A10", "A10"},
+  };
+  auto it = fleet.find(trace_model);
+  return it == fleet.end() ? std::string() : it->second;
+}
+
+StatusOr<core::ClusterState> OpenbMixedCluster(const std::vector<TraceNode>& nodes, const catalog::Catalog& catalog,
+                                               int every) {
+  if (every < 1) return Status::InvalidArgument("every", "must be at least 1");
+  std::vector<TraceNode> sorted;
+  for (const auto& n : nodes)
+    if (n.gpus > 0) sorted.push_back(n);
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  core::ClusterState cluster;
+  for (size_t i = 0; i < sorted.size(); i += static_cast<size_t>(every)) {
+    const TraceNode& n = sorted[i];
+    const std::string model_name = OpenbFleetModel(n.model);
+    const auto* model = model_name.empty() ? nullptr : catalog.Find(model_name);
+    if (!model)
+      return Status::InvalidArgument("--nodes", "node " + n.name + " has GPU model " + n.model +
+                                                    ", which the mixed fleet does not map (known: G2, G3, V100M32, "
+                                                    "V100M16, P100, T4, A10)");
+    if (n.gpus > core::kMaxCardsPerNode)
+      return Status::InvalidArgument("--nodes", "node " + n.name + " has more than " +
+                                                    std::to_string(core::kMaxCardsPerNode) + " GPUs");
+    core::NodeState node;
+    node.name = "mixed-" + n.name;
+    node.cpu_milli_capacity = n.cpu_milli;
+    node.memory_mib_capacity = n.memory_mib;
+    node.labels["tideslice.io/card-model"] = model->name;
+    const int ring = model->name == "Ascend910B3" ? 4 : n.gpus;
+    for (int c = 0; c < n.gpus; ++c) {
+      core::CardState card;
+      card.uuid = node.name + "-" + std::to_string(c);
+      card.index = c;
+      card.model = model;
+      card.memory_mib = model->memory_mib;
+      card.numa_node = c < n.gpus / 2 ? 0 : 1;
+      card.link_domain = node.name + "/link" + std::to_string(c / std::max(1, ring));
+      node.cards.push_back(std::move(card));
+    }
+    cluster.AddNode(std::move(node));
+  }
+  if (cluster.nodes().empty()) return Status::InvalidArgument("--nodes", "the node list has no GPU nodes");
+  return cluster;
+}
+
+std::vector<ScenarioPod> OpenbMixedWorkload(const core::ClusterState& cluster, const std::vector<TracePod>& pods,
+                                            uint64_t seed, double demand_ratio) {
+  int cards = 0;
+  for (const auto& n : cluster.nodes()) cards += static_cast<int>(n.cards.size());
+  std::vector<TracePod> sorted = pods;
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  std::vector<ScenarioPod> out;
+  if (sorted.empty() || cards == 0) return out;
+  std::mt19937_64 rng(seed);
+  double demand = 0;
+  int serial = 0;
+  // A pod list without GPU requests would never reach the demand: stop after as many pods as
+  // a list of 1 % GPU requests would take.
+  const size_t guard = static_cast<size_t>(demand_ratio * cards * 100) + 1;
+  while (demand < demand_ratio * cards && out.size() < guard) {
+    const TracePod& t = sorted[std::uniform_int_distribution<size_t>(0, sorted.size() - 1)(rng)];
+    ScenarioPod p;
+    p.spec.name = "openb-" + std::to_string(serial++);
+    p.spec.namespace_name = "openb";
+    p.spec.uid = "uid-" + p.spec.name;
+    kube::ContainerSpec c;
+    c.name = "main";
+    c.requests["cpu"] = std::to_string(t.cpu_milli) + "m";
+    c.requests["memory"] = std::to_string(t.memory_mib) + "Mi";
+    std::string owner = "ReplicaSet";
+    if (t.num_gpu == 0) {
+      p.kind = "cpu-only";
+    } else if (t.gpu_milli < 1000) {
+      c.limits["tideslice.io/vnpu"] = "1";
+      c.limits["tideslice.io/vnpu-cores"] = std::to_string(std::max(1, (t.gpu_milli + 5) / 10));
+      p.kind = "fractional";
+    } else {
+      c.limits["tideslice.io/vnpu"] = std::to_string(t.num_gpu);
+      p.kind = t.num_gpu > 1 ? "multi-card" : "whole";
+      owner = "Job";
+    }
+    std::string types;
+    for (const auto& s : t.gpu_spec) {
+      std::string m = OpenbFleetModel(s);
+      if (m.empty()) continue;
+      types += (types.empty() ? "" : ",") + m;
+    }
+    if (!types.empty()) p.spec.annotations["tideslice.io/card-type"] = types;
+    p.spec.owners.push_back({owner, p.spec.name + "-owner", true});
+    p.spec.containers.push_back(std::move(c));
+    p.card_equivalents = t.TotalGpuMilli() / 1000.0;
+    demand += p.card_equivalents;
+    out.push_back(std::move(p));
+  }
+  return out;
 }
 
 std::vector<ScenarioPod> DefaultWorkload(const core::ClusterState& cluster, uint64_t seed, double demand_ratio) {
@@ -187,7 +292,7 @@ ScenarioResult RunScenario(const std::vector<ScenarioPod>& pods, const core::Clu
       r.rejected_at_prefilter++;
       continue;
     }
-    core::Decision d = core::Schedule(cluster, requests[i], ctx);
+    core::Decision d = core::Pipeline(ctx, catalog).Schedule(cluster, requests[i]);
     if (d.scheduled && core::Reserve(cluster, d.placement).ok()) {
       r.placed++;
       kind.first++;

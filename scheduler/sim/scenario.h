@@ -1,6 +1,16 @@
-// The built-in default scenario: a mixed Ascend/NVIDIA cluster and a mixed fractional and
-// whole-card workload, written as real pod specs and run through PreFilter -> Schedule ->
-// Reserve for each placement policy. This is what `tideslice-sim` runs with no arguments.
+// The simulator's two built-in heterogeneous scenarios, written as real pod specs and run
+// through PreFilter -> Schedule -> Reserve for each placement policy:
+//
+//   builtin      (`tideslice-sim` with no arguments) DefaultCluster + DefaultWorkload: a small
+//                mixed Ascend/NVIDIA cluster and a synthetic mix of every request kind TideSlice
+//                accepts (fractional, vNPU and MIG profiles, vendor-native whole cards, 2/4/8-card
+//                training, TFLOPS-based and exclusive pods). The mix is ours: it exercises every
+//                kind, its proportions are not measured from a production cluster.
+//   openb-mixed  (`tideslice-sim --scenario openb-mixed --nodes F --pods F`) OpenbMixedCluster +
+//                OpenbMixedWorkload: the shapes of an Alibaba openb pod list (measured: CPU,
+//                memory, GPU count, GPU share, allowed models) on every 10th node of the openb
+//                node list with each trace model mapped onto an NVIDIA or Ascend card model
+//                (OpenbFleetModel), so a policy is not tuned to one synthetic mix.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +20,7 @@
 #include "common/catalog/catalog.h"
 #include "common/kube/pod_spec.h"
 #include "scheduler/core/placement.h"
+#include "scheduler/sim/trace.h"
 
 namespace tideslice::sim {
 
@@ -22,6 +33,27 @@ struct ScenarioPod {
 core::ClusterState DefaultCluster(const catalog::Catalog& catalog);
 // Pods until their nominal demand reaches `demand_ratio` x the cluster's cards.
 std::vector<ScenarioPod> DefaultWorkload(const core::ClusterState& cluster, uint64_t seed, double demand_ratio);
+
+// The card model of the mixed fleet that stands in for a trace model code, by role: the
+// trace's commonest 8-card servers (G2) become Ascend 910B3 servers, its large 8-card servers
+// (G3) H100-80G, V100 cards A100 (80 GB for V100M32, 40 GB for V100M16), P100 Ascend 310P3,
+// T4 and A10 stay. Empty for an unknown code.
+std::string OpenbFleetModel(const std::string& trace_model);
+
+// Every `every`-th node of the trace node list (sorted by name; GPU nodes only), its cards of
+// the mapped model, its CPU and memory as in the trace. Ascend 910B3 servers have two HCCS
+// rings of 4; the other models one link domain per node. InvalidArgument naming --nodes for an
+// unknown model or an empty result.
+StatusOr<core::ClusterState> OpenbMixedCluster(const std::vector<TraceNode>& nodes, const catalog::Catalog& catalog,
+                                               int every = 10);
+
+// Pods drawn with replacement (seeded) from the trace pod list until their GPU request reaches
+// `demand_ratio` x the cluster's cards. A partial GPU becomes tideslice.io/vnpu 1 with
+// tideslice.io/vnpu-cores of that share (memory in proportion); whole GPUs tideslice.io/vnpu N
+// (whole cards); gpu_spec the tideslice.io/card-type of the mapped models; CPU and memory
+// requests as in the trace. Kinds: fractional, whole, multi-card, cpu-only.
+std::vector<ScenarioPod> OpenbMixedWorkload(const core::ClusterState& cluster, const std::vector<TracePod>& pods,
+                                            uint64_t seed, double demand_ratio);
 
 struct ScenarioResult {
   std::string policy;

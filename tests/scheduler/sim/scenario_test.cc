@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
+#include "scheduler/core/request.h"
+
 namespace tideslice::sim {
 namespace {
 
@@ -41,6 +45,85 @@ TEST(Scenario, EveryGeneratedPodPassesPreFilterAndPoliciesDiffer) {
   auto again = RunScenario(pods, cluster, cat, core::Policy::kFragAware, 7);
   EXPECT_EQ(again.placed, frag.placed);
   EXPECT_DOUBLE_EQ(again.allocated_pct, frag.allocated_pct);
+}
+
+
+std::vector<TraceNode> OpenbNodes() {
+  std::vector<TraceNode> n;
+  const char* models[] = {"G2", "T4", "P100", "G3", "V100M32", "V100M16", "A10"};
+  const int gpus[] = {8, 2, 2, 8, 8, 4, 1};
+  for (int i = 0; i < 70; ++i) {
+    char name[32];
+    std::snprintf(name, sizeof name, "openb-node-%04d", i);
+    n.push_back({name, 96000, 393216, gpus[i % 7], models[i % 7]});
+  }
+  n.push_back({"openb-node-cpu", 96000, 393216, 0, ""});  // no GPU: not in the fleet
+  return n;
+}
+
+TEST(Scenario, OpenbMixedFleetSamplesEveryTenthGpuNodeAndMapsModels) {
+  const auto& cat = catalog::Catalog::Builtin();
+  auto cluster = OpenbMixedCluster(OpenbNodes(), cat, 10);
+  ASSERT_TRUE(cluster.ok()) << cluster.status().ToString();
+  ASSERT_EQ(cluster->nodes().size(), 7u);  // nodes 0, 10, ..., 60
+  std::set<std::string> vendors;
+  for (const auto& n : cluster->nodes()) {
+    ASSERT_FALSE(n.cards.empty());
+    for (const auto& c : n.cards) vendors.insert(c.model->vendor);
+  }
+  EXPECT_EQ(vendors, (std::set<std::string>{"huawei", "nvidia"}));
+  // node 0 is a G2 server: eight Ascend 910B3 in two rings of four.
+  const auto& first = cluster->nodes().front();
+  EXPECT_EQ(first.cards.front().model->name, "Ascend910B3");
+  EXPECT_EQ(first.cards.size(), 8u);
+  EXPECT_NE(first.cards[0].link_domain, first.cards[4].link_domain);
+  EXPECT_EQ(first.cards[0].link_domain, first.cards[3].link_domain);
+  EXPECT_EQ(OpenbFleetModel("V100M32"), "A100-80G");
+  EXPECT_EQ(OpenbFleetModel("nope"), "");
+
+  auto bad = OpenbMixedCluster({{"x", 8000, 1024, 1, "K80"}}, cat, 1);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().ToString().find("K80"), std::string::npos);
+  EXPECT_FALSE(OpenbMixedCluster({{"x", 8000, 1024, 0, ""}}, cat, 1).ok());
+}
+
+TEST(Scenario, OpenbMixedWorkloadKeepsTheTraceShapes) {
+  const auto& cat = catalog::Catalog::Builtin();
+  auto cluster = OpenbMixedCluster(OpenbNodes(), cat, 1);
+  ASSERT_TRUE(cluster.ok());
+  std::vector<TracePod> trace = {{"a", 4000, 8192, 1, 470, {}},
+                                 {"b", 16000, 32768, 1, 1000, {}},
+                                 {"c", 32000, 65536, 4, 1000, {"V100M32", "G3"}},
+                                 {"d", 2000, 4096, 0, 0, {}}};
+  auto pods = OpenbMixedWorkload(*cluster, trace, 5, 1.3);
+  int cards = 0;
+  for (const auto& n : cluster->nodes()) cards += static_cast<int>(n.cards.size());
+  double demand = 0;
+  std::set<std::string> kinds;
+  for (const auto& p : pods) {
+    demand += p.card_equivalents;
+    kinds.insert(p.kind);
+    auto req = core::PreFilter(p.spec, cat);
+    ASSERT_TRUE(req.ok()) << p.kind << ": " << req.status().ToString();
+    if (p.kind == "fractional") {
+      EXPECT_EQ(req->containers.front().slice.compute_permille, 470);
+      EXPECT_EQ(req->cpu_milli, 4000);
+    } else if (p.kind == "multi-card") {
+      EXPECT_EQ(req->containers.front().slice.count, 4);
+      EXPECT_TRUE(req->containers.front().slice.whole);
+      EXPECT_EQ(req->type_include, (std::set<std::string>{"A100-80G", "H100-80G"}));
+    } else if (p.kind == "cpu-only") {
+      EXPECT_FALSE(req->WantsAccelerators());
+    }
+  }
+  EXPECT_EQ(kinds, (std::set<std::string>{"cpu-only", "fractional", "multi-card", "whole"}));
+  EXPECT_GE(demand, 1.3 * cards);
+  EXPECT_LT(demand, 1.3 * cards + 4.0);  // stops at the pod that reaches the demand
+  auto r = RunScenario(pods, *cluster, cat, core::Policy::kFragAware, 5);
+  EXPECT_EQ(r.rejected_at_prefilter, 0);
+  EXPECT_GT(r.allocated_pct, 50.0);
+  // A list without GPU requests ends instead of looping.
+  EXPECT_FALSE(OpenbMixedWorkload(*cluster, {{"d", 2000, 4096, 0, 0, {}}}, 5, 1.3).empty());
 }
 
 }  // namespace
