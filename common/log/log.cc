@@ -71,6 +71,8 @@ void Write(Level level, const std::string& event, const std::string& message, co
   AppendQuoted(&line, Now());
   line += ",\"level\":";
   AppendQuoted(&line, LevelName(level));
+  line += ",\"component\":";
+  AppendQuoted(&line, event.substr(0, event.find('.')));
   line += ",\"event\":";
   AppendQuoted(&line, event);
   line += ",\"msg\":";

@@ -1,6 +1,8 @@
-// Structured log lines for both binaries: one JSON object per line on stderr
-// ({"ts":"...","level":"warn","event":"api.unreachable","msg":"...", <fields>}), so a log
-// pipeline can key on `event` and an operator can still read `msg`.
+// Structured log lines for every binary: one JSON object per line on stderr
+// ({"ts":"...","level":"warn","component":"api","event":"api.unreachable","msg":"...", <fields>}),
+// so a log pipeline can key on `component` and `event` and an operator can still read `msg`.
+// An event is named "<component>.<what>": the component is the part before the first dot
+// (api, http, binder, tidal, agent, limiter, ...), written as its own field.
 //
 // Conditions that persist (an API outage, a lost lease, a listener refusing connections) are
 // logged once per change, not once per retry: LogOnChange keeps the last state per key and

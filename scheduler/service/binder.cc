@@ -33,6 +33,10 @@ Status Binder::Bind(const std::string& ns, const std::string& name, const std::s
       std::string holder = it->second.pod_key;
       lock.unlock();
       Status s = ExpireHolder(node, holder);
+      if (s.ok())
+        log::Warn("binder.holder_expired",
+                  "a pod held its node's device hand-off past the acknowledge timeout; its gate was released",
+                  {{"node", node}, {"pod", holder}});
       lock.lock();
       if (!s.ok()) {
         uncount();
@@ -84,6 +88,7 @@ Status Binder::Bind(const std::string& ns, const std::string& name, const std::s
   if (s.ok())
     s = client_->Bind(ns, name, uid, node, {{std::string(codec::kAssignmentAnnotation), codec::EncodeAssignment(assignment)}},
                       CallBound(*term));
+  RecordApiOutcome(s);
   if (!s.ok()) {
     lock.lock();
     auto it = gates_.find(node);
@@ -97,14 +102,32 @@ Status Binder::BindPlain(const std::string& ns, const std::string& name, const s
                          const std::string& node) {
   auto term = Fence();
   if (!term.ok()) return term.status();
-  return client_->Bind(ns, name, uid, node, {}, CallBound(*term));
+  Status s = client_->Bind(ns, name, uid, node, {}, CallBound(*term));
+  RecordApiOutcome(s);
+  return s;
+}
+
+// An API outage fails every bind until it ends: logged when it starts and when it ends, not per
+// pod. Refusals that concern one pod (gone, conflict) are the pod's, answered to kube-scheduler.
+void Binder::RecordApiOutcome(const Status& s) const {
+  if (s.ok()) {
+    log_.Record("api", "ok", log::Level::kInfo, "binder.api_recovered", "binding through the Kubernetes API works again");
+  } else if (s.code() == StatusCode::kUnavailable) {
+    log_.Record("api", "failing", log::Level::kWarn, "binder.api_failing",
+                "binding through the Kubernetes API fails; kube-scheduler retries the pods", {{"error", s.ToString()}},
+                /*log_first=*/true);
+  }
 }
 
 StatusOr<std::optional<LeaseTerm>> Binder::Fence() const {
   if (!options_.fence) return std::optional<LeaseTerm>();
   std::optional<LeaseTerm> term = options_.fence();
-  if (!term)
+  if (!term) {
+    log_.Record("fence", "lost", log::Level::kWarn, "binder.not_leading",
+                "refusing binds: this replica cannot prove it still leads", {}, /*log_first=*/true);
     return Status::Unavailable("this tideslice-scheduler replica cannot prove it still leads; kube-scheduler will retry");
+  }
+  log_.Record("fence", "held", log::Level::kInfo, "binder.leading", "binding again: this replica leads");
   return term;
 }
 

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/kube/client.h"
+#include "common/log/log.h"
 #include "common/trust/assignment_seal.h"
 #include "scheduler/service/leader_election.h"
 #include "tideslice/v1/tideslice.pb.h"
@@ -93,6 +94,7 @@ class Binder {
   StatusOr<std::optional<LeaseTerm>> Fence() const;
   static std::chrono::milliseconds CallBound(const std::optional<LeaseTerm>& term);
   Status ExpireHolder(const std::string& node, const std::string& pod_key);
+  void RecordApiOutcome(const Status& s) const;
 
   kube::KubeClient* client_;
   BinderOptions options_;
@@ -101,6 +103,7 @@ class Binder {
   std::map<std::string, Gate> gates_;  // node -> the pod in ALLOCATING there
   std::map<std::string, int> waiting_;  // node -> binds waiting for it
   int waiting_total_ = 0;
+  mutable log::ChangeLog log_;   // API outage and lost leadership: once per change, not per bind
 };
 
 }  // namespace tideslice::service

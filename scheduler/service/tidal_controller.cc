@@ -1,9 +1,9 @@
 #include "scheduler/service/tidal_controller.h"
 
-#include <cstdio>
 #include <cmath>
 
 #include "common/http/client.h"
+#include "common/log/log.h"
 
 namespace tideslice::service {
 
@@ -11,8 +11,6 @@ using kube::json;
 using tidal::TimePoint;
 
 namespace {
-
-void Log(const std::string& line) { std::fprintf(stderr, "tidal: %s\n", line.c_str()); }
 
 std::pair<std::string, std::string> SplitKey(const std::string& key) {
   auto slash = key.find('/');
@@ -45,8 +43,10 @@ StatusOr<std::map<std::string, tidal::PoolState>> TidalController::LoadStates() 
     auto state = tidal::ParsePoolState(it->get<std::string>());
     if (!state.ok()) {
       // A hand-edited or foreign record: start the pool afresh rather than stop every pool.
-      Log("ConfigMap " + options_.state_name + " key " + p.name + ": " + state.status().ToString() +
-          "; the pool starts afresh");
+      problems_.Record("state/" + p.name, state.status().ToString(), log::Level::kWarn, "tidal.state_unreadable",
+                       "the recorded state of a pool is unreadable; the pool starts afresh",
+                       {{"pool", p.name}, {"configmap", options_.state_name}, {"error", state.status().ToString()}},
+                       /*log_first=*/true);
       continue;
     }
     out[p.name] = *state;
@@ -86,7 +86,19 @@ json TidalController::StateObject() const {
 void TidalController::Event(const json& involved, const std::string& type, const std::string& reason,
                             const std::string& message) {
   Status s = client_->RecordEvent(involved, type, reason, message, options_.component);
-  if (!s.ok()) Log("event " + reason + ": " + s.ToString());
+  Problem("event", s, "tidal.event_failed", "recording Events", {{"reason", reason}});
+}
+
+// A condition that persists across rounds (an API call that keeps failing) is logged when it
+// starts, when its error changes and when it clears, not once per round.
+void TidalController::Problem(const std::string& key, const Status& s, const std::string& event,
+                              const std::string& message, log::Fields fields) {
+  if (s.ok()) {
+    problems_.Record(key, "ok", log::Level::kInfo, "tidal.recovered", message + " works again", fields);
+    return;
+  }
+  fields.emplace_back("error", s.ToString());
+  problems_.Record(key, s.ToString(), log::Level::kWarn, event, message + " fails", fields, /*log_first=*/true);
 }
 
 void TidalController::Publish(const tidal::PoolSpec& pool, const tidal::PoolState& state, const tidal::PoolView& view,
@@ -103,9 +115,12 @@ void TidalController::Tick(bool leading) {
   auto states = LoadStates();
   if (!states.ok()) {
     // Without the record a leader could repeat a transition: wait for the next round.
-    Log("reading ConfigMap " + options_.state_namespace + "/" + options_.state_name + ": " + states.status().ToString());
+    Problem("state", states.status(), "tidal.state_read_failed", "reading the pools' state (retried each round)",
+            {{"configmap", options_.state_namespace + "/" + options_.state_name}});
     return;
   }
+  Problem("state", Status::Ok(), "tidal.state_read_failed", "reading the pools' state",
+          {{"configmap", options_.state_namespace + "/" + options_.state_name}});
   ClusterCache::TidalInputs inputs = cache_->TidalSnapshot(pools_);
   for (const auto& pool : pools_) {
     tidal::PoolView& view = inputs.pools[pool.name];
@@ -125,7 +140,8 @@ void TidalController::Tick(bool leading) {
     if (!pool.load_trigger.prometheus_query().empty() && options_.demand && leading) {
       auto demand = options_.demand(pool.load_trigger.prometheus_query());
       if (demand.ok()) view.demand = *demand;
-      else Log("pool " + pool.name + " demand query: " + demand.status().ToString());
+      Problem("demand/" + pool.name, demand.ok() ? Status::Ok() : demand.status(), "tidal.demand_query_failed",
+              "the pool's demand query (the tide follows the clock while it fails)", {{"pool", pool.name}});
     }
     // Floors are checked against the cards the pool has now (nodes come and go): say so once
     // per change of the card count, the gate keeps applying them.
@@ -134,7 +150,8 @@ void TidalController::Tick(bool leading) {
       floor_checked_[pool.name] = cards;
       Status floor = tidal::ValidateFloor(pool, cards);
       if (!floor.ok() && cards > 0) {
-        Log(floor.ToString());
+        problems_.Record("floor/" + pool.name, floor.ToString(), log::Level::kWarn, "tidal.floor_unmet",
+                         floor.message(), {{"pool", pool.name}}, /*log_first=*/true);
         Event(StateObject(), "Warning", "PoolFloorTooLarge", floor.ToString() + "; the class served first cannot start on pool " + pool.name);
       }
     }
@@ -148,8 +165,8 @@ void TidalController::Tick(bool leading) {
     if (!last.known || tidal::FormatPoolState(d.state) != tidal::FormatPoolState(last)) {
       // Recorded before anything is acted on: a restart finds the transition and resumes it.
       Status s = SaveState(pool.name, d.state);
+      Problem("save/" + pool.name, s, "tidal.state_write_failed", "recording a pool's state", {{"pool", pool.name}});
       if (!s.ok()) {
-        Log("pool " + pool.name + ": recording its state: " + s.ToString());
         continue;
       }
     }
@@ -170,7 +187,8 @@ void TidalController::Act(const tidal::PoolSpec& pool, const tidal::Decision& d,
   PoolCounters& c = *counters_[pool.name];
   for (const auto& key : d.withdraw) {
     Status s = WithdrawNotice(pool, key);
-    if (!s.ok()) Log("withdrawing the notice of " + key + ": " + s.ToString());
+    if (!s.ok())
+      log::Warn("tidal.withdraw_failed", "cannot withdraw a notice", {{"pod", key}, {"error", s.ToString()}});
   }
   int noticed = 0;
   for (const auto& m : view.members)
@@ -178,7 +196,7 @@ void TidalController::Act(const tidal::PoolSpec& pool, const tidal::Decision& d,
   for (const auto& key : d.notice) {
     Status s = GiveNotice(pool, key, d, now);
     if (s.ok()) noticed++;
-    else Log("notice to " + key + ": " + s.ToString());
+    else log::Warn("tidal.notice_failed", "cannot give a pod its notice", {{"pod", key}, {"error", s.ToString()}});
   }
   for (const auto& order : d.evict) EvictPod(pool, order);
 
@@ -212,7 +230,8 @@ void TidalController::Act(const tidal::PoolSpec& pool, const tidal::Decision& d,
     if (has(tidal::kPoolLabel, pool.name) && has(tidal::kTideLabel, tide)) continue;
     auto r = client_->MergePatch(kube::NodePath(node),
                                  {{"metadata", {{"labels", {{tidal::kPoolLabel, pool.name}, {tidal::kTideLabel, tide}}}}}});
-    if (!r.ok()) Log("labelling node " + node + ": " + r.status().ToString());
+    Problem("label/" + node, r.ok() ? Status::Ok() : r.status(), "tidal.label_failed", "labelling a node with its tide",
+            {{"node", node}});
   }
 }
 
@@ -292,7 +311,7 @@ void TidalController::EvictPod(const tidal::PoolSpec& pool, const tidal::EvictOr
     return;
   }
   c.eviction_errors++;
-  Log("evicting " + order.key + ": " + s.ToString());
+  log::Warn("tidal.eviction_failed", "cannot evict a pod", {{"pod", order.key}, {"error", s.ToString()}});
 }
 
 void TidalController::Run(const std::function<bool()>& leading, http::CancelFlag* cancel) {

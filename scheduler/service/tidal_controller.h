@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "common/kube/client.h"
+#include "common/log/log.h"
 #include "scheduler/service/cache.h"
 #include "scheduler/tidal/decide.h"
 
@@ -100,6 +101,10 @@ class TidalController {
                tidal::TimePoint now);
   // The ConfigMap that holds the pools' state, as the object of transition and floor Events.
   kube::json StateObject() const;
+  // Logs a persistent condition under `key` once when it starts or changes and once when it
+  // clears; `activity` names what is being done ("recording a pool's state").
+  void Problem(const std::string& key, const Status& s, const std::string& event, const std::string& activity,
+               log::Fields fields = {});
   void Act(const tidal::PoolSpec& pool, const tidal::Decision& d, const tidal::PoolView& view,
            const std::map<std::string, std::map<std::string, std::string>>& node_labels, tidal::TimePoint now);
   Status GiveNotice(const tidal::PoolSpec& pool, const std::string& key, const tidal::Decision& d, tidal::TimePoint now);
@@ -118,6 +123,7 @@ class TidalController {
   // runs before the watch catches up must not choose the same pods again.
   std::map<std::string, tidal::Notice> written_notices_;
   std::set<std::string> blocked_;                      // pod keys whose eviction a PDB refuses
+  log::ChangeLog problems_;                            // persistent failures, logged per change
   std::map<std::string, int> floor_checked_;           // pool -> card count its floors were checked at
 };
 

@@ -28,6 +28,7 @@ TEST(Log, OneJsonObjectPerLineWithHostileTextEscaped) {
   ASSERT_EQ(c.lines[0].back(), '\n');
   auto j = nlohmann::json::parse(c.lines[0]);
   EXPECT_EQ(j["level"], "warn");
+  EXPECT_EQ(j["component"], "api") << "the component is the event's first dotted part";
   EXPECT_EQ(j["event"], "api.unreachable");
   EXPECT_EQ(j["msg"], "cannot list \"pods\"\n");
   EXPECT_EQ(j["ctl"], std::string("a\x01" "b"));

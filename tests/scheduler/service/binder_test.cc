@@ -14,6 +14,7 @@
 #include "common/kube/objects.h"
 #include "common/trust/assignment_seal.h"
 #include "common/http/server.h"
+#include "common/log/log.h"
 #include "scheduler/extender/wire.h"
 #include "tests/support/kube_env.h"
 #include "tests/support/test_support.h"
@@ -266,6 +267,43 @@ TEST_F(BinderTest, BindOutsideALeaseTermIsRefusedAndWritesNothing) {
                pod["metadata"]["annotations"].contains(std::string(codec::kAssignmentAnnotation)));
   EXPECT_EQ(server_->requests("POST pods/binding"), 0);
   EXPECT_EQ(b.Holder("n1"), "");
+}
+
+void CaptureLine(const std::string& line, void* user) { static_cast<std::vector<std::string>*>(user)->push_back(line); }
+
+size_t LinesWithEvent(const std::vector<std::string>& lines, const std::string& event) {
+  size_t n = 0;
+  for (const auto& l : lines) n += l.find("\"event\":\"" + event + "\"") != std::string::npos;
+  return n;
+}
+
+// An API outage fails every bind while it lasts: one line when it starts and one when it ends,
+// however many binds failed meanwhile; so does lost leadership.
+TEST_F(BinderTest, OutagesAreLoggedOnceWhenTheyStartAndOnceWhenTheyEnd) {
+  std::vector<std::string> lines;
+  log::SetSink(&CaptureLine, &lines);
+  bool leading = true;
+  BinderOptions o = Opts(std::chrono::seconds(60), std::chrono::seconds(1));
+  o.fence = [&]() -> std::optional<LeaseTerm> {
+    if (!leading) return std::nullopt;
+    return LeaseTerm{"me", 1, std::chrono::milliseconds(10000)};
+  };
+  Binder b(client_.get(), o);
+  server_->FailNext("POST", "/binding", 503, 5);
+  for (int i = 0; i < 5; ++i) {
+    std::string name = "down-" + std::to_string(i);
+    std::string uid = AddPod(name);
+    EXPECT_EQ(b.Bind("ml", name, uid, "n" + std::to_string(i), OneSlice()).code(), StatusCode::kUnavailable);
+  }
+  std::string uid = AddPod("up");
+  EXPECT_TRUE(b.Bind("ml", "up", uid, "n9", OneSlice()).ok());
+  leading = false;
+  for (int i = 0; i < 3; ++i) EXPECT_FALSE(b.BindPlain("ml", "up", uid, "n9").ok());
+  leading = true;
+  log::SetSink(nullptr, nullptr);
+  EXPECT_EQ(LinesWithEvent(lines, "binder.api_failing"), 1u);
+  EXPECT_EQ(LinesWithEvent(lines, "binder.api_recovered"), 1u);
+  EXPECT_EQ(LinesWithEvent(lines, "binder.not_leading"), 1u);
 }
 
 // A bind in a term writes that term and holder into the assignment and signs it: the signature
