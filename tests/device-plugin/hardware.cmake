@@ -4,3 +4,17 @@ tideslice_test(device_plugin_hardware_test
   SOURCES device-plugin/host_topology_test.cc device-plugin/nvml_topology_test.cc device-plugin/nvml_health_test.cc
           device-plugin/mig_mode_test.cc device-plugin/dcmi_topology_test.cc
   LIBS tideslice_dp_plugin tideslice_service tideslice_core nlohmann_json::nlohmann_json)
+
+# The parsers of hardware text (PCI addresses, CPU lists, XID lists, machine layouts).
+add_library(tideslice_fuzz_hardware STATIC fuzz/hardware_targets.cc)
+target_include_directories(tideslice_fuzz_hardware PUBLIC ${PROJECT_SOURCE_DIR})
+target_link_libraries(tideslice_fuzz_hardware PUBLIC tideslice_dp_backends)
+tideslice_test(fuzz_hardware_smoke_test
+  SOURCES fuzz/hardware_fuzz_smoke_test.cc
+  LIBS tideslice_fuzz_hardware)
+if(TIDESLICE_FUZZ)
+  add_executable(fuzz_hardware_text fuzz/hardware_fuzz_main.cc)
+  target_compile_options(fuzz_hardware_text PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_options(fuzz_hardware_text PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_libraries(fuzz_hardware_text PRIVATE tideslice_fuzz_hardware)
+endif()
