@@ -170,7 +170,7 @@ Status FlagSet::Apply(const std::string& name, const std::string& value, const s
   for (const auto& b : bindings_) {
     if (b.name != name) continue;
     std::string why = b.apply(value);
-    if (!why.empty()) return Status::InvalidArgument(name, name + (source.empty() ? "" : " (in " + source + ")") + " " + why);
+    if (!why.empty()) return Status::InvalidArgument(name, (source.empty() ? "" : "(in " + source + ") ") + why);
     given_.insert(name);
     return Status::Ok();
   }

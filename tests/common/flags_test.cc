@@ -105,7 +105,7 @@ TEST(FlagSet, FileFlagsApplyUnderTheCommandLine) {
   FlagSet g = Bind(&p);
   Status bad = g.Parse(1, args.data(), {{"threads", "zero"}}, "/etc/x.yaml");
   ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.ToString().find("--threads (in /etc/x.yaml) must be a whole number"), std::string::npos)
+  EXPECT_NE(bad.ToString().find("--threads: (in /etc/x.yaml) must be a whole number"), std::string::npos)
       << bad.ToString();
   EXPECT_FALSE(g.Parse(1, args.data(), {{"colour", "blue"}}, "/etc/x.yaml").ok());
 }

@@ -33,7 +33,7 @@ TEST(SchedulerBinary, BadFlagsAndFilesSayWhatToChange) {
   EXPECT_EQ(rc, 2);
   EXPECT_NE(out.find("unknown flag --frobnicate"), std::string::npos) << out;
   std::tie(rc, out) = RunScheduler("--leader-elect maybe");
-  EXPECT_NE(out.find("--leader-elect must be true or false"), std::string::npos) << out;
+  EXPECT_NE(out.find("--leader-elect: must be true or false"), std::string::npos) << out;
   std::tie(rc, out) = RunScheduler("--webhook-address https://0.0.0.0:9443");
   EXPECT_NE(out.find("--tls-cert-file"), std::string::npos) << out;
   std::ofstream(dir.path() + "/c.yaml") << "defaultPolicy: tetris\n";
@@ -57,7 +57,7 @@ TEST(SchedulerBinary, BadFlagsAndFilesSayWhatToChange) {
   std::tie(rc, out) = RunScheduler("--prometheus-url prometheus:9090");
   EXPECT_NE(out.find("--prometheus-url: must start with http:// or https://"), std::string::npos) << out;
   std::tie(rc, out) = RunScheduler("--tidal-period-seconds 0");
-  EXPECT_NE(out.find("--tidal-period-seconds must be"), std::string::npos) << out;
+  EXPECT_NE(out.find("--tidal-period-seconds: must be"), std::string::npos) << out;
   std::tie(rc, out) = RunScheduler("--leader-elect-lease-duration 5 --leader-elect-renew-deadline 10 --kubeconfig /nonexistent");
   EXPECT_EQ(rc, 2);
   std::tie(rc, out) = RunScheduler("--help");
