@@ -22,6 +22,7 @@ void ClusterState::RemoveNode(const std::string& name) {
   const size_t pos = it->second;
   for (const auto& [key, placement] : nodes_[pos].pods) pod_to_node_.erase(key);
   nodes_.erase(nodes_.begin() + static_cast<std::ptrdiff_t>(pos));
+  ++layout_;
   index_.erase(it);
   for (auto& [n, i] : index_)
     if (i > pos) --i;
@@ -31,6 +32,7 @@ NodeState& ClusterState::AddNode(NodeState node) {
   for (auto& card : node.cards) {
     if (card.model) card.model_id = ModelId(card.model->name);
   }
+  ++layout_;  // a replaced node starts its versions afresh: per-position memos must not match it
   auto it = index_.find(node.name);
   if (it != index_.end()) {
     for (const auto& [key, placement] : nodes_[it->second].pods) pod_to_node_.erase(key);
@@ -40,6 +42,11 @@ NodeState& ClusterState::AddNode(NodeState node) {
   index_[node.name] = nodes_.size();
   nodes_.push_back(std::move(node));
   return nodes_.back();
+}
+
+size_t ClusterState::IndexOf(std::string_view name) const {
+  auto it = index_.find(name);
+  return it == index_.end() ? npos : it->second;
 }
 
 NodeState* ClusterState::FindNode(const std::string& name) {

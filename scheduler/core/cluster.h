@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -113,6 +114,11 @@ class ClusterState {
   void RemoveNode(const std::string& name);
   NodeState* FindNode(const std::string& name);
   const NodeState* FindNode(const std::string& name) const;
+  // Position of a node in nodes(), or npos. Positions hold until the next AddNode/RemoveNode,
+  // which change layout().
+  static constexpr size_t npos = ~size_t{0};
+  size_t IndexOf(std::string_view name) const;
+  uint64_t layout() const { return layout_; }
   std::vector<NodeState>& nodes() { return nodes_; }
   const std::vector<NodeState>& nodes() const { return nodes_; }
   // Dense ids for card models, so hot loops compare ints instead of strings.
@@ -127,7 +133,13 @@ class ClusterState {
 
  private:
   std::vector<NodeState> nodes_;
-  std::unordered_map<std::string, size_t> index_;  // hashed: extender verbs look up every named node
+  // Hashed, and looked up by string_view: extender verbs look up every named node.
+  struct NameHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, size_t, NameHash, std::equal_to<>> index_;
+  uint64_t layout_ = 0;
   std::vector<std::string> model_names_;
   std::map<std::string, int> model_index_;
   std::map<std::string, std::string> pod_to_node_;

@@ -169,13 +169,10 @@ const Scorer& EffectiveScorer(const PodRequest& req, const Context& ctx) {
 
 using Candidate = CardCandidate;
 
-// Chooses `count` distinct cards among candidates: one link domain if possible, else one NUMA
-// node, else the best overall. Candidates must be sorted by rank.
+// Chooses `count` (> 1) distinct cards among candidates: one link domain if possible, else one
+// NUMA node, else the best overall. Candidates must be sorted by rank.
 std::vector<Candidate> ChooseCards(const NodeState& node, const std::vector<Candidate>& cands, int count) {
-  if (count <= 1 || static_cast<int>(cands.size()) < count) {
-    if (static_cast<int>(cands.size()) < count) return {};
-    return {cands.front()};
-  }
+  if (static_cast<int>(cands.size()) < count) return {};
   auto best_group = [&](auto key_of) -> std::vector<Candidate> {
     std::map<std::string, std::vector<Candidate>> groups;
     for (const auto& c : cands) {
@@ -202,20 +199,51 @@ std::vector<Candidate> ChooseCards(const NodeState& node, const std::vector<Cand
   return std::vector<Candidate>(cands.begin(), cands.begin() + count);
 }
 
-// Places one container's slices on the scratch usage. On failure `why` says what is short.
-bool PlaceContainer(const NodeState& node, std::vector<CardUsage>& usage, const PodRequest& req,
-                    const ContainerRequest& c, const Context& ctx, ContainerGrant* out, std::string* why) {
+// Per-thread working memory of one node's fit: reused from node to node so that Filter
+// allocates nothing on the common path (the grants keep their capacity between nodes).
+struct FitScratch {
+  std::vector<CardUsage> usage;
+  std::vector<Candidate> cands;
+  std::vector<ContainerGrant> containers;  // [0, used) hold this node's grants
+  size_t used = 0;
+  ContainerGrant& Next() {
+    if (used == containers.size()) containers.emplace_back();
+    ContainerGrant& g = containers[used++];
+    g.cards.clear();
+    return g;
+  }
+};
+
+FitScratch& ThreadScratch() {
+  thread_local FitScratch scratch;
+  return scratch;
+}
+
+FitFailure Failure(FitFailure::Code code, int container = -1, int count = 0) {
+  FitFailure f;
+  f.code = code;
+  f.container = container;
+  f.count = count;
+  return f;
+}
+
+// Places container `ci` of the request on the scratch usage. On failure `why` says what is
+// short. The grants' uuids are left empty (filled when a plan is built).
+bool PlaceContainer(const NodeState& node, FitScratch& scratch, const PodRequest& req, int ci, const Context& ctx,
+                    ContainerGrant* out, FitFailure* why) {
+  const ContainerRequest& c = req.containers[ci];
   const SliceSpec& s = c.slice;
   const Scorer& scorer = EffectiveScorer(req, ctx);
-  std::vector<Candidate> cands;
-  cands.reserve(node.cards.size());
+  std::vector<CardUsage>& usage = scratch.usage;
+  std::vector<Candidate>& cands = scratch.cands;
+  cands.clear();
   for (size_t i = 0; i < node.cards.size(); ++i) {
     const CardState& card = node.cards[i];
     if (!CardEligible(card, req, s)) continue;
     ResolvedSlice r = Resolve(card, s);
     CardGrant g;
     if (!Fits(card, usage[i], r, req.exclusive, &g)) continue;
-    g.card_index = static_cast<int>(i);  // the uuid is filled in for the chosen cards only
+    g.card_index = static_cast<int>(i);
     const CardUsage& u = usage[i];
     double free_after = (kWholeCardPermille - u.used_compute_permille - g.compute_permille) +
                         (card.memory_mib > 0 ? 1000.0 * (card.memory_mib - u.used_memory_mib - g.memory_mib) /
@@ -223,46 +251,52 @@ bool PlaceContainer(const NodeState& node, std::vector<CardUsage>& usage, const 
                                              : 0.0) * 1e-3;
     double rank = scorer.RankCard(static_cast<int>(i), free_after, s, ctx);
     if (s.whole) rank = static_cast<double>(i);  // all free cards are alike; lowest index, as the baselines do
-    cands.push_back({static_cast<int>(i), g, rank});
+    cands.push_back({static_cast<int>(i), std::move(g), rank});
   }
   if (static_cast<int>(cands.size()) < s.count) {
-    std::ostringstream msg;
-    msg << "insufficient " << (s.whole ? "free whole cards" : !s.profile.empty() ? "room for profile " + s.profile : "card share")
-        << " for container " << c.name << " (" << cands.size() << " of " << s.count << " cards available)";
-    *why = msg.str();
+    *why = Failure(FitFailure::Code::kInsufficientCards, ci, static_cast<int>(cands.size()));
     return false;
   }
   // Policies that look at the whole node (fragmentation) may re-rank a single shared slice.
   if (s.count == 1 && !s.whole && cands.size() > 1) scorer.RerankCards(node, usage.data(), ctx, cands);
+  out->name = c.name;
+  out->init = c.init;
+  auto take = [&](const Candidate& ch) {
+    out->cards.push_back(ch.grant);
+    CardGrant& g = out->cards.back();
+    ApplyGrant(usage[ch.index], g, +1);
+    if (!g.profile.empty() && g.start_slot >= 0) usage[ch.index].mig_slot_mask |= MigMask(node.cards[ch.index], g);
+  };
+  if (s.count <= 1) {
+    // The first candidate of lowest rank: what a stable sort would put first, without sorting.
+    const Candidate* best = &cands.front();
+    for (const auto& cand : cands)
+      if (cand.rank < best->rank) best = &cand;
+    take(*best);
+    return true;
+  }
   std::stable_sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) { return a.rank < b.rank; });
   auto chosen = ChooseCards(node, cands, s.count);
   if (static_cast<int>(chosen.size()) < s.count) {
-    *why = "insufficient cards for container " + c.name;
+    *why = Failure(FitFailure::Code::kCannotChooseCards, ci);
     return false;
   }
-  out->name = c.name;
-  out->init = c.init;
-  for (auto& ch : chosen) {
-    ch.grant.uuid = node.cards[ch.index].uuid;
-    ApplyGrant(usage[ch.index], ch.grant, +1);
-    if (!ch.grant.profile.empty() && ch.grant.start_slot >= 0)
-      usage[ch.index].mig_slot_mask |= MigMask(node.cards[ch.index], ch.grant);
-    out->cards.push_back(ch.grant);
-  }
+  for (const auto& ch : chosen) take(ch);
   std::sort(out->cards.begin(), out->cards.end(), [](const CardGrant& a, const CardGrant& b) { return a.card_index < b.card_index; });
   return true;
 }
 
 // An init container runs before the app containers start, so it may reuse what the pod's app
-// containers hold; only when that is not enough does it take more.
-bool PlaceInitContainer(const NodeState& node, std::vector<CardUsage>& usage, const PodRequest& req,
-                        const ContainerRequest& c, const PodPlacement& pod, const Context& ctx, ContainerGrant* out,
-                        std::string* why) {
+// containers hold (`apps`); only when that is not enough does it take more.
+bool PlaceInitContainer(const NodeState& node, FitScratch& scratch, const PodRequest& req, int ci,
+                        std::span<const ContainerGrant> apps, const Context& ctx, ContainerGrant* out,
+                        FitFailure* why) {
+  const ContainerRequest& c = req.containers[ci];
   const SliceSpec& s = c.slice;
   std::map<int, std::pair<int64_t, int>> held;  // card -> (memory, compute) the pod's apps hold
   std::map<int, std::set<std::string>> held_profiles;
   std::set<int> held_whole;
-  for (const auto& app : pod.containers) {
+  for (const auto& app : apps) {
     if (app.init) continue;
     for (const auto& g : app.cards) {
       held[g.card_index].first += g.memory_mib;
@@ -282,7 +316,6 @@ bool PlaceInitContainer(const NodeState& node, std::vector<CardUsage>& usage, co
     if (!ok) continue;
     CardGrant g;
     g.card_index = idx;
-    g.uuid = card.uuid;
     g.memory_mib = r.memory_mib;
     g.compute_permille = r.compute_permille;
     g.whole = r.whole;
@@ -297,7 +330,68 @@ bool PlaceInitContainer(const NodeState& node, std::vector<CardUsage>& usage, co
     out->cards = std::move(reuse);
     return true;
   }
-  return PlaceContainer(node, usage, req, c, ctx, out, why);
+  return PlaceContainer(node, scratch, req, ci, ctx, out, why);
+}
+
+// Filter's work on one node into the scratch: the verdict, why not, and (when it fits) the
+// grants in scratch.containers[0, used), app containers first.
+FitFailure FitNode(const NodeState& node, const PodRequest& req, const Context& ctx, FitScratch& scratch,
+                   VerdictKind* kind) {
+  *kind = VerdictKind::kNoFit;
+  scratch.used = 0;
+  if (!node.schedulable) {
+    *kind = VerdictKind::kNeverFits;
+    return Failure(FitFailure::Code::kUnschedulable);
+  }
+  // Static: enough eligible cards for the largest container? No preemption changes that.
+  for (size_t ci = 0; ci < req.containers.size(); ++ci) {
+    const auto& c = req.containers[ci];
+    if (c.slice.count == 0) continue;
+    int eligible = 0;
+    for (const auto& card : node.cards) eligible += CardEligible(card, req, c.slice) ? 1 : 0;
+    if (eligible < c.slice.count) {
+      *kind = VerdictKind::kNeverFits;
+      return Failure(FitFailure::Code::kTooFewEligibleCards, static_cast<int>(ci), eligible);
+    }
+  }
+  if (node.cpu_milli_capacity > 0 && node.cpu_milli_used + req.cpu_milli > node.cpu_milli_capacity)
+    return Failure(FitFailure::Code::kInsufficientCpu);
+  if (node.memory_mib_capacity > 0 && node.memory_mib_used + req.memory_mib > node.memory_mib_capacity)
+    return Failure(FitFailure::Code::kInsufficientMemory);
+  scratch.usage.resize(node.cards.size());
+  for (size_t i = 0; i < node.cards.size(); ++i) scratch.usage[i] = node.cards[i].usage;
+  FitFailure why;
+  for (size_t ci = 0; ci < req.containers.size(); ++ci) {
+    const auto& c = req.containers[ci];
+    if (c.init || c.slice.count == 0) continue;
+    if (!PlaceContainer(node, scratch, req, static_cast<int>(ci), ctx, &scratch.Next(), &why)) return why;
+  }
+  const size_t apps = scratch.used;
+  for (size_t ci = 0; ci < req.containers.size(); ++ci) {
+    const auto& c = req.containers[ci];
+    if (!c.init || c.slice.count == 0) continue;
+    ContainerGrant& out = scratch.Next();
+    std::span<const ContainerGrant> app_grants(scratch.containers.data(), apps);
+    if (!PlaceInitContainer(node, scratch, req, static_cast<int>(ci), app_grants, ctx, &out, &why)) return why;
+  }
+  *kind = VerdictKind::kFits;
+  return why;
+}
+
+// The plan of a node that fits, from the scratch FitNode left.
+PodPlacement PlanFromScratch(const NodeState& node, const PodRequest& req, const FitScratch& scratch) {
+  PodPlacement plan;
+  plan.pod_key = req.pod_key;
+  plan.pod_uid = req.pod_uid;
+  plan.node = node.name;
+  plan.priority = req.priority;
+  plan.exclusive = req.exclusive;
+  plan.cpu_milli = req.cpu_milli;
+  plan.memory_mib = req.memory_mib;
+  plan.containers.assign(scratch.containers.begin(), scratch.containers.begin() + static_cast<std::ptrdiff_t>(scratch.used));
+  for (auto& c : plan.containers)
+    for (auto& g : c.cards) g.uuid = node.cards[g.card_index].uuid;
+  return plan;
 }
 
 std::vector<CardUsage> UsageOf(const NodeState& node) {
@@ -374,58 +468,57 @@ std::vector<Policy> AllPolicies() {
   return out;
 }
 
+std::string DescribeFailure(const FitFailure& f, const NodeState& node, const PodRequest& req) {
+  const ContainerRequest* c = f.container >= 0 && f.container < static_cast<int>(req.containers.size())
+                                  ? &req.containers[f.container]
+                                  : nullptr;
+  switch (f.code) {
+    case FitFailure::Code::kNone: return "";
+    case FitFailure::Code::kUnschedulable:
+      return node.unschedulable_reason.empty() ? "node inventory is stale" : node.unschedulable_reason;
+    case FitFailure::Code::kInsufficientCpu: return "insufficient cpu";
+    case FitFailure::Code::kInsufficientMemory: return "insufficient memory";
+    default: break;
+  }
+  if (!c) return "does not fit";
+  const SliceSpec& s = c->slice;
+  std::string out;
+  switch (f.code) {
+    case FitFailure::Code::kTooFewEligibleCards:
+      out = "node has " + std::to_string(f.count) + " eligible card" + (f.count == 1 ? "" : "s") +
+            " (model, health, uuid, " + (s.profile.empty() ? std::string("memory") : "profile " + s.profile) +
+            "); container " + c->name + " needs " + std::to_string(s.count);
+      break;
+    case FitFailure::Code::kInsufficientCards:
+      out = std::string("insufficient ") +
+            (s.whole ? std::string("free whole cards") : !s.profile.empty() ? "room for profile " + s.profile : "card share") +
+            " for container " + c->name + " (" + std::to_string(f.count) + " of " + std::to_string(s.count) +
+            " cards available)";
+      break;
+    case FitFailure::Code::kCannotChooseCards: out = "insufficient cards for container " + c->name; break;
+    default: break;
+  }
+  return out;
+}
+
 NodeVerdict Filter(const NodeState& node, const PodRequest& req, const Context& ctx) {
   NodeVerdict v;
-  if (!node.schedulable) {
-    v.kind = VerdictKind::kNeverFits;
-    v.reason = node.unschedulable_reason.empty() ? "node inventory is stale" : node.unschedulable_reason;
-    return v;
-  }
-  // Static: enough eligible cards for the largest container? No preemption changes that.
-  for (const auto& c : req.containers) {
-    if (c.slice.count == 0) continue;
-    int eligible = 0;
-    for (const auto& card : node.cards) eligible += CardEligible(card, req, c.slice) ? 1 : 0;
-    if (eligible < c.slice.count) {
-      v.kind = VerdictKind::kNeverFits;
-      std::ostringstream msg;
-      msg << "node has " << eligible << " eligible card" << (eligible == 1 ? "" : "s") << " (model, health, uuid, "
-          << (c.slice.profile.empty() ? "memory" : "profile " + c.slice.profile) << "); container " << c.name
-          << " needs " << c.slice.count;
-      v.reason = msg.str();
-      return v;
-    }
-  }
-  if (node.cpu_milli_capacity > 0 && node.cpu_milli_used + req.cpu_milli > node.cpu_milli_capacity) {
-    v.reason = "insufficient cpu";
-    return v;
-  }
-  if (node.memory_mib_capacity > 0 && node.memory_mib_used + req.memory_mib > node.memory_mib_capacity) {
-    v.reason = "insufficient memory";
-    return v;
-  }
-  std::vector<CardUsage> usage = UsageOf(node);
-  PodPlacement& plan = v.plan;
-  plan.pod_key = req.pod_key;
-  plan.pod_uid = req.pod_uid;
-  plan.node = node.name;
-  plan.priority = req.priority;
-  plan.exclusive = req.exclusive;
-  plan.cpu_milli = req.cpu_milli;
-  plan.memory_mib = req.memory_mib;
-  for (const auto& c : req.containers) {
-    if (c.init || c.slice.count == 0) continue;
-    ContainerGrant grant;
-    if (!PlaceContainer(node, usage, req, c, ctx, &grant, &v.reason)) return v;
-    plan.containers.push_back(std::move(grant));
-  }
-  for (const auto& c : req.containers) {
-    if (!c.init || c.slice.count == 0) continue;
-    ContainerGrant grant;
-    if (!PlaceInitContainer(node, usage, req, c, plan, ctx, &grant, &v.reason)) return v;
-    plan.containers.push_back(std::move(grant));
-  }
-  v.kind = VerdictKind::kFits;
+  FitScratch& scratch = ThreadScratch();
+  FitFailure why = FitNode(node, req, ctx, scratch, &v.kind);
+  if (v.kind == VerdictKind::kFits) v.plan = PlanFromScratch(node, req, scratch);
+  else v.reason = DescribeFailure(why, node, req);
+  return v;
+}
+
+FitVerdict FilterAndScore(const NodeState& node, const PodRequest& req, const Context& ctx) {
+  FitVerdict v;
+  FitScratch& scratch = ThreadScratch();
+  v.failure = FitNode(node, req, ctx, scratch, &v.kind);
+  if (v.kind == VerdictKind::kFits)
+    v.score = EffectiveScorer(req, ctx).Score(
+        MakeScoreInput(node, req, std::span<const ContainerGrant>(scratch.containers.data(), scratch.used),
+                       req.exclusive, ctx),
+        nullptr);
   return v;
 }
 
@@ -578,6 +671,8 @@ Decision Schedule(const ClusterState& cluster, const PodRequest& req, const Cont
   Decision d;
   const auto& nodes = cluster.nodes();
   std::vector<FilterScoreCache::Entry>* entries = cache ? &cache->ForShape(shape_key, nodes.size()) : nullptr;
+  FitScratch& scratch = ThreadScratch();
+  const Scorer& scorer = EffectiveScorer(req, ctx);
   int best = -1;
   NodeScore best_score;
   PodPlacement best_plan;
@@ -587,8 +682,7 @@ Decision Schedule(const ClusterState& cluster, const PodRequest& req, const Cont
     const NodeState& node = nodes[i];
     bool fits;
     NodeScore score;
-    PodPlacement plan;
-    bool have_plan = false;
+    bool have_plan = false;  // the scratch holds this node's grants
     if (entries && (*entries)[i].version == node.version) {
       fits = (*entries)[i].fits;
       score = (*entries)[i].score;
@@ -597,14 +691,16 @@ Decision Schedule(const ClusterState& cluster, const PodRequest& req, const Cont
         all_never = false;
       }
     } else {
-      NodeVerdict v = Filter(node, req, ctx);
-      fits = v.kind == VerdictKind::kFits;
+      VerdictKind kind;
+      FitFailure why = FitNode(node, req, ctx, scratch, &kind);
+      fits = kind == VerdictKind::kFits;
       if (!fits) {
-        d.reasons[v.reason]++;
-        if (v.kind != VerdictKind::kNeverFits) all_never = false;
+        d.reasons[DescribeFailure(why, node, req)]++;
+        if (kind != VerdictKind::kNeverFits) all_never = false;
       } else {
-        score = Score(node, req, v.plan, ctx);
-        plan = std::move(v.plan);
+        score = scorer.Score(MakeScoreInput(node, req, std::span<const ContainerGrant>(scratch.containers.data(), scratch.used),
+                                            req.exclusive, ctx),
+                             nullptr);
         have_plan = true;
       }
       if (entries) (*entries)[i] = {node.version, fits, score};
@@ -619,13 +715,13 @@ Decision Schedule(const ClusterState& cluster, const PodRequest& req, const Cont
       best = static_cast<int>(i);
       best_score = score;
       ties = 1;
-      best_plan = have_plan ? std::move(plan) : PodPlacement{};
+      best_plan = have_plan ? PlanFromScratch(node, req, scratch) : PodPlacement{};
     } else if (equal && ctx.rng) {
       // Reservoir sampling among equal best nodes, as kube-scheduler's selectHost does.
       ++ties;
       if (std::uniform_int_distribution<int>(0, ties - 1)(*ctx.rng) == 0) {
         best = static_cast<int>(i);
-        best_plan = have_plan ? std::move(plan) : PodPlacement{};
+        best_plan = have_plan ? PlanFromScratch(node, req, scratch) : PodPlacement{};
       }
     }
   }

@@ -61,6 +61,25 @@ struct Context {
 // Filter: does the pod fit on this node, and with which cards?
 NodeVerdict Filter(const NodeState& node, const PodRequest& request, const Context& ctx);
 
+// Why a node does not fit, as data: the words are written only when someone reads them
+// (DescribeFailure), and they name the request's container by position, so a verdict stays
+// true for every pod of the same shape whatever its names.
+struct FitFailure {
+  enum class Code : uint8_t {
+    kNone,
+    kUnschedulable,         // the node's inventory is stale or missing
+    kTooFewEligibleCards,   // count = eligible cards; container = the one that needs more
+    kInsufficientCpu,
+    kInsufficientMemory,
+    kInsufficientCards,     // count = cards with room; container = the one that needs more
+    kCannotChooseCards,     // container = the one whose cards could not be chosen
+  };
+  Code code = Code::kNone;
+  int container = -1;       // index into PodRequest::containers
+  int count = 0;
+};
+std::string DescribeFailure(const FitFailure& failure, const NodeState& node, const PodRequest& request);
+
 // Score of a feasible plan; higher is better. Raw scale depends on the policy; use
 // NormalizeScores to map a set of them onto [0, max].
 struct NodeScore {
@@ -70,6 +89,16 @@ struct NodeScore {
 // With `terms`, the policy's scorer also appends the named terms its score is made of.
 NodeScore Score(const NodeState& node, const PodRequest& request, const PodPlacement& plan, const Context& ctx,
                 ScoreTerms* terms = nullptr);
+
+// Filter and Score of one node without building a plan: what every node but the winner needs.
+// The same verdict and score as Filter followed by Score.
+struct FitVerdict {
+  VerdictKind kind = VerdictKind::kNoFit;
+  FitFailure failure;       // when kind != kFits
+  NodeScore score;          // when kind == kFits
+};
+FitVerdict FilterAndScore(const NodeState& node, const PodRequest& request, const Context& ctx);
+
 // Min-max onto integers 0..max_score (100 for the framework, 10 for an extender).
 std::vector<int64_t> NormalizeScores(const std::vector<NodeScore>& scores, int64_t max_score);
 

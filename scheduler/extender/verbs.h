@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/catalog/catalog.h"
+#include "scheduler/core/pipeline.h"
 #include "scheduler/core/placement.h"
 #include "scheduler/extender/wire.h"
 
@@ -24,59 +25,40 @@ inline constexpr size_t kMinNodeReasonBytes = 96;
 inline constexpr size_t kNodeReasonBudgetBytes = 128 << 10;
 size_t NodeReasonCap(size_t nodes);
 
-// The parts of a request that decide Filter and Score, as a string key: pods of one Deployment
-// share it, so their verdicts on nodes that did not change can be reused.
-std::string RequestShape(const core::PodRequest& request);
+// The verdict memo and the request shape moved into the core's pipeline (pipeline.h).
+using core::RequestShape;
+using core::VerdictMemo;
 
-// Verdicts (and scores) of request shapes on nodes, valid while the node's version is unchanged.
-// kube-scheduler asks filter then prioritize for one pod, and the same shape again for every
-// replica; between two calls usually one node changed. Thread-safe; bounded (cleared when it
-// holds too many shapes).
-class VerdictMemo {
- public:
-  struct Entry {
-    uint64_t version = 0;
-    core::VerdictKind kind = core::VerdictKind::kNoFit;
-    std::string reason;
-    core::NodeScore score;
-  };
-  // One verb's access to one shape's verdicts, holding the memo's lock (kube-scheduler's
-  // scheduling cycle is sequential, so verbs rarely wait on each other).
-  class Session {
-   public:
-    const Entry* Get(const std::string& node, uint64_t version) const {
-      auto it = table_->find(node);
-      return it != table_->end() && it->second.version == version ? &it->second : nullptr;
-    }
-    void Put(const std::string& node, Entry entry) { (*table_)[node] = std::move(entry); }
-
-   private:
-    friend class VerdictMemo;
-    Session(std::unique_lock<std::mutex> lock, std::unordered_map<std::string, Entry>* table)
-        : lock_(std::move(lock)), table_(table) {}
-    std::unique_lock<std::mutex> lock_;
-    std::unordered_map<std::string, Entry>* table_;
-  };
-  Session Open(const std::string& shape);
-  size_t shapes() const;
-
- private:
-  static constexpr size_t kMaxShapes = 512;
-  mutable std::mutex mu_;
-  std::unordered_map<std::string, std::unordered_map<std::string, Entry>> by_shape_;
-};
-
+// Filter, prioritize and preempt over one cluster snapshot, through the core's pipeline: the
+// request stages once per verb, then the node stages over the nodes kube-scheduler named.
 class Verbs {
  public:
-  // `memo` (optional) must only be shared by calls that use the same policy and workload model.
+  // `memo` (optional) must only be shared by calls that use the same policy and workload model
+  // (or a different `memo_scope` for each).
   Verbs(const catalog::Catalog& catalog, core::Context ctx, VerdictMemo* memo = nullptr, std::string memo_scope = "")
-      : catalog_(catalog), ctx_(ctx), memo_(memo), memo_scope_(std::move(memo_scope)) {}
+      : pipeline_(ctx, catalog), scoring_(ctx, catalog) {
+    pipeline_.UseMemo(memo, memo_scope);
+    scoring_.UseMemo(memo, std::move(memo_scope));
+  }
+  // A filter stage after resource fit (the tidal gate); filter runs it, prioritize scores the
+  // nodes filter passed and does not.
+  Verbs& AddGate(const core::NodeGate* gate) {
+    pipeline_.AddGate(gate);
+    return *this;
+  }
+  Verbs& CountInto(core::StageCounts* counts) {
+    pipeline_.CountInto(counts);
+    scoring_.CountInto(counts);
+    return *this;
+  }
+  const core::Pipeline& pipeline() const { return pipeline_; }
 
   // Nodes that fit pass; busy nodes are FailedNodes (preemption may help); nodes that can never
   // host the pod, or that TideSlice knows nothing about, are FailedAndUnresolvableNodes. A pod
   // that asks for no TideSlice resource passes everywhere; an invalid one fails everywhere with
   // the reason, so `kubectl describe pod` shows what to change.
-  FilterResult Filter(const ExtenderArgs& args, const core::ClusterState& cluster) const;
+  // `judged_nodes` (optional): set when the node stages ran (a valid request for accelerators).
+  FilterResult Filter(const ExtenderArgs& args, const core::ClusterState& cluster, bool* judged_nodes = nullptr) const;
   // Scores 0..10 (kube-scheduler multiplies by weight x 10 and does not clamp).
   std::vector<HostPriority> Prioritize(const ExtenderArgs& args, const core::ClusterState& cluster) const;
   // For each candidate node, the fewest of kube-scheduler's proposed victims whose slices make
@@ -85,15 +67,8 @@ class Verbs {
                                                       const core::ClusterState& cluster) const;
 
  private:
-  // Fits nodes are scored at once, so that prioritize reads the memo.
-  // Verdicts (fits ones scored) for `nodes` (null entries skipped): memo hits first, the misses
-  // computed, split over two threads when there are many.
-  std::vector<VerdictMemo::Entry> EvaluateAll(const std::vector<const core::NodeState*>& nodes,
-                                              const core::PodRequest& request, VerdictMemo::Session* session) const;
-  const catalog::Catalog& catalog_;
-  core::Context ctx_;
-  VerdictMemo* memo_;
-  std::string memo_scope_;
+  core::Pipeline pipeline_;  // every stage
+  core::Pipeline scoring_;   // the same without the gates, for prioritize
 };
 
 }  // namespace tideslice::extender
