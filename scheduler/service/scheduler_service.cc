@@ -15,70 +15,82 @@ bool AnswersWithError(const std::string& body) {
   return pos != std::string::npos && pos + key.size() < body.size() && body[pos + key.size()] != '"';
 }
 
+// The tidal filter stage: a pod of the class a pool's tide does not serve first stays off that
+// pool's nodes, with the time it may start (unless the tide lets it borrow). Fed plain data
+// taken once per request: the pools, each pool's posted tide, the time.
+class TideGate final : public core::NodeGate {
+ public:
+  TideGate(const std::vector<tidal::PoolSpec>& pools, const TideBoard* tides, std::chrono::system_clock::time_point now)
+      : pools_(pools), now_(now) {
+    for (const auto& pool : pools) {
+      std::optional<tidal::TideNow> posted = tides ? tides->Get(pool.name) : std::nullopt;
+      tides_.emplace(pool.name, posted ? *posted : tidal::ClockTideNow(pool, now));
+    }
+  }
+  const char* name() const override { return "tide"; }
+  std::string Blocks(const core::NodeState& node, const core::PodRequest& request) const override {
+    const tidal::PoolSpec* pool = tidal::PoolOfNode(pools_, node.labels);
+    if (!pool) return "";
+    v1::WorkloadClass cls = request.workload == core::WorkloadClass::kInference  ? v1::WORKLOAD_CLASS_INFERENCE
+                            : request.workload == core::WorkloadClass::kTraining ? v1::WORKLOAD_CLASS_TRAINING
+                                                                                 : v1::WORKLOAD_CLASS_UNSPECIFIED;
+    int cards = 0;
+    for (const auto& c : request.containers)
+      if (!c.init) cards += c.slice.count;
+    tidal::GateVerdict v = tidal::Gate(*pool, cls, tides_.at(pool->name), std::max(1, cards), now_);
+    return v.allowed ? "" : v.reason;
+  }
+
+ private:
+  const std::vector<tidal::PoolSpec>& pools_;
+  std::map<std::string, tidal::TideNow> tides_;
+  std::chrono::system_clock::time_point now_;
+};
+
 http::HttpReply SchedulerService::Serve(const std::string& verb, const std::string& body) {
   const auto start = std::chrono::steady_clock::now();
-  http::HttpReply reply = ServeTimed(verb, body);
+  extender::Dispatched d = extender::Dispatch(*this, verb, body);
+  switch (d.verb) {
+    case extender::Verb::kFilter: counters_.filter++; break;
+    case extender::Verb::kPrioritize: counters_.prioritize++; break;
+    case extender::Verb::kPreempt: counters_.preempt++; break;
+    case extender::Verb::kBind: counters_.bind++; break;
+    case extender::Verb::kUnknown: break;
+  }
+  if (d.verb == extender::Verb::kBind) {
+    if (d.undecodable) counters_.errors++;
+    else if (d.failed) counters_.bind_errors++;
+  } else if (AnswersWithError(d.reply.body)) {
+    counters_.errors++;
+  }
   if (observer_) {
-    bool error = AnswersWithError(reply.body);
+    bool error = AnswersWithError(d.reply.body);
     observer_(verb, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), error);
   }
-  return reply;
+  return std::move(d.reply);
 }
 
-http::HttpReply SchedulerService::ServeTimed(const std::string& verb, const std::string& body) {
-  if (verb == "bind") {
-    counters_.bind++;
-    auto args = extender::ParseBindingArgs(body);
-    if (!args.ok()) {
-      counters_.errors++;
-      return {200, extender::EncodeBindingResult(args.status().ToString())};
-    }
-    Status s = Bind(*args);
-    if (!s.ok()) counters_.bind_errors++;
-    return {200, extender::EncodeBindingResult(s.ok() ? "" : s.ToString())};
-  }
-  if (verb == "filter") counters_.filter++;
-  else if (verb == "prioritize") counters_.prioritize++;
-  else if (verb == "preempt") counters_.preempt++;
+extender::FilterResult SchedulerService::Filter(const extender::ExtenderArgs& args) {
   auto snapshot = cache_->Snapshot();
   extender::Verbs verbs(catalog_, cache_->PlacementContext(), &memo_, cache_->PlacementScope());
-  if (verb == "filter" && !pools_.empty()) {
-    // Filter, then close the nodes whose pool's tide does not serve this pod's class now.
-    auto args = extender::ParseExtenderArgs(body);
-    if (args.ok()) {
-      extender::FilterResult r = verbs.Filter(*args, *snapshot);
-      auto request = core::PreFilter(args->pod, catalog_);
-      if (request.ok() && request->WantsAccelerators()) {
-        std::vector<std::string> passed;
-        for (const auto& name : r.passed) {
-          const core::NodeState* node = snapshot->FindNode(name);
-          std::string why = node ? TideBlocks(*node, *request) : "";
-          if (why.empty()) passed.push_back(name);
-          else r.failed[name] = why;
-        }
-        r.passed = std::move(passed);
-      }
-      return {200, extender::EncodeFilterResult(r, *args)};
-    }
-  }
-  http::HttpReply reply = extender::ServeVerb(verbs, [&] { return snapshot; }, verb, body);
-  if (AnswersWithError(reply.body)) counters_.errors++;
-  return reply;
+  verbs.CountInto(&stages_);
+  std::optional<TideGate> tide;
+  if (!pools_.empty()) verbs.AddGate(&tide.emplace(pools_, tides_, now_()));
+  return verbs.Filter(args, *snapshot);
 }
 
-std::string SchedulerService::TideBlocks(const core::NodeState& node, const core::PodRequest& request) const {
-  const tidal::PoolSpec* pool = tidal::PoolOfNode(pools_, node.labels);
-  if (!pool) return "";
-  v1::WorkloadClass cls = request.workload == core::WorkloadClass::kInference  ? v1::WORKLOAD_CLASS_INFERENCE
-                          : request.workload == core::WorkloadClass::kTraining ? v1::WORKLOAD_CLASS_TRAINING
-                                                                               : v1::WORKLOAD_CLASS_UNSPECIFIED;
-  const auto now = now_();
-  std::optional<tidal::TideNow> posted = tides_ ? tides_->Get(pool->name) : std::nullopt;
-  int cards = 0;
-  for (const auto& c : request.containers)
-    if (!c.init) cards += c.slice.count;
-  tidal::GateVerdict v = tidal::Gate(*pool, cls, posted ? *posted : tidal::ClockTideNow(*pool, now), std::max(1, cards), now);
-  return v.allowed ? "" : v.reason;
+std::vector<extender::HostPriority> SchedulerService::Prioritize(const extender::ExtenderArgs& args) {
+  auto snapshot = cache_->Snapshot();
+  extender::Verbs verbs(catalog_, cache_->PlacementContext(), &memo_, cache_->PlacementScope());
+  verbs.CountInto(&stages_);
+  return verbs.Prioritize(args, *snapshot);
+}
+
+StatusOr<std::map<std::string, extender::MetaVictims>> SchedulerService::Preempt(const extender::PreemptionArgs& args) {
+  auto snapshot = cache_->Snapshot();
+  extender::Verbs verbs(catalog_, cache_->PlacementContext(), &memo_, cache_->PlacementScope());
+  verbs.CountInto(&stages_);
+  return verbs.Preempt(args, *snapshot);
 }
 
 Status SchedulerService::Bind(const extender::BindingArgs& args) {
@@ -121,7 +133,7 @@ Status SchedulerService::Bind(const extender::BindingArgs& args) {
   if (!pools_.empty()) {
     auto snapshot = cache_->Snapshot();
     if (const core::NodeState* node = snapshot->FindNode(args.node)) {
-      std::string why = TideBlocks(*node, *request);
+      std::string why = TideGate(pools_, tides_, now_()).Blocks(*node, *request);
       if (!why.empty()) return Status::FailedPrecondition(why);
     }
   }

@@ -10,6 +10,7 @@
 #include "common/catalog/catalog.h"
 #include "common/kube/client.h"
 #include "common/http/server.h"
+#include "scheduler/extender/service.h"
 #include "scheduler/extender/verbs.h"
 #include "scheduler/extender/wire.h"
 #include "scheduler/service/binder.h"
@@ -26,7 +27,10 @@ struct VerbCounters {
 // True when an extender answer carries a non-empty Error ("Error":"" means success).
 bool AnswersWithError(const std::string& body);
 
-class SchedulerService {
+// The extender's verbs for a running scheduler, behind the one dispatcher (extender/service.h):
+// filter, prioritize and preempt through the core's pipeline over the cache's snapshot (the
+// tidal gate as a filter stage); bind through the binder.
+class SchedulerService final : public extender::ExtenderVerbs {
  public:
   SchedulerService(const catalog::Catalog& catalog, ClusterCache* cache, Binder* binder, kube::KubeClient* client,
                    std::function<bool()> is_leader)
@@ -47,7 +51,12 @@ class SchedulerService {
 
   // verb + JSON body -> the reply kube-scheduler expects (HTTP 200 with Error on failure).
   http::HttpReply Serve(const std::string& verb, const std::string& body);
-  Status Bind(const extender::BindingArgs& args);
+  extender::FilterResult Filter(const extender::ExtenderArgs& args) override;
+  std::vector<extender::HostPriority> Prioritize(const extender::ExtenderArgs& args) override;
+  StatusOr<std::map<std::string, extender::MetaVictims>> Preempt(const extender::PreemptionArgs& args) override;
+  Status Bind(const extender::BindingArgs& args) override;
+  // How often each pipeline stage ran (tests: the request stages run once per verb).
+  const core::StageCounts& stage_counts() const { return stages_; }
   const VerbCounters& counters() const { return counters_; }
   // Called after every verb with its duration and whether it answered with an error (metrics).
   void set_observer(std::function<void(const std::string& verb, double seconds, bool error)> observer) {
@@ -55,16 +64,14 @@ class SchedulerService {
   }
 
  private:
-  http::HttpReply ServeTimed(const std::string& verb, const std::string& body);
-  // Why `node` is closed to `request` by its pool's tide now, or "" if it is not.
-  std::string TideBlocks(const core::NodeState& node, const core::PodRequest& request) const;
   const catalog::Catalog& catalog_;
   ClusterCache* cache_;
   Binder* binder_;
   kube::KubeClient* client_;
   std::function<bool()> is_leader_;
   VerbCounters counters_;
-  extender::VerdictMemo memo_;
+  core::VerdictMemo memo_;
+  core::StageCounts stages_;
   std::function<void(const std::string&, double, bool)> observer_;
   std::vector<tidal::PoolSpec> pools_;
   const TideBoard* tides_ = nullptr;
