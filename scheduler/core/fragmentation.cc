@@ -98,6 +98,30 @@ void WorkloadModel::Bind(const ClusterState& cluster) {
       if (id >= 0 && id < 64) g.model_mask |= (1ull << id);
     }
   }
+  // Model pressure: demand per card of each model if every shape spread over what it may use.
+  const int models = std::min<int>(64, static_cast<int>(cluster.model_names().size()));
+  std::vector<double> cards(models, 0);
+  for (const auto& n : cluster.nodes())
+    for (const auto& c : n.cards)
+      if (c.model_id >= 0 && c.model_id < models) cards[c.model_id] += 1;
+  double total_cards = 0, total_demand = 0;
+  for (double c : cards) total_cards += c;
+  pressure_.assign(models, 0.0);
+  bool constrained = false;
+  for (const auto& g : groups_) {
+    if (g.num_cards == 0) continue;
+    double usable = 0;
+    for (int m = 0; m < models; ++m)
+      if ((g.model_mask >> m) & 1ull) usable += cards[m];
+    if (usable <= 0) continue;  // its models are not in this cluster: it presses on nothing
+    const double demand = g.total_weight * g.num_cards * std::max(1, g.per_card_permille);
+    total_demand += demand;
+    constrained = constrained || usable < total_cards;
+    for (int m = 0; m < models; ++m)
+      if ((g.model_mask >> m) & 1ull) pressure_[m] += demand / usable;
+  }
+  for (auto& p : pressure_)
+    p = !constrained || total_demand <= 0 ? 1.0 : p * total_cards / total_demand;
 }
 
 double WorkloadModel::Fragmentation(const FragView& v) const {

@@ -71,6 +71,15 @@ class WorkloadModel {
   void Bind(const ClusterState& cluster);
 
   double Fragmentation(const FragView& view) const;
+
+  // How hard the expected workload presses on a card model, relative to the cluster average
+  // (1.0): each shape's demand (weight x cards x share) spread evenly over the cards of the
+  // models it may use, summed per model. A model only constrained shapes can use scores above
+  // 1; a model no constrained shape needs, below. 1.0 for every model when no shape is
+  // constrained (and for unknown ids). Computed by Bind.
+  double ModelPressure(int model_id) const {
+    return model_id >= 0 && model_id < static_cast<int>(pressure_.size()) ? pressure_[model_id] : 1.0;
+  }
   bool empty() const { return groups_.empty(); }
   size_t shape_count() const { return shapes_; }
 
@@ -88,6 +97,7 @@ class WorkloadModel {
   };
   std::vector<Group> groups_;
   size_t shapes_ = 0;
+  std::vector<double> pressure_;  // by cluster model id
 };
 
 }  // namespace tideslice::core

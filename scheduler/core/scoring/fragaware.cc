@@ -1,7 +1,22 @@
 // fragaware (TideSlice's default): the node where the pod grows fragmentation least under the
-// expected workload, at a resolution of 2 % of one card, with packing as the tie-break; a
-// single shared slice takes the card that grows fragmentation least, then the tightest fit.
+// expected workload, less a charge for taking cards of a model the workload presses on harder
+// than the cluster average, at a resolution of 2 % of one card, with packing as the tie-break;
+// a single shared slice takes the card that grows fragmentation least, then the tightest fit.
 // Without a workload model it packs like binpack.
+//
+// Two things set it apart from FGD's measure (docs/simulator-validation.md, "Design of
+// fragaware", has the numbers):
+//   - Scarcity. FGD counts all idle capacity of a card model a shape cannot use as fragment, so
+//     filling the nodes the fewest shapes can use always looks good: on clusters where most
+//     shapes are type-restricted that steers flexible pods onto the cards the restricted ones
+//     need. Each placement is charged (pressure - 1) x the compute it takes, where pressure is
+//     the model's demand per card relative to the cluster (WorkloadModel::ModelPressure):
+//     flexible pods go to the cards nobody else needs, and when no shape is restricted every
+//     pressure is 1 and nothing changes.
+//   - Hard partitions. A card with MIG instances or vNPU templates keeps its free compute and
+//     memory in the view (FGD's view zeroes it, as if the first 1g.10gb had filled the card),
+//     so a profile pod joins a card that already has partitions instead of opening fresh ones.
+#include <algorithm>
 #include <cmath>
 
 #include "scheduler/core/placement.h"
@@ -16,6 +31,34 @@ namespace {
 // Resolution of the score: 2 % of one card.
 constexpr double kFragQuantumPermille = 20.0;
 
+// FGD's view of the node, except that cards holding hard partitions keep their free compute
+// and memory (they can still take partitions; FGD's view calls them full).
+FragView PartitionAwareView(const NodeState& node, const CardUsage* usage) {
+  FragView v = MakeFragView(node, usage);
+  for (int i = 0; i < v.cards; ++i) {
+    const CardState& c = node.cards[i];
+    const CardUsage& u = usage ? usage[i] : c.usage;
+    if (!c.healthy || u.whole_taken || u.exclusive || u.hard_instances == 0) continue;
+    v.free_permille[i] = std::max(0, kWholeCardPermille - u.used_compute_permille);
+    v.free_memory_mib[i] = std::max<int64_t>(0, c.memory_mib - u.used_memory_mib);
+  }
+  return v;
+}
+
+// A grant's effect on that view: whole cards and exclusive pods take the card; partitions and
+// soft slices take their compute and memory.
+void ApplyToPartitionAwareView(FragView& v, const CardGrant& g, bool exclusive_pod) {
+  if (g.reuses_pod_share || g.card_index < 0 || g.card_index >= v.cards) return;
+  const int i = g.card_index;
+  if (g.whole || exclusive_pod) {
+    v.free_permille[i] = 0;
+    v.free_memory_mib[i] = 0;
+    return;
+  }
+  v.free_permille[i] = std::max(0, v.free_permille[i] - g.compute_permille);
+  v.free_memory_mib[i] = std::max<int64_t>(0, v.free_memory_mib[i] - g.memory_mib);
+}
+
 class FragAwareScorer final : public Scorer {
  public:
   Policy policy() const override { return Policy::kFragAware; }
@@ -24,17 +67,29 @@ class FragAwareScorer final : public Scorer {
     if (!in.ctx.workload) return BinpackScorerInstance().Score(in, terms);
     using scoring::kMaxSpecCardPermille;
     using scoring::kMaxSpecCpuMilli;
-    const double delta = scoring::FragmentationDelta(in);
+    const WorkloadModel& workload = *in.ctx.workload;
+    const FragView before = PartitionAwareView(in.node, nullptr);
+    FragView after = before;
+    double scarcity = 0;  // permille-weighted (pressure - 1) of the cards the plan takes
+    for (const auto& c : in.containers)
+      for (const auto& g : c.cards) {
+        ApplyToPartitionAwareView(after, g, in.exclusive);
+        if (g.reuses_pod_share || g.card_index < 0 || g.card_index >= static_cast<int>(in.node.cards.size())) continue;
+        scarcity += (workload.ModelPressure(in.node.cards[g.card_index].model_id) - 1.0) * g.compute_permille;
+      }
+    if (after.cpu_tracked) after.cpu_left -= in.request.cpu_milli;
+    const double delta = workload.Fragmentation(before) - workload.Fragmentation(after);
     // Fragmentation deltas closer than kFragQuantum are within the noise of what arrives next;
     // among them the packing tie-break decides (the node left with the least idle capacity).
     // Without it, near-ties fall to chance: on the gpushare100 trace that alone costs about
     // 6 points of unallocated GPUs (docs/simulator-validation.md, "Design of fragaware").
     NodeScore s;
-    s.primary = std::round(delta / kFragQuantumPermille);
+    s.primary = std::round((delta - scarcity) / kFragQuantumPermille);
     s.tiebreak = -((in.gpu_left - in.gpu_req) / kMaxSpecCardPermille + (in.cpu_left - in.cpu_req) / kMaxSpecCpuMilli);
     if (terms) {
       terms->push_back({"fragmentation_removed_permille", delta});
-      terms->push_back({"fragmentation_quanta", s.primary});
+      terms->push_back({"scarcity_charge_permille", scarcity});
+      terms->push_back({"score_quanta", s.primary});
       terms->push_back({"packing_tiebreak", s.tiebreak});
     }
     return s;
@@ -42,10 +97,10 @@ class FragAwareScorer final : public Scorer {
   void RerankCards(const NodeState& node, const CardUsage* usage, const Context& ctx,
                    std::span<CardCandidate> candidates) const override {
     if (!ctx.workload) return;
-    const FragView base = MakeFragView(node, usage);
+    const FragView base = PartitionAwareView(node, usage);
     for (auto& cand : candidates) {
       FragView trial = base;
-      scoring::ApplyToView(trial, cand.grant, /*exclusive_pod=*/false);
+      ApplyToPartitionAwareView(trial, cand.grant, /*exclusive_pod=*/false);
       cand.rank = ctx.workload->Fragmentation(trial) + cand.rank * 1e-6;  // then the tightest fit
     }
   }
