@@ -22,3 +22,10 @@ endif()
 tideslice_test(dra_test_apiserver_test
   SOURCES dra/test_apiserver_dra_test.cc
   LIBS tideslice_kube tideslice_test_apiserver)
+
+# The driver against a stand-in kubelet (gRPC over Unix sockets) and the test API server.
+if(TARGET tideslice_limiter_core)
+  tideslice_test(dra_driver_component_test
+    SOURCES dra/driver_component_test.cc
+    LIBS tideslice_dra_server tideslice_kube tideslice_test_apiserver tideslice_limiter_core)
+endif()
