@@ -11,7 +11,7 @@ trap 'kill -9 ${pid:-} 2>/dev/null; rm -rf "$dir"' EXIT
 out=$("$BIN" --frobnicate 1 2>&1); rc=$?
 [ $rc -eq 2 ] && [[ "$out" == *"unknown flag --frobnicate"* ]] || fail "unknown flag: rc=$rc $out"
 out=$("$BIN" --backend bogus --device-plugin-dir "$dir" 2>&1); rc=$?
-[ $rc -eq 2 ] && [[ "$out" == *"--backend must be nvml, dcmi or mock"* ]] || fail "bad backend: rc=$rc $out"
+[ $rc -eq 2 ] && [[ "$out" == *"--backend: must be one of nvml|dcmi|mock"* ]] || fail "bad backend: rc=$rc $out"
 out=$("$BIN" --backend dcmi --device-plugin-dir "$dir" 2>&1); rc=$?
 [ $rc -eq 2 ] && [[ "$out" == *"no Ascend driver found"* ]] || fail "dcmi without driver: rc=$rc $out"
 out=$("$BIN" --backend mock --device-plugin-dir "$dir" 2>&1); rc=$?
@@ -19,9 +19,9 @@ out=$("$BIN" --backend mock --device-plugin-dir "$dir" 2>&1); rc=$?
 out=$("$BIN" --backend mock --mock-config "$CARDS" --device-plugin-dir "$dir" --replicas-per-card 0 2>&1); rc=$?
 [ $rc -eq 2 ] && [[ "$out" == *"--replicas-per-card"* ]] || fail "replicas: rc=$rc $out"
 out=$("$BIN" --backend mock --mock-config "$CARDS" --device-plugin-dir "$dir" --limiter maybe 2>&1); rc=$?
-[ $rc -eq 2 ] && [[ "$out" == *"--limiter must be on or off"* ]] || fail "limiter mode: rc=$rc $out"
+[ $rc -eq 2 ] && [[ "$out" == *"--limiter: must be one of on|off"* ]] || fail "limiter mode: rc=$rc $out"
 out=$("$BIN" --backend mock --mock-config "$CARDS" --device-plugin-dir "$dir" --limiter-dir relative 2>&1); rc=$?
-[ $rc -eq 2 ] && [[ "$out" == *"--limiter-dir must be an absolute path"* ]] || fail "limiter dir: rc=$rc $out"
+[ $rc -eq 2 ] && [[ "$out" == *"--limiter-dir: must be an absolute path"* ]] || fail "limiter dir: rc=$rc $out"
 for q in 1.5 -1 12MB 65Gi; do
   out=$("$BIN" --backend mock --mock-config "$CARDS" --device-plugin-dir "$dir" --limiter-context-reserve "$q" 2>&1); rc=$?
   [ $rc -eq 2 ] && [[ "$out" == *"--limiter-context-reserve"* ]] || fail "context reserve $q: rc=$rc $out"
@@ -32,7 +32,7 @@ out=$(env -u KUBERNETES_SERVICE_HOST "$BIN" --backend mock --mock-config "$CARDS
 [ $rc -eq 2 ] && [[ "$out" == *"Kubernetes access"* ]] && [[ "$out" == *"--standalone"* ]] || fail "no cluster: rc=$rc $out"
 printf 'backend: mock\nfrobnicate: 1\n' > "$dir/config.yaml"
 out=$("$BIN" --config "$dir/config.yaml" 2>&1); rc=$?
-[ $rc -eq 2 ] && [[ "$out" == *'unknown key "frobnicate"'* ]] || fail "config key: rc=$rc $out"
+[ $rc -eq 2 ] && [[ "$out" == *"unknown flag --frobnicate in $dir/config.yaml"* ]] || fail "config key: rc=$rc $out"
 if ! ldconfig -p 2>/dev/null | grep -q libnvidia-ml.so.1; then
   out=$("$BIN" --backend nvml --device-plugin-dir "$dir" 2>&1); rc=$?
   [ $rc -eq 2 ] && [[ "$out" == *"no NVIDIA driver found"* ]] || fail "nvml without driver: rc=$rc $out"
