@@ -220,15 +220,6 @@ WorkloadClass WorkloadOf(const kube::PodSpec& pod) {
   return DefaultWorkload(pod);
 }
 
-const char* WorkloadClassName(WorkloadClass c) {
-  switch (c) {
-    case WorkloadClass::kInference: return "inference";
-    case WorkloadClass::kTraining: return "training";
-    case WorkloadClass::kUnspecified: return "unspecified";
-  }
-  return "unspecified";
-}
-
 bool PodRequest::WantsAccelerators() const {
   return std::any_of(containers.begin(), containers.end(), [](const auto& c) { return c.slice.count > 0; });
 }

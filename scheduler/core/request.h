@@ -45,7 +45,6 @@ inline constexpr const char* kHuaweiPrefix = "huawei.com/Ascend";               
 enum class PlacementPolicy { kBinpack, kSpread };
 enum class WorkloadClass { kUnspecified, kInference, kTraining };
 
-const char* WorkloadClassName(WorkloadClass c);
 // The pod's tidal class: its tideslice.io/workload label, else the default from its owner
 // (Deployment/StatefulSet-like owners serve inference, Job-like owners train). A malformed
 // label counts as unspecified here; PreFilter reports it.
