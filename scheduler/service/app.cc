@@ -158,6 +158,8 @@ StatusOr<std::unique_ptr<SchedulerApp>> SchedulerApp::Start(kube::KubeClient* cl
                                                       [self] { return self->leading(); });
   self->service_->set_pools(self->options_.pools, self->options_.now, &self->tides_);
   self->service_->set_scheduler_name(self->options_.cache.scheduler_name);
+  self->filter_recorder_ = std::make_unique<FilterReasonRecorder>(client, self->options_.now);
+  self->service_->set_filter_recorder(self->filter_recorder_.get());
   if (!self->options_.pools.empty()) {
     TidalControllerOptions to = self->options_.tidal;
     to.now = self->options_.now;

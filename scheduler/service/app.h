@@ -77,6 +77,7 @@ class SchedulerApp {
   AppOptions options_;
   ClusterCache cache_;
   Binder binder_;
+  std::unique_ptr<FilterReasonRecorder> filter_recorder_;  // outlives service_, which points at it
   std::unique_ptr<SchedulerService> service_;
   std::unique_ptr<LeaderElector> elector_;
   TideBoard tides_;

@@ -76,7 +76,15 @@ extender::FilterResult SchedulerService::Filter(const extender::ExtenderArgs& ar
   verbs.CountInto(&stages_);
   std::optional<TideGate> tide;
   if (!pools_.empty()) verbs.AddGate(&tide.emplace(pools_, tides_, now_()));
-  return verbs.Filter(args, *snapshot);
+  bool judged = false;
+  extender::FilterResult r = verbs.Filter(args, *snapshot, &judged);
+  // Record why a pod for accelerators fits no node at all (off the filter's path).
+  if (recorder_ && judged && r.passed.empty() && r.error.empty() && (!r.failed.empty() || !r.unresolvable.empty())) {
+    std::map<std::string, std::string> reasons = r.failed;
+    reasons.insert(r.unresolvable.begin(), r.unresolvable.end());
+    recorder_->Record(args.pod.namespace_name, args.pod.name, args.pod.uid, std::move(reasons));
+  }
+  return r;
 }
 
 std::vector<extender::HostPriority> SchedulerService::Prioritize(const extender::ExtenderArgs& args) {

@@ -15,6 +15,7 @@
 #include "scheduler/extender/wire.h"
 #include "scheduler/service/binder.h"
 #include "scheduler/service/cache.h"
+#include "scheduler/service/filter_recorder.h"
 #include "scheduler/service/tidal_controller.h"
 #include "scheduler/tidal/pool.h"
 
@@ -46,6 +47,10 @@ class SchedulerService final : public extender::ExtenderVerbs {
     tides_ = tides;
   }
 
+  // Records the filter's per-node reasons on pods that fit no node (annotation
+  // tideslice.io/filter-reasons, written off the filter's path; see filter_recorder.h).
+  void set_filter_recorder(FilterReasonRecorder* recorder) { recorder_ = recorder; }
+
   // Bind only pods that name this scheduler (spec.schedulerName).
   void set_scheduler_name(std::string name) { scheduler_name_ = std::move(name); }
 
@@ -75,6 +80,7 @@ class SchedulerService final : public extender::ExtenderVerbs {
   std::function<void(const std::string&, double, bool)> observer_;
   std::vector<tidal::PoolSpec> pools_;
   const TideBoard* tides_ = nullptr;
+  FilterReasonRecorder* recorder_ = nullptr;
   std::string scheduler_name_ = "tideslice-scheduler";
   std::function<std::chrono::system_clock::time_point()> now_ = [] { return std::chrono::system_clock::now(); };
 };

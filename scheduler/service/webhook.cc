@@ -11,6 +11,7 @@
 #include "common/kube/json_fields.h"
 #include "common/kube/pod_json.h"
 #include "common/log/log.h"
+#include "common/sizing/model_sizing.h"
 #include "scheduler/extender/wire.h"
 #include "scheduler/core/request.h"
 #include "scheduler/tidal/decide.h"
@@ -203,6 +204,123 @@ void AddNoticeVolume(const json* pod_spec, const std::string& mount_path, json* 
   }
 }
 
+// --- Sizing by model (common/sizing holds the rule; this is the glue to the pod). ---
+
+constexpr int kMaxSlicesPerContainer = 64;  // as PreFilter allows
+
+// One app container the model annotations size.
+struct SizingTarget {
+  size_t index = 0;            // in spec.containers
+  std::string name;
+  bool add_count = false;      // the pod's only container asked for no slice: it gets one
+  int64_t have_mib = 0;        // its own memory request per slice (0 = none)
+  sizing::Sizing sized;
+};
+
+// Which containers the model annotations size and to what, or the refusal that says what to
+// change: the containers that ask for slices (each runs the model, split over its slices), or
+// the pod's only container when none asks; never one with a hard-partition profile or a memory
+// percentage, and never to more memory per slice than the largest allowed card has.
+StatusOr<std::vector<SizingTarget>> PlanSizing(const kube::PodSpec& spec, const core::PodRequest& request,
+                                               const sizing::ModelSpec& model, const catalog::Catalog& catalog) {
+  std::vector<SizingTarget> targets;
+  for (const auto& c : request.containers) {
+    if (c.init || c.slice.count == 0) continue;
+    SizingTarget t;
+    for (size_t i = 0; i < spec.containers.size(); ++i)
+      if (spec.containers[i].name == c.name) t.index = i;
+    t.name = c.name;
+    const std::string where = "container \"" + c.name + "\"";
+    if (!c.slice.profile.empty())
+      return Status::InvalidArgument(core::names::kProfile,
+                                     "fixes the memory of " + where + "'s slice, and so do the model annotations; remove "
+                                     "tideslice.io/profile or the tideslice.io/model-* annotations");
+    if (c.slice.memory_percent)
+      return Status::InvalidArgument(where + " " + core::names::kVnpuMemoryPercent,
+                                     "conflicts with the model annotations, which size the slice's memory; remove it or "
+                                     "the tideslice.io/model-* annotations");
+    t.have_mib = c.slice.memory_mib;
+    t.sized = sizing::Size(model, c.slice.count);
+    targets.push_back(std::move(t));
+  }
+  if (targets.empty()) {
+    if (spec.containers.size() != 1)
+      return Status::InvalidArgument(sizing::kModelParamsAnnotation,
+                                     "sizes the containers that ask for " + std::string(core::names::kVnpu) +
+                                         ", and none of the pod's " + std::to_string(spec.containers.size()) +
+                                         " containers does; add tideslice.io/vnpu: 1 to the limits of the container "
+                                         "that runs the model");
+    SizingTarget t;
+    t.name = spec.containers[0].name;
+    t.add_count = true;
+    t.sized = sizing::Size(model, 1);
+    targets.push_back(std::move(t));
+  }
+  const auto allowed = core::AllowedModels(request, catalog);
+  const std::string what = sizing::FormatParams(model.params) + " " + sizing::DtypeName(model.dtype) + " " +
+                           sizing::ModeName(model.mode);
+  for (const auto& t : targets) {
+    const sizing::Fit fit = sizing::FitOnCards(model, t.sized.slices, allowed, kMaxSlicesPerContainer);
+    if (fit.largest_mib == 0)
+      return Status::InvalidArgument(core::names::kCardTypeExclude, "excludes every card type the pod may use");
+    if (fit.holding_models.empty()) {
+      std::string msg = what + " needs " + sizing::MemoryQuantity(fit.mib_per_slice) + " per slice (" +
+                        t.sized.formula + ") but the largest allowed card, " + fit.largest_model + ", has " +
+                        sizing::MemoryQuantity(fit.largest_mib) + "; ";
+      if (fit.slices_needed > 0)
+        msg += "ask for " + std::string(core::names::kVnpu) + ": " + std::to_string(fit.slices_needed) +
+               " in container \"" + t.name + "\" (" + sizing::MemoryQuantity(fit.mib_per_slice_needed) +
+               " on each of " + std::to_string(fit.slices_needed) + " cards)";
+      else
+        msg += "it does not fit on " + std::to_string(kMaxSlicesPerContainer) +
+               " cards either; use a smaller dtype or mode";
+      return Status::InvalidArgument(sizing::kModelParamsAnnotation, msg);
+    }
+    if (t.have_mib != 0 && t.have_mib != t.sized.mib_per_slice)
+      return Status::InvalidArgument(
+          "container \"" + t.name + "\" " + core::names::kVnpuMemory,
+          "asks " + std::to_string(t.have_mib) + " MiB per slice, but the model annotations (" + what + ") size it at " +
+              sizing::MemoryQuantity(t.sized.mib_per_slice) + " (" + std::to_string(t.sized.mib_per_slice) +
+              " MiB); remove tideslice.io/vnpu-memory and TideSlice sizes the slice, or remove the "
+              "tideslice.io/model-* annotations to size it yourself");
+  }
+  return targets;
+}
+
+// The tideslice.io/sized-by text: the formula, per container when more than one is sized.
+std::string SizedBy(const std::vector<SizingTarget>& targets) {
+  if (targets.size() == 1) return targets[0].sized.formula;
+  std::string out;
+  for (const auto& t : targets) out += (out.empty() ? "" : "; ") + ("container \"" + t.name + "\": " + t.sized.formula);
+  return out;
+}
+
+// Patches the memory (and, for an only container that asked for none, one slice) into the
+// containers' limits, whatever of resources/limits they already have, and records the formula.
+void AddSizingPatch(const json& pod, const std::vector<SizingTarget>& targets, json* patch) {
+  const json* containers = Child(Child(&pod, "spec"), "containers");
+  for (const auto& t : targets) {
+    if (t.have_mib != 0) continue;  // sized already (re-admitted) and equal: PlanSizing checked it
+    json values = {{core::names::kVnpuMemory, sizing::MemoryQuantity(t.sized.mib_per_slice)}};
+    if (t.add_count) values[core::names::kVnpu] = "1";
+    const json* c = containers && containers->is_array() && t.index < containers->size() ? &(*containers)[t.index] : nullptr;
+    const std::string base = "/spec/containers/" + std::to_string(t.index) + "/resources";
+    const json* resources = Child(c, "resources");
+    const json* limits = Child(resources, "limits");
+    if (!resources || !resources->is_object())
+      patch->push_back({{"op", "add"}, {"path", base}, {"value", {{"limits", values}}}});
+    else if (!limits || !limits->is_object())
+      patch->push_back({{"op", "add"}, {"path", base + "/limits"}, {"value", values}});
+    else
+      for (const auto& [key, value] : values.items())
+        patch->push_back({{"op", "add"}, {"path", base + "/limits/" + Escape(key)}, {"value", value}});
+  }
+  patch->push_back({{"op", "add"},
+                    {"path", "/metadata/annotations/" + Escape(sizing::kSizedByAnnotation)},
+                    {"value", SizedBy(targets)}});
+}
+
+
 http::HttpReply Mutate(const Review& review, const catalog::Catalog& catalog, const WebhookOptions& options) {
   // A pod's spec is immutable after CREATE: a patch on any other operation would be refused.
   if (review.operation != "CREATE" || options.excluded_namespaces.count(review.ns))
@@ -211,8 +329,18 @@ http::HttpReply Mutate(const Review& review, const catalog::Catalog& catalog, co
   if (!spec.ok()) return Answer(review.uid, true, "", json::array());  // not ours to judge; validation says more
   auto request = core::PreFilter(*spec, catalog);
   // Invalid requests are the validating webhook's to reject; only well-formed ones are mutated.
-  if (!request.ok() || !request->WantsAccelerators()) return Answer(review.uid, true, "", json::array());
+  if (!request.ok()) return Answer(review.uid, true, "", json::array());
   json patch = json::array();
+  auto model = sizing::ModelFromAnnotations(spec->annotations);
+  if (!model.ok()) return Answer(review.uid, true, "", json::array());
+  bool wants = request->WantsAccelerators();
+  if (model->has_value()) {
+    auto targets = PlanSizing(*spec, *request, **model, catalog);
+    if (!targets.ok()) return Answer(review.uid, true, "", json::array());
+    AddSizingPatch(review.pod, *targets, &patch);
+    wants = true;
+  }
+  if (!wants) return Answer(review.uid, true, "", json::array());
   const json* pod_spec = Child(&review.pod, "spec");
   const std::string scheduler = StringOr(pod_spec, "schedulerName");
   if (scheduler.empty() || scheduler == "default-scheduler")
@@ -256,12 +384,28 @@ http::HttpReply Validate(const Review& review, const catalog::Catalog& catalog, 
   auto spec = kube::PodSpecFromJson(review.pod);
   if (!spec.ok())
     return Answer(review.uid, false, "TideSlice cannot read this pod: " + spec.status().ToString(), json::array());
-  auto request = core::PreFilter(*spec, catalog);
-  if (!request.ok()) {
-    const Status& s = request.status();
+  auto reject = [&](const Status& s) {
     return Answer(review.uid, false,
                   "TideSlice rejects the request: " + (s.field().empty() ? s.message() : s.field() + ": " + s.message()),
                   json::array());
+  };
+  auto model = sizing::ModelFromAnnotations(spec->annotations);
+  if (!model.ok()) return reject(model.status());
+  auto request = core::PreFilter(*spec, catalog);
+  if (!request.ok()) return reject(request.status());
+  if (model->has_value()) {
+    auto targets = PlanSizing(*spec, *request, **model, catalog);
+    if (!targets.ok()) return reject(targets.status());
+    // The mutating webhook writes the memory before this runs; a pod without it was not sized
+    // (its MutatingWebhookConfiguration is missing or failed open).
+    for (const auto& t : *targets)
+      if (t.have_mib == 0)
+        return reject(Status::InvalidArgument(
+            "container \"" + t.name + "\" " + core::names::kVnpuMemory,
+            "is missing although the model annotations size it at " + sizing::MemoryQuantity(t.sized.mib_per_slice) +
+                ": TideSlice's mutating webhook (/mutate) did not run; set " + core::names::kVnpuMemory + ": " +
+                sizing::MemoryQuantity(t.sized.mib_per_slice) + (t.add_count ? " and tideslice.io/vnpu: 1" : "") +
+                " in its limits, or ask your admin to check the MutatingWebhookConfiguration"));
   }
   return Answer(review.uid, true, "", json::array());
 }

@@ -147,6 +147,8 @@ struct Selector {
 std::optional<std::string> ParseTerms(const std::string& text, bool fields, std::vector<Selector::Term>* out) {
   static const std::set<std::string> kFields = {"metadata.name", "metadata.namespace", "spec.nodeName",
                                                 "spec.schedulerName", "status.phase",
+                                                // Events about one object (kubectl-tideslice why)
+                                                "involvedObject.name", "involvedObject.uid",
                                                 // ResourceSlices
                                                 "spec.driver", "spec.pool.name"};
   size_t i = 0;
