@@ -1,7 +1,7 @@
 // tideslice-sim: the placement core without a cluster.
 //
 //   tideslice-sim [demo] [--scenario builtin|openb-mixed] [--nodes FILE --pods FILE] [--seed N]
-//                 [--demand 1.3] [--offline true] [--svg OUT] [--json OUT]
+//                 [--demand 1.3] [--offline true] [--explain POD] [--svg OUT] [--json OUT]
 //   tideslice-sim offline --nodes FILE --pods FILE [--policy NAME] [--seeds 42-51] [--at 100,130]
 //                         [--published FILE]
 //   tideslice-sim replay --nodes FILE --pods FILE [--policy NAME] [--seed N] [--inflate 1.3]
@@ -35,13 +35,15 @@ constexpr const char* kUsage = R"(tideslice-sim: run TideSlice's placement core 
 
 Usage:
   tideslice-sim [demo] [--scenario builtin|openb-mixed] [--nodes FILE --pods FILE] [--seed N]
-                [--demand R] [--offline true] [--svg OUT] [--json OUT]
+                [--demand R] [--offline true] [--explain POD] [--svg OUT] [--json OUT]
       builtin (default): a mixed Ascend/NVIDIA cluster (H100, A100, 910B3, 310P3, T4) and a mixed
       workload of fractional, vNPU/MIG profile, whole-card, multi-card, TFLOPS-based and exclusive
       pods. openb-mixed: the shapes of an openb pod list (--pods) on every 10th node of an openb
       node list (--nodes), trace models mapped onto NVIDIA and Ascend cards. Pods arrive until
       their demand is R x the cluster's cards (default 1.3). Compares the placement policies and
-      prints a report; --offline true adds what offline packers place of the same pods.
+      prints a report; --offline true adds what offline packers place of the same pods;
+      --explain POD (e.g. pod-12) prints, instead, the top nodes for that pod under the default
+      policy with the terms of its scorer, and where bestfit and binpack would put it.
 
   tideslice-sim offline --nodes FILE --pods FILE [--policy NAME] [--seeds A-B|LIST] [--at 100,130]
                         [--published FILE]
@@ -192,6 +194,26 @@ int RunDemo(const Flags& f) {
   for (const auto& [m, n] : models) std::printf(" %d x %s,", n, m.c_str());
   std::printf("\nWorkload: %zu pods arriving until their demand is %.0f %% of the cards\n\n", pods.size(), demand * 100);
 
+  if (f.values.count("--explain")) {
+    auto e = sim::ExplainScenarioPod(pods, cluster, cat, core::Policy::kFragAware, seed, f.values.at("--explain"));
+    if (!e.ok()) return Fail(e.status());
+    std::printf("Why %s (%s) goes where it goes under %s, with the cluster as the pods before it left it:\n  %s\n\n",
+                e->pod.c_str(), e->kind.c_str(), e->policy.c_str(), e->summary.c_str());
+    std::printf("Top %zu of %d nodes that fit (score = primary, then tiebreak; higher is better):\n", e->feasible.size(),
+                e->feasible_nodes);
+    for (const auto& n : e->feasible) {
+      std::printf("  %-16s %-12s primary %8.3f  tiebreak %9.4f%s\n", n.node.c_str(), n.model.c_str(), n.score.primary,
+                  n.score.tiebreak, n.node == e->chosen ? "  <- chosen" : "");
+      for (const auto& t : n.terms) std::printf("      %-32s %12.4f\n", t.name.c_str(), t.value);
+      std::string cards;
+      for (const auto& c : n.cards) cards += (cards.empty() ? "" : ", ") + c;
+      std::printf("      %-32s %s\n", "cards", cards.c_str());
+    }
+    std::printf("\nThe same pod at the same moment under the packers:");
+    for (const auto& [p, node] : e->other_choices) std::printf("  %s -> %s", p.c_str(), node.c_str());
+    std::printf("\n");
+    return 0;
+  }
   std::vector<sim::ScenarioResult> results;
   for (core::Policy p : {core::Policy::kFragAware, core::Policy::kBinpack, core::Policy::kSpread, core::Policy::kBestFit,
                          core::Policy::kRandom})
@@ -533,7 +555,7 @@ int RunTidal(const Flags& f) {
 
 int main(int argc, char** argv) {
   const std::map<std::string, std::set<std::string>> allowed = {
-      {"demo", {"--seed", "--demand", "--svg", "--json", "--scenario", "--nodes", "--pods", "--offline"}},
+      {"demo", {"--seed", "--demand", "--svg", "--json", "--scenario", "--nodes", "--pods", "--offline", "--explain"}},
       {"offline", {"--nodes", "--pods", "--policy", "--seeds", "--at", "--published"}},
       {"replay", {"--nodes", "--pods", "--policy", "--seed", "--inflate", "--json", "--svg"}},
       {"sweep", {"--trace-dir", "--traces", "--policies", "--seeds", "--inflate", "--threads", "--published", "--markdown"}},

@@ -242,23 +242,25 @@ std::vector<ScenarioPod> DefaultWorkload(const core::ClusterState& cluster, uint
   return pods;
 }
 
-ScenarioResult RunScenario(const std::vector<ScenarioPod>& pods, const core::ClusterState& empty_cluster,
-                           const catalog::Catalog& catalog, core::Policy policy, uint64_t seed) {
-  ScenarioResult r;
-  r.policy = core::PolicyName(policy);
-  core::ClusterState cluster = empty_cluster;
-  int cards = 0;
-  for (const auto& n : cluster.nodes()) cards += static_cast<int>(n.cards.size());
+namespace {
 
+// What every run of a pod list shares: the requests (PreFilter once) and the workload model.
+struct PreparedPods {
+  std::vector<core::PodRequest> requests;
+  std::vector<bool> valid;
+  core::WorkloadModel model;
+};
+
+PreparedPods Prepare(const std::vector<ScenarioPod>& pods, const core::ClusterState& cluster,
+                     const catalog::Catalog& catalog) {
+  PreparedPods out;
   // The fragmentation model learns the workload's shapes as TideSlice does in production:
   // from the requests it has seen (here: the whole list, by count).
   std::vector<core::TypicalPod> typical;
-  std::vector<core::PodRequest> requests;
-  std::vector<bool> valid;
   for (const auto& p : pods) {
     auto req = core::PreFilter(p.spec, catalog);
-    valid.push_back(req.ok());
-    requests.push_back(req.ok() ? *req : core::PodRequest{});
+    out.valid.push_back(req.ok());
+    out.requests.push_back(req.ok() ? *req : core::PodRequest{});
     if (!req.ok()) continue;
     for (const auto& c : req->containers) {
       if (c.init) continue;
@@ -273,8 +275,92 @@ ScenarioResult RunScenario(const std::vector<ScenarioPod>& pods, const core::Clu
       typical.push_back(std::move(t));
     }
   }
-  core::WorkloadModel model = core::WorkloadModel::FromTypicalPods(typical);
-  model.Bind(cluster);
+  out.model = core::WorkloadModel::FromTypicalPods(typical);
+  out.model.Bind(cluster);
+  return out;
+}
+
+}  // namespace
+
+StatusOr<PodExplanation> ExplainScenarioPod(const std::vector<ScenarioPod>& pods, const core::ClusterState& empty_cluster,
+                                            const catalog::Catalog& catalog, core::Policy policy, uint64_t seed,
+                                            const std::string& pod_name, int top) {
+  size_t target = pods.size();
+  for (size_t i = 0; i < pods.size(); ++i)
+    if (pods[i].spec.name == pod_name) {
+      target = i;
+      break;
+    }
+  if (target == pods.size())
+    return Status::InvalidArgument("--explain", "no pod " + pod_name + " in this scenario (its pods are " +
+                                             (pods.empty() ? std::string("none") : pods.front().spec.name + " .. " + pods.back().spec.name) +
+                                             ")");
+  core::ClusterState cluster = empty_cluster;
+  PreparedPods prepared = Prepare(pods, cluster, catalog);
+  if (!prepared.valid[target]) {
+    auto st = core::PreFilter(pods[target].spec, catalog).status();
+    return Status::InvalidArgument("--explain", pod_name + " is refused before scheduling: " + st.ToString());
+  }
+  // The same run as RunScenario up to the pod, so the cluster is the one the pod met.
+  std::mt19937_64 rng(seed);
+  core::Context ctx;
+  ctx.policy = policy;
+  ctx.workload = &prepared.model;
+  ctx.rng = &rng;
+  for (size_t i = 0; i < target; ++i) {
+    if (!prepared.valid[i]) continue;
+    core::Decision d = core::Schedule(cluster, prepared.requests[i], ctx);
+    if (d.scheduled) (void)core::Reserve(cluster, d.placement);
+  }
+  const core::PodRequest& req = prepared.requests[target];
+  PodExplanation out;
+  out.pod = pod_name;
+  out.kind = pods[target].kind;
+  out.policy = core::PolicyName(policy);
+  core::Context quiet = ctx;
+  quiet.rng = nullptr;  // explaining must not draw: ties go to the first node, as without a seed
+  for (const auto& node : cluster.nodes()) {
+    core::NodeVerdict v = core::Filter(node, req, quiet);
+    if (v.kind != core::VerdictKind::kFits) continue;
+    NodeExplanation n;
+    n.node = node.name;
+    n.model = node.cards.empty() || !node.cards.front().model ? "" : node.cards.front().model->name;
+    n.score = core::Score(node, req, v.plan, quiet, &n.terms);
+    for (const auto& c : v.plan.containers)
+      for (const auto& g : c.cards) n.cards.push_back(g.uuid);
+    out.feasible.push_back(std::move(n));
+  }
+  std::stable_sort(out.feasible.begin(), out.feasible.end(), [](const NodeExplanation& a, const NodeExplanation& b) {
+    if (a.score.primary != b.score.primary) return a.score.primary > b.score.primary;
+    return a.score.tiebreak > b.score.tiebreak;
+  });
+  core::Decision d = core::Schedule(cluster, req, ctx);
+  out.chosen = d.scheduled ? d.placement.node : "";
+  out.summary = d.Summary();
+  out.feasible_nodes = static_cast<int>(out.feasible.size());
+  if (static_cast<int>(out.feasible.size()) > top) out.feasible.resize(std::max(0, top));
+  for (core::Policy other : {core::Policy::kBestFit, core::Policy::kBinpack}) {
+    if (other == policy) continue;
+    core::Context alt = quiet;
+    alt.policy = other;
+    core::Decision a = core::Schedule(cluster, req, alt);
+    out.other_choices[core::PolicyName(other)] = a.scheduled ? a.placement.node : "(none)";
+  }
+  return out;
+}
+
+ScenarioResult RunScenario(const std::vector<ScenarioPod>& pods, const core::ClusterState& empty_cluster,
+                           const catalog::Catalog& catalog, core::Policy policy, uint64_t seed) {
+  ScenarioResult r;
+  r.policy = core::PolicyName(policy);
+  core::ClusterState cluster = empty_cluster;
+  int cards = 0;
+  for (const auto& n : cluster.nodes()) cards += static_cast<int>(n.cards.size());
+
+  PreparedPods prepared = Prepare(pods, cluster, catalog);
+  const std::vector<core::PodRequest>& requests = prepared.requests;
+  const std::vector<bool>& valid = prepared.valid;
+  core::WorkloadModel& model = prepared.model;
   std::mt19937_64 rng(seed);
   core::Context ctx;
   ctx.policy = policy;

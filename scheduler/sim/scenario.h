@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -72,6 +73,28 @@ struct ScenarioResult {
 
 ScenarioResult RunScenario(const std::vector<ScenarioPod>& pods, const core::ClusterState& empty_cluster,
                            const catalog::Catalog& catalog, core::Policy policy, uint64_t seed);
+
+// Why a pod of a scenario went where it went: the run of `policy` up to that pod, then every
+// node's score for it with the named terms of the policy's scorer, best first.
+struct NodeExplanation {
+  std::string node;
+  std::string model;
+  core::NodeScore score;
+  core::ScoreTerms terms;
+  std::vector<std::string> cards;  // the cards the node's plan would take
+};
+struct PodExplanation {
+  std::string pod, kind, policy;
+  int feasible_nodes = 0;
+  std::vector<NodeExplanation> feasible;          // the top ones, best first
+  std::string chosen;                             // where Schedule puts it ("" = nowhere)
+  std::string summary;                            // Schedule's "N/M nodes fit; ..." line
+  std::map<std::string, std::string> other_choices;  // bestfit / binpack -> their node now
+};
+// InvalidArgument naming --explain for a pod not in the list or one PreFilter refuses.
+StatusOr<PodExplanation> ExplainScenarioPod(const std::vector<ScenarioPod>& pods, const core::ClusterState& empty_cluster,
+                                            const catalog::Catalog& catalog, core::Policy policy, uint64_t seed,
+                                            const std::string& pod_name, int top = 5);
 
 // Allocated share of one card: the larger of its compute and memory use (a card whose memory
 // is gone is as full as one whose compute is gone).

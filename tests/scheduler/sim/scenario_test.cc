@@ -126,5 +126,36 @@ TEST(Scenario, OpenbMixedWorkloadKeepsTheTraceShapes) {
   EXPECT_FALSE(OpenbMixedWorkload(*cluster, {{"d", 2000, 4096, 0, 0, {}}}, 5, 1.3).empty());
 }
 
+TEST(Scenario, ExplainShowsTheScorersTermsForTheNodesAPodMet) {
+  const auto& cat = catalog::Catalog::Builtin();
+  auto cluster = DefaultCluster(cat);
+  auto pods = DefaultWorkload(cluster, 7, 1.3);
+  auto e = ExplainScenarioPod(pods, cluster, cat, core::Policy::kFragAware, 7, "pod-40", 3);
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  EXPECT_EQ(e->pod, "pod-40");
+  EXPECT_EQ(e->policy, "fragaware");
+  ASSERT_FALSE(e->feasible.empty());
+  EXPECT_LE(e->feasible.size(), 3u);
+  EXPECT_GE(e->feasible_nodes, static_cast<int>(e->feasible.size()));
+  // Best first, and the node Schedule picks has the best score.
+  for (size_t i = 1; i < e->feasible.size(); ++i)
+    EXPECT_GE(e->feasible[i - 1].score.primary, e->feasible[i].score.primary);
+  ASSERT_FALSE(e->chosen.empty());
+  bool chosen_is_best = false;
+  for (const auto& n : e->feasible)
+    if (n.node == e->chosen) chosen_is_best = n.score.primary == e->feasible.front().score.primary;
+  EXPECT_TRUE(chosen_is_best) << e->chosen;
+  std::set<std::string> names;
+  for (const auto& t : e->feasible.front().terms) names.insert(t.name);
+  EXPECT_TRUE(names.count("fragmentation_removed_permille"));
+  EXPECT_TRUE(names.count("scarcity_charge_permille"));
+  EXPECT_FALSE(e->feasible.front().cards.empty());
+  EXPECT_EQ(e->other_choices.size(), 2u);  // bestfit and binpack
+
+  auto missing = ExplainScenarioPod(pods, cluster, cat, core::Policy::kFragAware, 7, "pod-99999");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().ToString().find("--explain"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace tideslice::sim
