@@ -1,6 +1,5 @@
 #include "device-plugin/plugin/agent.h"
 
-#include <cstdio>
 #include <filesystem>
 
 namespace tideslice::deviceplugin {
@@ -84,8 +83,14 @@ void Agent::Run() {
       lock.unlock();
       Status st = ServeAndRegister();
       lock.lock();
-      if (!st.ok()) {
-        std::fprintf(stderr, "tideslice-device-plugin: %s; retrying\n", st.ToString().c_str());
+      if (st.ok()) {
+        health_log_.Record("register", "ok", log::Level::kInfo, "agent.registered",
+                           "serving the kubelet and registered with it");
+      } else {
+        // Retried every back-off until the kubelet answers: logged when it starts and changes.
+        health_log_.Record("register", st.ToString(), log::Level::kWarn, "agent.register_failed",
+                           "cannot serve or register with the kubelet; retrying", {{"error", st.ToString()}},
+                           /*log_first=*/true);
         restart_requested_ = true;
         next_register_ = std::chrono::steady_clock::now() + options_.retry_backoff;
       }
@@ -99,11 +104,15 @@ void Agent::Run() {
         if (again.ok()) cards = std::move(again);
       }
       if (cards.ok()) {
+        health_log_.Record("discover", "ok", log::Level::kInfo, "agent.discover_recovered",
+                           "reading the cards works again");
         if (options_.on_devices) options_.on_devices(*cards);
         state_.Set(std::move(*cards));
+      } else {
+        health_log_.Record("discover", cards.status().ToString(), log::Level::kWarn, "agent.discover_failed",
+                           "cannot read the cards; the kubelet keeps the last list",
+                           {{"error", cards.status().ToString()}}, /*log_first=*/true);
       }
-      else
-        std::fprintf(stderr, "tideslice-device-plugin: %s\n", cards.status().ToString().c_str());
       lock.lock();
       next_poll = std::chrono::steady_clock::now() + options_.health_poll;
     }
