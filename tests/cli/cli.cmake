@@ -9,3 +9,21 @@ tideslice_test(filter_recorder_test
 tideslice_test(kubectl_tideslice_test
   SOURCES cli/kubectl_tideslice_test.cc
   LIBS tideslice_cli tideslice_test_apiserver)
+
+# Fuzz entry points of sizing by model, the filter record and kubectl-tideslice's views, run on
+# seeds and mutations on every build; libFuzzer binaries with -DTIDESLICE_FUZZ=ON (clang).
+add_library(tideslice_ml_fuzz_targets STATIC fuzz/ml_targets.cc)
+target_include_directories(tideslice_ml_fuzz_targets PUBLIC ${PROJECT_SOURCE_DIR})
+target_link_libraries(tideslice_ml_fuzz_targets PUBLIC tideslice_cli tideslice_sizing tideslice_filter_record tideslice_catalog)
+tideslice_test(ml_fuzz_smoke_test
+  SOURCES fuzz/ml_fuzz_smoke_test.cc
+  LIBS tideslice_ml_fuzz_targets)
+if(TIDESLICE_FUZZ)
+  foreach(target model_annotations filter_record cli_views)
+    add_executable(fuzz_${target} fuzz/ml_fuzz_main.cc)
+    target_compile_definitions(fuzz_${target} PRIVATE TIDESLICE_FUZZ_TARGET=Fuzz_${target})
+    target_compile_options(fuzz_${target} PRIVATE -fsanitize=fuzzer,address,undefined)
+    target_link_options(fuzz_${target} PRIVATE -fsanitize=fuzzer,address,undefined)
+    target_link_libraries(fuzz_${target} PRIVATE tideslice_ml_fuzz_targets)
+  endforeach()
+endif()
