@@ -80,7 +80,8 @@ TEST(NvmlTopologyTest, LinkCountsAreWhatTopoMatrixShows) {
   fake::LoadLayout("h100-sxm-nvswitch.json", sysfs.path());
   auto h = NvmlBackend::Create(fake::Api(), Cat(), options);
   ASSERT_TRUE((*h)->Discover().ok());
-  const auto& h0 = (*h)->LastNvLinks().at(fake::M().gpus[0].uuid);
+  const auto h_links = (*h)->LastNvLinks();
+  const auto& h0 = h_links.at(fake::M().gpus[0].uuid);
   EXPECT_EQ(h0.active, 18);
   EXPECT_EQ(h0.to_switch, 18);
   EXPECT_TRUE(h0.to_peer.empty());

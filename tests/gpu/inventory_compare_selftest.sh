@@ -3,14 +3,14 @@
 # inventory of a deploy/examples layout must match the recorded outputs of that machine, and
 # every planted difference (in the tool's output or in ours) must be caught.
 #   nvidia: the real NVML backend over tideslice_fake_nvml_layout (a libnvidia-ml.so.1 stand-in)
-#   ascend: the layout as the mock backend reads it (there is no libdcmi.so stand-in yet)
-#   tests/gpu/inventory_compare_selftest.sh DUMP_BINARY FAKE_NVML_LIBRARY nvidia|ascend
+#   ascend: the real DCMI backend over tideslice_fake_dcmi_layout (a libdcmi.so stand-in)
+#   tests/gpu/inventory_compare_selftest.sh DUMP_BINARY FAKE_NVML_LIBRARY FAKE_DCMI_LIBRARY nvidia|ascend
 set -euo pipefail
-dump=${1:?usage: inventory_compare_selftest.sh DUMP_BINARY FAKE_NVML_LIBRARY nvidia|ascend}
+dump=${1:?usage: inventory_compare_selftest.sh DUMP_BINARY FAKE_NVML_LIBRARY FAKE_DCMI_LIBRARY nvidia|ascend}
 fake=${2:?}
-vendor=${3:?}
+fake_dcmi=${3:?}
+vendor=${4:?}
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 compare=(python3 "$here/compare_inventory.py")
@@ -83,7 +83,9 @@ if [[ $vendor == nvidia ]]; then
   fi
 elif [[ $vendor == ascend ]]; then
   rec="$here/recorded/ascend-800t-a2"
-  "$dump" --backend mock --mock-config "$repo/deploy/examples/atlas-800t-a2.json" >"$work/dump.json"
+  mkdir -p "$work/sys"
+  TIDESLICE_FAKE_DCMI_LAYOUT=atlas-800t-a2.json TIDESLICE_FAKE_DCMI_CHIP=910B3 TIDESLICE_FAKE_DCMI_BOARD=0x32 \
+    TIDESLICE_FAKE_SYSFS="$work/sys" "$dump" --backend dcmi --library "$fake_dcmi" --sysfs-root "$work/sys" >"$work/dump.json"
   i="$rec/npu-smi-info.txt"
   m="$rec/npu-smi-info-m.txt"
   t="$rec/npu-smi-info-t-topo.txt"
