@@ -29,3 +29,8 @@ if(TARGET tideslice_limiter_core)
     SOURCES dra/driver_component_test.cc
     LIBS tideslice_dra_server tideslice_kube tideslice_test_apiserver tideslice_limiter_core)
 endif()
+
+add_test(NAME DraDriverBinary.FlagsSocketsSlicesAndShutdown
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/dra/binary_test.sh $<TARGET_FILE:tideslice-dra-driver>
+                 $<TARGET_FILE:tideslice-test-apiserver> ${PROJECT_SOURCE_DIR}/deploy/examples/mock-cards.json)
+set_tests_properties(DraDriverBinary.FlagsSocketsSlicesAndShutdown PROPERTIES TIMEOUT 60)
