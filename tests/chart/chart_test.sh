@@ -54,6 +54,19 @@ grep -q -- '--limiter-context-reserve=512Mi' "$dir/limiteroff.yaml" || fail "dev
 ! grep -q -e '--limiter=off' -e '--limiter-context-reserve' "$dir/default.yaml" || fail "the limiter is off or charged by default"
 render nvmlprivileged --set 'devicePlugin.nodeGroups[0].name=gpu' --set 'devicePlugin.nodeGroups[0].backend=nvml' \
   --set 'devicePlugin.nodeGroups[0].privileged=true' --set 'devicePlugin.nodeGroups[0].hostPID=true'
+# DRA path per node group (docs/dra.md): the DRA driver's DaemonSet, RBAC, node-restriction policy
+# and DeviceClasses, validated like everything else; the example claims too.
+render dramixed -f "$SRC/tests/chart/values/dra-mixed.yaml"
+grep -q "name: t-tideslice-dra-driver-dra$" "$dir/dramixed.yaml" || fail "DRA node group has no dra-driver DaemonSet"
+grep -q "name: t-tideslice-device-plugin-legacy$" "$dir/dramixed.yaml" || fail "device-plugin node group lost its DaemonSet"
+! grep -q "name: t-tideslice-device-plugin-dra$" "$dir/dramixed.yaml" || fail "DRA node group also got a device plugin"
+grep -q "name: t-tideslice-dra-node-restriction" "$dir/dramixed.yaml" || fail "no ResourceSlice node-restriction policy"
+[ "$(grep -c "kind: DeviceClass" "$dir/dramixed.yaml")" = 5 ] || fail "expected 5 DeviceClasses"
+grep -q "extendedResourceName: tideslice.io/vnpu" "$dir/dramixed.yaml" || fail "no extended-resource DeviceClass"
+! grep -q -e "kind: DeviceClass" -e "dra-driver" "$dir/default.yaml" || fail "DRA objects rendered without a DRA node group"
+for f in "$SRC"/deploy/examples/dra/*.yaml; do
+  $VALIDATE "$f" > "$dir/example.val" 2>&1 || fail "schema validation of $f: $(cat "$dir/example.val")"
+done
 
 # Security properties, checked on the parsed objects (check-security.mjs says which).
 SEC="node $SRC/tests/chart/check-security.mjs"
