@@ -1,5 +1,7 @@
 #include "device-plugin/plugin/inventory.h"
 
+#include <algorithm>
+
 namespace tideslice::deviceplugin {
 
 v1::NodeInventory BuildInventory(const std::string& node_name, const std::string& backend,
@@ -26,7 +28,13 @@ v1::NodeInventory BuildInventory(const std::string& node_name, const std::string
     card->set_link_domain(c.link_domain);
     if (const auto* model = catalog.Find(c.model)) {
       card->set_compute_units(model->compute_units);
-      for (const auto& p : model->profiles) card->add_profiles(p.name);
+      // The partitions this card's driver accepts, where the backend knows them better than the
+      // catalog model (Ascend boards of one model accept different vNPU templates): the scheduler
+      // offers a pod only templates the chip can create.
+      for (const auto& p : model->profiles)
+        if (c.partition_profiles.empty() ||
+            std::find(c.partition_profiles.begin(), c.partition_profiles.end(), p.name) != c.partition_profiles.end())
+          card->add_profiles(p.name);
       card->set_mig_enabled(c.mig_enabled);
     }
   }

@@ -3,6 +3,7 @@
 // in placement.h); no I/O, no clocks, no threads.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -81,8 +82,16 @@ struct CardState {
   bool healthy = true;
   int numa_node = -1;
   std::string link_domain;
+  // The partition profiles this card's driver accepts, as its node's inventory lists them
+  // (profiles_listed); a card described otherwise (simulator, tests) offers its model's.
+  bool profiles_listed = false;
+  std::vector<std::string> profiles;
 
   CardUsage usage;
+
+  bool OffersProfile(const std::string& name) const {
+    return !profiles_listed || std::find(profiles.begin(), profiles.end(), name) != profiles.end();
+  }
 
   int64_t FreeMemoryMiB() const { return memory_mib - usage.used_memory_mib; }
   int FreeComputePermille() const { return kWholeCardPermille - usage.used_compute_permille; }

@@ -33,7 +33,8 @@ bool CardEligible(const CardState& card, const PodRequest& req, const SliceSpec&
   if (!req.uuid_include.empty() && !req.uuid_include.count(card.uuid)) return false;
   if (!req.uuid_exclude.empty() && req.uuid_exclude.count(card.uuid)) return false;
   if (s.tflops > 0 && (!card.model || card.model->fp16_tflops < s.tflops)) return false;
-  if (!s.profile.empty() && (!card.model || !card.model->FindProfile(s.profile))) return false;
+  if (!s.profile.empty() && (!card.model || !card.model->FindProfile(s.profile) || !card.OffersProfile(s.profile)))
+    return false;
   if (s.memory_mib > card.memory_mib) return false;
   return true;
 }
@@ -418,7 +419,7 @@ bool StillFits(const CardState& card, const CardUsage& u, const CardGrant& g, bo
   r.compute_permille = g.compute_permille;
   r.whole = g.whole;
   if (!g.profile.empty()) {
-    if (!card.model || !(r.profile = card.model->FindProfile(g.profile))) return false;
+    if (!card.model || !(r.profile = card.model->FindProfile(g.profile)) || !card.OffersProfile(g.profile)) return false;
     r.kind = card.model->partitioning;
   }
   CardGrant probe;

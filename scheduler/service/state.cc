@@ -20,6 +20,8 @@ core::NodeState NodeFromInventory(const v1::NodeInventory& inventory, const std:
     card.healthy = c.health() == v1::HEALTH_HEALTHY && card.model != nullptr;
     card.numa_node = c.numa_node();
     card.link_domain = c.link_domain();
+    card.profiles_listed = true;
+    card.profiles.assign(c.profiles().begin(), c.profiles().end());
     if (!card.model) unknown = c.model();
     node.cards.push_back(std::move(card));
   }
