@@ -9,6 +9,8 @@ tideslice_test(filter_recorder_test
 tideslice_test(kubectl_tideslice_test
   SOURCES cli/kubectl_tideslice_test.cc
   LIBS tideslice_cli tideslice_test_apiserver)
+add_dependencies(kubectl_tideslice_test kubectl-tideslice)
+target_compile_definitions(kubectl_tideslice_test PRIVATE KUBECTL_TIDESLICE_BINARY="$<TARGET_FILE:kubectl-tideslice>")
 
 # Fuzz entry points of sizing by model, the filter record and kubectl-tideslice's views, run on
 # seeds and mutations on every build; libFuzzer binaries with -DTIDESLICE_FUZZ=ON (clang).

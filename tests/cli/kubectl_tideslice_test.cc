@@ -7,6 +7,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -143,6 +146,31 @@ TEST_F(KubectlTideslice, ColourOnlyWhenAskedAndColumnsStayAligned) {
   EXPECT_EQ(stripped, plain.out);
   // -o json never colours.
   EXPECT_EQ(Run({"nodes", "-o", "json"}, true).out.find('\x1b'), std::string::npos);
+}
+
+// The binary itself, as kubectl runs it: stdout is a pipe here, so no colour although the fixture
+// has an unhealthy card; usage errors exit 2 with the message on stderr.
+TEST_F(KubectlTideslice, TheBinaryAsKubectlRunsIt) {
+  auto run = [](const std::string& args) {
+    const std::string command = std::string(KUBECTL_TIDESLICE_BINARY) + " " + args + " 2>&1";
+    std::string output;
+    FILE* pipe = ::popen(command.c_str(), "r");
+    if (!pipe) return std::make_pair(-1, output);
+    char buf[4096];
+    for (size_t n; (n = std::fread(buf, 1, sizeof buf, pipe)) > 0;) output.append(buf, n);
+    int status = ::pclose(pipe);
+    return std::make_pair(WIFEXITED(status) ? WEXITSTATUS(status) : -1, output);
+  };
+  auto [code, out] = run("nodes --kubeconfig " + kubeconfig_);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_THAT(out, HasSubstr("Unhealthy"));
+  EXPECT_EQ(out.find('\x1b'), std::string::npos);
+  std::tie(code, out) = run("nods");
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(out, HasSubstr("error: unknown command \"nods\""));
+  std::tie(code, out) = run("--help");
+  EXPECT_EQ(code, 0);
+  EXPECT_THAT(out, HasSubstr("kubectl tideslice tide [POOL]"));
 }
 
 TEST_F(KubectlTideslice, TheApiServerUnreachableIsAnErrorNotACrash) {
