@@ -34,3 +34,10 @@ add_test(NAME DraDriverBinary.FlagsSocketsSlicesAndShutdown
          COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/dra/binary_test.sh $<TARGET_FILE:tideslice-dra-driver>
                  $<TARGET_FILE:tideslice-test-apiserver> ${PROJECT_SOURCE_DIR}/deploy/examples/mock-cards.json)
 set_tests_properties(DraDriverBinary.FlagsSocketsSlicesAndShutdown PROPERTIES TIMEOUT 60)
+
+# deploy/examples/dra claims, allocated as the scheduler would, prepared into CDI specs.
+if(TARGET tideslice_limiter_core)
+  tideslice_test(dra_examples_e2e_test
+    SOURCES dra/examples_e2e_test.cc
+    LIBS tideslice_dra_core tideslice_kube tideslice_test_apiserver tideslice_limiter_core tideslice_yaml)
+endif()

@@ -18,6 +18,7 @@
 #include "dra/v1beta1/api.grpc.pb.h"
 #include "drahealth/v1alpha1/api.grpc.pb.h"
 #include "pluginregistration/v1/api.grpc.pb.h"
+#include "tests/dra/mig_mode_backend.h"
 #include "tests/support/kube_env.h"
 
 namespace tideslice::dra {
@@ -33,32 +34,6 @@ constexpr const char* kCards = R"({"cards": [
   {"uuid": "GPU-a100", "index": 0, "model": "A100-40G", "health": "Healthy"},
   {"uuid": "GPU-h100", "index": 1, "model": "H100-80G", "health": "Healthy"},
   {"uuid": "NPU-910b3", "index": 2, "model": "Ascend910B3", "health": "Healthy"}]})";
-
-// The mock backend with MIG mode on for chosen cards (the mock itself has no MIG mode).
-class MigModeBackend : public deviceplugin::DeviceBackend {
- public:
-  MigModeBackend(deviceplugin::MockBackend& inner, std::set<std::string> mig) : inner_(inner), mig_(std::move(mig)) {}
-  std::string Name() const override { return "mock"; }
-  StatusOr<std::vector<deviceplugin::DeviceInfo>> Discover() override {
-    auto cards = inner_.Discover();
-    if (cards.ok())
-      for (auto& c : *cards) c.mig_enabled = mig_.count(c.uuid) > 0;
-    return cards;
-  }
-  StatusOr<std::string> CreatePartition(const deviceplugin::DeviceInfo& c, const std::string& p, int s) override {
-    return inner_.CreatePartition(c, p, s);
-  }
-  Status DestroyPartition(const deviceplugin::DeviceInfo& c, const std::string& id) override {
-    return inner_.DestroyPartition(c, id);
-  }
-  StatusOr<std::vector<deviceplugin::LivePartition>> ListPartitions(const deviceplugin::DeviceInfo& c) override {
-    return inner_.ListPartitions(c);
-  }
-
- private:
-  deviceplugin::MockBackend& inner_;
-  std::set<std::string> mig_;
-};
 
 // A claim as the scheduler leaves it: spec, allocation results on node-a, reserved for a pod.
 json AllocatedClaim(const std::string& name, const json& results) {
@@ -88,7 +63,7 @@ struct Node {
     auto made = deviceplugin::MockBackend::FromJson(kCards, catalog::Catalog::Builtin());
     EXPECT_TRUE(made.ok());
     mock = std::move(made).value();
-    backend = std::make_unique<MigModeBackend>(*mock, std::set<std::string>{"GPU-a100"});
+    backend = std::make_unique<testsupport::MigModeBackend>(*mock, std::set<std::string>{"GPU-a100"});
     env.server->Upsert("nodes", {{"metadata", {{"name", "node-a"}}}});
   }
   std::string plugin_dir() const { return dir.path() + "/plugins/tideslice.io"; }
@@ -206,7 +181,7 @@ struct Node {
   TempDir dir{"tsdra"};
   KubeEnv env;
   std::unique_ptr<deviceplugin::MockBackend> mock;
-  std::unique_ptr<MigModeBackend> backend;
+  std::unique_ptr<testsupport::MigModeBackend> backend;
   std::unique_ptr<deviceplugin::PartitionLedger> ledger;
   std::unique_ptr<deviceplugin::LimiterFiles> limiter;
   std::unique_ptr<DraDriver> driver;
