@@ -21,7 +21,7 @@ StatusOr<ParsedFlags> ParseFlags(int argc, const char* const* argv, const std::s
       f = f.substr(0, eq);
     } else {
       if (!known.count(f)) return Status::InvalidArgument(f, "unknown flag " + f);
-      if (i + 1 >= argc) return Status::InvalidArgument(f, f + " needs a value");
+      if (i + 1 >= argc) return Status::InvalidArgument(f, "needs a value");
       value = argv[++i];
     }
     if (!known.count(f) && !switches.count(f)) return Status::InvalidArgument(f, "unknown flag " + f);

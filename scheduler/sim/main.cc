@@ -20,6 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/flags.h"
 #include "scheduler/sim/offline_bound.h"
 #include "scheduler/sim/replay.h"
 #include "scheduler/sim/scenario.h"
@@ -74,25 +75,26 @@ struct Flags {
   std::map<std::string, std::string> values;
 };
 
-StatusOr<Flags> ParseFlags(int argc, char** argv, const std::map<std::string, std::set<std::string>>& allowed) {
+// "tideslice-sim COMMAND --flag value ...": the command picks which flags are allowed; the flags
+// themselves go through the binaries' common parser (--flag value or --flag=value).
+StatusOr<Flags> ParseCommandLine(int argc, char** argv, const std::map<std::string, std::set<std::string>>& allowed) {
   Flags f;
-  int i = 1;
-  if (i < argc && argv[i][0] != '-') f.command = argv[i++];
+  int first = 1;
+  if (first < argc && argv[first][0] != '-') f.command = argv[first++];
   if (f.command.empty()) f.command = "demo";
   auto it = allowed.find(f.command);
   if (it == allowed.end())
     return Status::InvalidArgument(f.command, "unknown command; use demo, replay, sweep, offline or tidal (see --help)");
-  for (; i < argc; ++i) {
-    std::string flag = argv[i];
-    if (flag == "--help" || flag == "-h") {
-      f.command = "help";
-      return f;
-    }
-    if (!it->second.count(flag))
-      return Status::InvalidArgument(flag, "is not a flag of `" + f.command + "`; see tideslice-sim --help");
-    if (i + 1 >= argc) return Status::InvalidArgument(flag, "needs a value");
-    f.values[flag] = argv[++i];
+  // The common parser skips its argv[0]: hand it the arguments after the command.
+  auto parsed = tideslice::ParseFlags(argc - first + 1, argv + first - 1, it->second);
+  if (!parsed.ok()) {
+    const Status& st = parsed.status();
+    if (st.message().rfind("unknown flag", 0) == 0)
+      return Status::InvalidArgument(st.field(), "is not a flag of `" + f.command + "`; see tideslice-sim --help");
+    return st;
   }
+  if (parsed->help) f.command = "help";
+  f.values = std::move(parsed->values);
   return f;
 }
 
@@ -568,7 +570,7 @@ int main(int argc, char** argv) {
     std::printf("%s", kUsage);
     return 0;
   }
-  auto flags = ParseFlags(argc, argv, allowed);
+  auto flags = ParseCommandLine(argc, argv, allowed);
   if (!flags.ok()) {
     std::fprintf(stderr, "tideslice-sim: %s\n\n%s", flags.status().ToString().c_str(), kUsage);
     return 2;

@@ -64,7 +64,7 @@ TEST(Flags, ValuesSwitchesHelpAndErrorsThatNameTheFlag) {
   const char* unknown[] = {"bin", "--frobnicate", "1"};
   EXPECT_EQ(ParseFlags(3, unknown, {"--a"}).status().message(), "unknown flag --frobnicate");
   const char* missing[] = {"bin", "--a"};
-  EXPECT_EQ(ParseFlags(2, missing, {"--a"}).status().message(), "--a needs a value");
+  EXPECT_EQ(ParseFlags(2, missing, {"--a"}).status().message(), "needs a value");
   const char* unknown_eq[] = {"bin", "--zzz=1"};
   EXPECT_EQ(ParseFlags(2, unknown_eq, {"--a"}).status().field(), "--zzz");
 }
