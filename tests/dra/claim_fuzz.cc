@@ -2,6 +2,7 @@
 
 #include <string_view>
 
+#include "device-plugin/dra/checkpoint.h"
 #include "device-plugin/dra/claim.h"
 
 namespace tideslice::fuzz {
@@ -38,6 +39,16 @@ void Fuzz_dra_claim(const uint8_t* data, size_t size) {
   if (plan.ok())
     for (const auto& r : *plan)
       if (r.devices.size() != r.slices.size() || r.results.size() != r.slices.size()) __builtin_trap();
+}
+
+void Fuzz_dra_checkpoint(const uint8_t* data, size_t size) {
+  auto cp = dra::ParseCheckpoint(std::string(reinterpret_cast<const char*>(data), size));
+  if (!cp.ok()) {
+    if (cp.status().ToString().empty()) __builtin_trap();
+    return;
+  }
+  for (const auto& [uid, c] : *cp)
+    if (c.uid != uid || c.cdi_file.find('/') != std::string::npos) __builtin_trap();
 }
 
 }  // namespace tideslice::fuzz

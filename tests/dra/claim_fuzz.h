@@ -7,4 +7,6 @@
 
 namespace tideslice::fuzz {
 void Fuzz_dra_claim(const uint8_t* data, size_t size);
+// The driver's checkpoint file (device-plugin/dra/checkpoint.*).
+void Fuzz_dra_checkpoint(const uint8_t* data, size_t size);
 }

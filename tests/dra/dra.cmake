@@ -8,7 +8,7 @@ add_library(tideslice_dra_fuzz_target STATIC dra/claim_fuzz.cc)
 target_include_directories(tideslice_dra_fuzz_target PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(tideslice_dra_fuzz_target PUBLIC tideslice_dra_core)
 tideslice_test(dra_core_test
-  SOURCES dra/resource_slices_test.cc dra/claim_test.cc dra/cdi_spec_test.cc
+  SOURCES dra/resource_slices_test.cc dra/claim_test.cc dra/cdi_spec_test.cc dra/checkpoint_test.cc
   LIBS tideslice_dra_core tideslice_dra_fuzz_target)
 if(TIDESLICE_FUZZ)
   add_executable(fuzz_dra_claim dra/claim_fuzz.cc)
