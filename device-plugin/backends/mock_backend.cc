@@ -223,14 +223,4 @@ void MockBackend::FailNextPartition(const std::string& reason) {
   fail_next_ = reason;
 }
 
-void MockBackend::SetProcesses(std::vector<ProcessUsage> processes) {
-  std::lock_guard<std::mutex> lock(mu_);
-  processes_ = std::move(processes);
-}
-
-StatusOr<std::vector<ProcessUsage>> MockBackend::Processes() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return processes_;
-}
-
 }  // namespace tideslice::deviceplugin

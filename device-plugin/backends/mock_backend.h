@@ -40,9 +40,6 @@ class MockBackend : public DeviceBackend {
   StatusOr<std::vector<LivePartition>> ListPartitions(const DeviceInfo& card) override;
   std::vector<std::string> Partitions();  // "card/id", sorted
   void FailNextPartition(const std::string& reason);
-  // Processes reported by Processes() (tests of the per-pod usage metrics).
-  void SetProcesses(std::vector<ProcessUsage> processes);
-  StatusOr<std::vector<ProcessUsage>> Processes() override;
 
  private:
   MockBackend(std::vector<DeviceInfo> devices, const catalog::Catalog& catalog)
@@ -56,7 +53,6 @@ class MockBackend : public DeviceBackend {
   std::map<std::string, LivePartition> partitions_;  // by "card/id"
   int next_partition_ = 0;
   std::string fail_next_;
-  std::vector<ProcessUsage> processes_;
 };
 
 }  // namespace tideslice::deviceplugin
