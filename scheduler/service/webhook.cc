@@ -14,6 +14,7 @@
 #include "common/sizing/model_sizing.h"
 #include "scheduler/extender/wire.h"
 #include "scheduler/core/request.h"
+#include "scheduler/service/filter_record.h"
 #include "scheduler/tidal/decide.h"
 
 namespace tideslice::service {
@@ -46,6 +47,7 @@ std::string Escape(const std::string& s) {
 static_assert(kOwnedAnnotations[0] == codec::kAssignmentAnnotation);
 static_assert(kOwnedAnnotations[1] == std::string_view(tidal::kNoticeAnnotation));
 static_assert(kOwnedAnnotations[2] == std::string_view(tidal::kDeadlineAnnotation));
+static_assert(kOwnedAnnotations[3] == std::string_view(kFilterReasonsAnnotation));
 
 // What the API server tells us (or anyone who can reach the port claims) is read with type checks
 // only: nlohmann's value() and get<>() throw on a wrong type, and one throw would end the process.

@@ -31,11 +31,13 @@
 
 namespace tideslice::service {
 
-// The pod annotations only TideSlice writes: who holds which card (scheduler, node agents) and
-// the tidal checkpoint notice (tidal controller). The one list; others may reuse it. webhook.cc
-// checks that these match the constants their writers use.
-inline constexpr std::array<std::string_view, 3> kOwnedAnnotations = {
-    "tideslice.io/assignment", "tideslice.io/checkpoint-notice", "tideslice.io/checkpoint-deadline"};
+// The pod annotations only TideSlice writes: who holds which card (scheduler, node agents), the
+// tidal checkpoint notice (tidal controller) and why a pending pod fits no node (scheduler; what
+// `kubectl tideslice why` shows). The one list; others may reuse it. webhook.cc checks that these
+// match the constants their writers use.
+inline constexpr std::array<std::string_view, 4> kOwnedAnnotations = {
+    "tideslice.io/assignment", "tideslice.io/checkpoint-notice", "tideslice.io/checkpoint-deadline",
+    "tideslice.io/filter-reasons"};
 
 struct WebhookOptions {
   std::string scheduler_name = "tideslice-scheduler";

@@ -264,7 +264,7 @@ const std::string kAssignmentValue = R"({"phase":"ASSIGNMENT_PHASE_ALLOCATED","c
 
 TEST_F(OwnedAnnotations, TheListNamesWhatTideSliceWrites) {
   EXPECT_THAT(kOwnedAnnotations, ::testing::ElementsAre("tideslice.io/assignment", "tideslice.io/checkpoint-notice",
-                                                       "tideslice.io/checkpoint-deadline"));
+                                                       "tideslice.io/checkpoint-deadline", "tideslice.io/filter-reasons"));
 }
 
 TEST_F(OwnedAnnotations, CreateCarryingOneIsRefusedForEveryoneEverywhere) {
