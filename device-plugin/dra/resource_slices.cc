@@ -95,6 +95,10 @@ json CommonAttributes(const DeviceInfo& card, const catalog::AcceleratorModel* m
   }
   if (card.numa_node >= 0) a["numaNode"] = Int(card.numa_node);
   if (!card.link_domain.empty()) a["linkDomain"] = Str(card.link_domain.substr(0, kMaxAttributeStringLength));
+  // As the driver library reports it ("550.54.15", "24.1.rc2"): a string, since vendors' version
+  // strings are not all semantic versions.
+  if (!card.driver_version.empty())
+    a["driverVersion"] = Str(card.driver_version.substr(0, kMaxAttributeStringLength));
   a["healthy"] = json{{"bool", card.healthy}};
   return a;
 }

@@ -29,7 +29,8 @@ const bad = (m) => problems.push(m);
 const of = (kind) => objs.filter((o) => o.kind === kind);
 const named = (kind, suffix) => of(kind).find((o) => o.metadata.name.endsWith(suffix));
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
-const owned = ['tideslice.io/assignment', 'tideslice.io/checkpoint-notice', 'tideslice.io/checkpoint-deadline'];
+const owned = ['tideslice.io/assignment', 'tideslice.io/checkpoint-notice', 'tideslice.io/checkpoint-deadline',
+  'tideslice.io/filter-reasons'];
 
 const daemonSets = of('DaemonSet');
 const deployment = of('Deployment').find((d) => d.metadata.name.endsWith('-scheduler'));

@@ -21,6 +21,7 @@ DeviceInfo Card(int index, const std::string& model, const std::string& vendor, 
   d.mig_enabled = mig;
   d.numa_node = index / 4;
   d.link_domain = "nvl0";
+  d.driver_version = "550.54.15";
   return d;
 }
 
@@ -68,6 +69,7 @@ TEST(DraResourceSlices, WholeCardAttributesCapacitiesAndPool) {
   EXPECT_EQ(d["attributes"]["fp16Tflops"]["int"], 989);
   EXPECT_EQ(d["attributes"]["numaNode"]["int"], 0);
   EXPECT_EQ(d["attributes"]["linkDomain"]["string"], "nvl0");
+  EXPECT_EQ(d["attributes"]["driverVersion"]["string"], "550.54.15");
   EXPECT_EQ(d["capacity"]["memory"]["value"], "81920Mi");
   EXPECT_EQ(d["capacity"]["cores"]["value"], "100");
   EXPECT_FALSE(d.contains("consumesCounters"));  // basic layout: no gated fields

@@ -80,7 +80,7 @@ tideslice-assignment-key
 
 {{/* Pod annotations only TideSlice writes. */}}
 {{- define "tideslice.ownedAnnotations" -}}
-['tideslice.io/assignment', 'tideslice.io/checkpoint-notice', 'tideslice.io/checkpoint-deadline']
+['tideslice.io/assignment', 'tideslice.io/checkpoint-notice', 'tideslice.io/checkpoint-deadline', 'tideslice.io/filter-reasons']
 {{- end -}}
 
 {{/* CEL: the pod (object) asks for TideSlice or aliased resources in any container's limits or
