@@ -20,7 +20,9 @@ struct ResolvedSlice {
 };
 
 bool ModelAllowed(const CardState& card, const PodRequest& req) {
-  const std::string& name = card.model ? card.model->name : std::string();
+  if (req.type_include.empty() && req.type_exclude.empty()) return true;  // most pods: no lookups
+  static const std::string kNoModel;
+  const std::string& name = card.model ? card.model->name : kNoModel;
   if (!req.type_include.empty() && !req.type_include.count(name)) return false;
   if (!req.type_exclude.empty() && req.type_exclude.count(name)) return false;
   return true;
@@ -242,8 +244,13 @@ bool PlaceContainer(const NodeState& node, FitScratch& scratch, const PodRequest
     const CardState& card = node.cards[i];
     if (!CardEligible(card, req, s)) continue;
     ResolvedSlice r = Resolve(card, s);
-    CardGrant g;
-    if (!Fits(card, usage[i], r, req.exclusive, &g)) continue;
+    // Built in place: a candidate's grant is never moved or copied until it is taken.
+    Candidate& cand = cands.emplace_back();
+    CardGrant& g = cand.grant;
+    if (!Fits(card, usage[i], r, req.exclusive, &g)) {
+      cands.pop_back();
+      continue;
+    }
     g.card_index = static_cast<int>(i);
     const CardUsage& u = usage[i];
     double free_after = (kWholeCardPermille - u.used_compute_permille - g.compute_permille) +
@@ -252,7 +259,8 @@ bool PlaceContainer(const NodeState& node, FitScratch& scratch, const PodRequest
                                              : 0.0) * 1e-3;
     double rank = scorer.RankCard(static_cast<int>(i), free_after, s, ctx);
     if (s.whole) rank = static_cast<double>(i);  // all free cards are alike; lowest index, as the baselines do
-    cands.push_back({static_cast<int>(i), std::move(g), rank});
+    cand.index = static_cast<int>(i);
+    cand.rank = rank;
   }
   if (static_cast<int>(cands.size()) < s.count) {
     *why = Failure(FitFailure::Code::kInsufficientCards, ci, static_cast<int>(cands.size()));

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <map>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -75,7 +77,173 @@ std::string BoundedText(std::string_view text, size_t max_bytes) {
   return out;
 }
 
+namespace {
+
+bool IsJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+// The fast decoder's view of the body: the top-level members as byte ranges, found by a flat
+// scan that honours strings and escapes and measures nesting. It decides nothing it is not sure
+// of: anything unusual (escaped keys, a body too deep or too large, trailing bytes) sends the
+// body to the DOM decoder, which also writes the errors.
+class TopLevel {
+ public:
+  // False: let the DOM decoder judge the body.
+  bool Scan(std::string_view body, const codec::JsonLimits& limits) {
+    if (body.size() > limits.max_bytes) return false;
+    size_t i = SkipSpace(body, 0);
+    if (i >= body.size() || body[i] != '{') return false;
+    i = SkipSpace(body, i + 1);
+    if (i < body.size() && body[i] == '}') return SkipSpace(body, i + 1) == body.size();
+    while (true) {
+      if (i >= body.size() || body[i] != '"') return false;
+      const size_t key_start = i + 1;
+      size_t key_end = key_start;
+      while (key_end < body.size() && body[key_end] != '"') {
+        const auto c = static_cast<unsigned char>(body[key_end]);
+        if (c == '\\' || c < 0x20 || c > 0x7e) return false;  // escapes, UTF-8: the DOM decoder
+        ++key_end;
+      }
+      if (key_end >= body.size()) return false;
+      i = SkipSpace(body, key_end + 1);
+      if (i >= body.size() || body[i] != ':') return false;
+      i = SkipSpace(body, i + 1);
+      const size_t value_start = i;
+      if (!SkipValue(body, &i, limits.max_depth)) return false;
+      // A repeated key: the last one wins, as in nlohmann's DOM.
+      values_.push_back(body.substr(value_start, i - value_start));
+      members_[body.substr(key_start, key_end - key_start)] = values_.back();
+      i = SkipSpace(body, i);
+      if (i >= body.size()) return false;
+      if (body[i] == '}') return SkipSpace(body, i + 1) == body.size();
+      if (body[i] != ',') return false;
+      i = SkipSpace(body, i + 1);
+    }
+  }
+
+  // Field()'s rule over the members: the exact key, else the first case-insensitive one in key
+  // order; a null value counts as absent. Empty view: absent.
+  std::string_view Field(std::string_view key) const {
+    auto exact = members_.find(key);
+    std::string_view v;
+    if (exact != members_.end()) {
+      v = exact->second;
+    } else {
+      for (const auto& [k, value] : members_)
+        if (IEquals(k, key)) {
+          v = value;
+          break;
+        }
+    }
+    return v == "null" ? std::string_view() : v;
+  }
+  // Every member's value in body order, repeated keys included.
+  const std::vector<std::string_view>& values() const { return values_; }
+
+ private:
+  static size_t SkipSpace(std::string_view s, size_t i) {
+    while (i < s.size() && IsJsonSpace(s[i])) ++i;
+    return i;
+  }
+  // Moves past one value (its syntax is checked later: by nlohmann for the pod and unknown
+  // members, by ParseNodeNames for the names). Depth counts the top-level object.
+  static bool SkipValue(std::string_view s, size_t* pos, int max_depth) {
+    size_t i = *pos;
+    int depth = 0;
+    do {
+      if (i >= s.size()) return false;
+      const char c = s[i];
+      if (c == '"') {
+        for (++i; i < s.size() && s[i] != '"'; ++i)
+          if (s[i] == '\\') ++i;
+        if (i >= s.size()) return false;
+        ++i;
+      } else if (c == '{' || c == '[') {
+        if (++depth + 1 > max_depth) return false;
+        ++i;
+      } else if (c == '}' || c == ']') {
+        if (depth == 0) return false;
+        --depth;
+        ++i;
+      } else if (depth == 0 && (c == ',' || IsJsonSpace(c))) {
+        return false;  // an empty value
+      } else {
+        // A scalar (or, inside a container, its punctuation): up to the next structural byte.
+        ++i;
+        if (depth == 0)
+          while (i < s.size() && s[i] != ',' && s[i] != '}' && !IsJsonSpace(s[i])) ++i;
+      }
+    } while (depth > 0);
+    *pos = i;
+    return true;
+  }
+  std::map<std::string_view, std::string_view> members_;
+  std::vector<std::string_view> values_;
+};
+
+// `["a","b"]` of plain names (printable ASCII, no escapes) into `out`; false for anything else.
+bool ParsePlainNames(std::string_view v, std::vector<std::string>* out) {
+  size_t i = 0;
+  auto space = [&] {
+    while (i < v.size() && IsJsonSpace(v[i])) ++i;
+  };
+  if (v.empty() || v[0] != '[') return false;
+  ++i;
+  space();
+  if (i < v.size() && v[i] == ']') return i + 1 == v.size();
+  out->reserve(v.size() / 8);
+  while (true) {
+    if (i >= v.size() || v[i] != '"') return false;
+    const size_t start = ++i;
+    while (i < v.size()) {
+      const auto c = static_cast<unsigned char>(v[i]);
+      if (c == '"') break;
+      if (c == '\\' || c < 0x20 || c > 0x7e) return false;
+      ++i;
+    }
+    if (i >= v.size()) return false;
+    out->emplace_back(v.substr(start, i - start));
+    ++i;
+    space();
+    if (i >= v.size()) return false;
+    if (v[i] == ']') return i + 1 == v.size();
+    if (v[i] != ',') return false;
+    ++i;
+    space();
+  }
+}
+
+// The fast decoder: no DOM for the node names (thousands of them), a DOM for the pod only.
+// nullopt: the body is for the DOM decoder (which also writes the errors).
+std::optional<StatusOr<ExtenderArgs>> ParseExtenderArgsFast(std::string_view body) {
+  TopLevel top;
+  if (!top.Scan(body, codec::JsonLimits{})) return std::nullopt;
+  const std::string_view names = top.Field("NodeNames");
+  const std::string_view pod_text = top.Field("Pod");
+  if (names.empty() || pod_text.empty()) return std::nullopt;
+  // Every other member must be valid JSON too, or the DOM decoder would refuse the body.
+  for (std::string_view value : top.values())
+    if (value.data() != names.data() && value.data() != pod_text.data() && !json::accept(value)) return std::nullopt;
+  ExtenderArgs args;
+  args.cache_capable = true;
+  if (!ParsePlainNames(names, &args.node_names)) return std::nullopt;
+  json pod = json::parse(pod_text, nullptr, /*allow_exceptions=*/false);
+  if (pod.is_discarded()) return std::nullopt;
+  auto spec = kube::PodSpecFromJson(pod);
+  if (!spec.ok())
+    return StatusOr<ExtenderArgs>(
+        Status::InvalidArgument("ExtenderArgs.Pod." + spec.status().field(), spec.status().message()));
+  args.pod = std::move(*spec);
+  return StatusOr<ExtenderArgs>(std::move(args));
+}
+
+}  // namespace
+
 StatusOr<ExtenderArgs> ParseExtenderArgs(std::string_view body) {
+  if (auto fast = ParseExtenderArgsFast(body)) return std::move(*fast);
+  return ParseExtenderArgsWithDom(body);
+}
+
+StatusOr<ExtenderArgs> ParseExtenderArgsWithDom(std::string_view body) {
   auto root = ParseObject(body, "ExtenderArgs");
   if (!root.ok()) return root.status();
   ExtenderArgs args;
@@ -174,8 +342,14 @@ namespace {
 void AppendJsonString(std::string& out, std::string_view s) {
   static const char* hex = "0123456789abcdef";
   out += '"';
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
+  // Runs of bytes that need no escape (node names: all of them) are appended at once.
+  size_t run = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(s.data() + run, i - run);
+    run = i + 1;
+    const char ch = s[i];
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
@@ -194,6 +368,7 @@ void AppendJsonString(std::string& out, std::string_view s) {
         }
     }
   }
+  out.append(s.data() + run, s.size() - run);
   out += '"';
 }
 
@@ -261,7 +436,9 @@ std::string EncodeHostPriorityList(const std::vector<HostPriority>& list) {
     out += R"({"Host":)";
     AppendJsonString(out, list[i].host);
     out += R"(,"Score":)";
-    out += std::to_string(list[i].score);
+    const int64_t score = list[i].score;
+    if (score >= 0 && score <= 9) out += static_cast<char>('0' + score);  // the extender's 0..10
+    else out += std::to_string(score);
     out += '}';
   }
   out += ']';

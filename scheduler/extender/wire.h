@@ -51,7 +51,11 @@ struct PreemptionArgs {
 
 // Request bodies are external input: parsed with depth and size limits (codec::BoundedParse;
 // nlohmann recurses once per nesting level when copying or dumping), read with type checks.
+// ExtenderArgs decodes the node names without a JSON DOM (a flat scan of the body, a DOM for the
+// pod only); a body it is not sure of goes to the DOM decoder, which gives the same result and
+// writes the errors. The two agree on every input (fuzz target "extender").
 StatusOr<ExtenderArgs> ParseExtenderArgs(std::string_view body);
+StatusOr<ExtenderArgs> ParseExtenderArgsWithDom(std::string_view body);
 StatusOr<BindingArgs> ParseBindingArgs(std::string_view body);
 StatusOr<PreemptionArgs> ParsePreemptionArgs(std::string_view body);
 

@@ -90,6 +90,14 @@ TEST(FuzzSmoke, Extender) {
           R"({"Pod":{"metadata":{"name":"p"},"spec":{"priority":9}},"NodeNameToMetaVictims":{"n1":{"Pods":[{"UID":"x"}],"NumPDBViolations":0}}})"},
          2000);
   Mutate(Fuzz_extender, HostileJson(R"({"Pod":{},"Nodes":{"items":[{"metadata":{"name":"n"},"x":)", "}]}}"), 20);
+  // The DOM-free NodeNames decoder against the DOM one: case variants, repeats, nulls, escapes,
+  // other members, whitespace, non-ASCII.
+  Mutate(Fuzz_extender,
+         {R"( { "pod" : {"metadata":{"name":"p"}} , "nodenames" : [ "a" , "b" ] , "NodeNames" : null } )",
+          R"({"Pod":{"metadata":{"name":"p"}},"NodeNames":["a"],"NodeNames":["b","c"],"x":[1,{"y":"\"}"}],"z":-1.5e3})",
+          R"({"Pod":{"metadata":{"name":"p"}},"NODENAMES":["a\u0062","c"],"NodeNames":["é"],"Nodes":true})",
+          R"({"Pod":{"metadata":{"name":"p"}},"NodeNames":[],"Pod":null,"pOd":{"metadata":{"name":"q"}}})"},
+         2000);
   Mutate(Fuzz_extender, {R"({"Pod":{"metadata":null,"spec":5},"NodeNames":[1]})", R"({"Pod":[],"Nodes":{"items":[7]}})",
                          R"({"PodName":{},"Node":[]})", R"({"Pod":{},"NodeNameToVictims":{"n":{"Pods":[5]}}})"},
          500);

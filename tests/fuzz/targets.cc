@@ -97,6 +97,19 @@ void Fuzz_extender(const uint8_t* data, size_t size) {
     return c;
   }();
   extender::Verbs verbs(catalog::Catalog::Builtin(), core::Context{});
+  // The DOM-free decoder and the DOM decoder agree on every input: the same args or the same error.
+  {
+    auto fast = extender::ParseExtenderArgs(body);
+    auto dom = extender::ParseExtenderArgsWithDom(body);
+    if (fast.ok() != dom.ok()) __builtin_trap();
+    if (!fast.ok() && fast.status().ToString() != dom.status().ToString()) __builtin_trap();
+    if (fast.ok() && (fast->node_names != dom->node_names || fast->cache_capable != dom->cache_capable ||
+                      fast->node_items_json != dom->node_items_json || fast->pod.name != dom->pod.name ||
+                      fast->pod.namespace_name != dom->pod.namespace_name || fast->pod.uid != dom->pod.uid ||
+                      fast->pod.containers.size() != dom->pod.containers.size() ||
+                      fast->pod.annotations != dom->pod.annotations || fast->pod.labels != dom->pod.labels))
+      __builtin_trap();
+  }
   if (auto args = extender::ParseExtenderArgs(body); args.ok()) {
     auto r = verbs.Filter(*args, cluster);
     (void)extender::EncodeFilterResult(r, *args);
