@@ -1,5 +1,7 @@
 #include "common/flags.h"
 
+#include "common/quantity.h"
+
 namespace tideslice {
 
 StatusOr<ParsedFlags> ParseFlags(int argc, const char* const* argv, const std::set<std::string>& known,
@@ -51,6 +53,13 @@ bool ParseWhole(const std::string& v, int64_t* out) {
   return true;
 }
 
+// 68719476736 -> "64Gi": limits read as people write them.
+std::string BytesText(uint64_t bytes) {
+  if (bytes != 0 && bytes % (1ull << 30) == 0) return std::to_string(bytes >> 30) + "Gi";
+  if (bytes != 0 && bytes % (1ull << 20) == 0) return std::to_string(bytes >> 20) + "Mi";
+  return std::to_string(bytes);
+}
+
 std::string Join(const std::vector<std::string>& items, const char* sep) {
   std::string out;
   for (const auto& i : items) out += (out.empty() ? "" : sep) + i;
@@ -84,17 +93,6 @@ FlagSet& FlagSet::Raw(const std::string& name, std::string* target, const std::s
               }});
 }
 
-FlagSet& FlagSet::Int64(const std::string& name, int64_t* target, int64_t min, int64_t max, const std::string& help) {
-  return Add({name, "N", help, std::to_string(*target), false, [target, min, max](const std::string& v) {
-                int64_t x = 0;
-                if (!ParseWhole(v, &x) || x < min || x > max)
-                  return "must be a whole number from " + std::to_string(min) + " to " + std::to_string(max) + ", got " +
-                         Quote(v);
-                *target = x;
-                return std::string();
-              }});
-}
-
 FlagSet& FlagSet::Int(const std::string& name, int* target, int64_t min, int64_t max, const std::string& help) {
   return Add({name, "N", help, std::to_string(*target), false, [target, min, max](const std::string& v) {
                 int64_t x = 0;
@@ -104,6 +102,24 @@ FlagSet& FlagSet::Int(const std::string& name, int* target, int64_t min, int64_t
                 *target = static_cast<int>(x);
                 return std::string();
               }});
+}
+
+FlagSet& FlagSet::Bytes(const std::string& name, uint64_t* target, uint64_t max, const std::string& help) {
+  return Add({name, "QUANTITY", help, std::to_string(*target), false, [target, max](const std::string& v) {
+                auto q = ParseQuantity(v);
+                if (!q.ok() || *q < 0 || *q > static_cast<long double>(max) ||
+                    *q != static_cast<long double>(static_cast<uint64_t>(*q)))
+                  return "must be a whole number of bytes from 0 to " + BytesText(max) +
+                         " (a quantity such as 512Mi), got " + Quote(v);
+                *target = static_cast<uint64_t>(*q);
+                return std::string();
+              }});
+}
+
+std::string FlagSet::NotEmpty(const std::string& value) { return value.empty() ? "must not be empty" : ""; }
+
+std::string FlagSet::AbsolutePath(const std::string& value) {
+  return !value.empty() && value.front() == '/' ? "" : "must be an absolute path, got " + Quote(value);
 }
 
 FlagSet& FlagSet::Seconds(const std::string& name, std::chrono::seconds* target, int64_t min_s, int64_t max_s,

@@ -43,7 +43,8 @@ class FlagSet {
   FlagSet& String(const std::string& name, std::string* target, const std::string& help, Check check = nullptr);
   // A whole number in [min, max].
   FlagSet& Int(const std::string& name, int* target, int64_t min, int64_t max, const std::string& help);
-  FlagSet& Int64(const std::string& name, int64_t* target, int64_t min, int64_t max, const std::string& help);
+  // Whole bytes written as a Kubernetes quantity ("512Mi", "1G", "0"), at most `max`.
+  FlagSet& Bytes(const std::string& name, uint64_t* target, uint64_t max, const std::string& help);
   // Whole seconds in [min_s, max_s].
   FlagSet& Seconds(const std::string& name, std::chrono::seconds* target, int64_t min_s, int64_t max_s,
                    const std::string& help);
@@ -69,6 +70,10 @@ class FlagSet {
   // The path given to `file_flag` on the command line, "" when absent; for binaries whose flags
   // may come from a file, read before Parse.
   static std::string Peek(int argc, const char* const* argv, const std::string& file_flag);
+
+  // Checks for String(): "" when fine, else what is wrong.
+  static std::string NotEmpty(const std::string& value);
+  static std::string AbsolutePath(const std::string& value);
 
   bool help_requested() const { return help_; }
   bool given(const std::string& name) const { return given_.count(name) > 0; }

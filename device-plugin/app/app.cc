@@ -8,9 +8,8 @@
 #include "common/kube/objects.h"
 #include "common/log/log.h"
 #include "common/metrics/endpoint.h"
-#include "device-plugin/backends/dcmi_backend.h"
-#include "device-plugin/backends/mock_backend.h"
 #include "device-plugin/backends/nvml_backend.h"
+#include "device-plugin/backends/open_backend.h"
 #include "device-plugin/exporter/allocation_metrics.h"
 #include "device-plugin/exporter/card_metrics.h"
 #include "device-plugin/exporter/limiter_metrics.h"
@@ -79,30 +78,16 @@ Status DevicePluginApp::StartBackend() {
     if (!merged.ok()) return merged.status();
     catalog_ = std::move(*merged);
   }
-  if (launch_.backend == "mock") {
-    auto b = MockBackend::FromFile(launch_.mock_config, catalog_);
-    if (!b.ok()) return b.status();
-    backend_ = std::move(*b);
-  } else if (launch_.backend == "nvml") {
-    NvmlOptions nvml_options;
-    nvml_options.sysfs_root = launch_.sysfs_root;
-    auto xids = nvml::ParseXidList(launch_.critical_xids);   // checked when parsed
-    if (xids.ok()) nvml_options.extra_critical_xids = *xids;
-    auto api = LoadNvml();
-    if (!api.ok()) return api.status();
-    auto b = NvmlBackend::Create(*api, catalog_, nvml_options);
-    if (!b.ok()) return b.status();
-    nvml_ = b->get();
-    backend_ = std::move(*b);
-  } else if (launch_.backend == "dcmi") {
-    auto api = LoadDcmi();
-    if (!api.ok()) return api.status();
-    auto b = DcmiBackend::Create(*api, catalog_);
-    if (!b.ok()) return b.status();
-    backend_ = std::move(*b);
-  } else {
-    return Status::InvalidArgument("--backend", "must be nvml, dcmi or mock, got \"" + launch_.backend + "\"");
-  }
+  BackendChoice choice;
+  choice.name = launch_.backend;
+  choice.mock_config = launch_.mock_config;
+  choice.nvml.sysfs_root = choice.dcmi.sysfs_root = launch_.sysfs_root;
+  auto xids = nvml::ParseXidList(launch_.critical_xids);   // checked when parsed
+  if (xids.ok()) choice.nvml.extra_critical_xids = *xids;
+  auto backend = OpenBackend(choice, catalog_);
+  if (!backend.ok()) return backend.status();
+  backend_ = std::move(*backend);
+  nvml_ = dynamic_cast<NvmlBackend*>(backend_.get());   // XID events, when the cards are NVIDIA's
   return Status::Ok();
 }
 

@@ -8,7 +8,6 @@
 #include <map>
 
 #include "common/flags.h"
-#include "common/quantity.h"
 #include "device-plugin/backends/nvml_backend.h"
 #include "device-plugin/plugin/mig_mode.h"
 
@@ -49,20 +48,9 @@ std::string ResourceName(const std::string& v) {
   return "";
 }
 
-std::string AbsolutePath(const std::string& v) {
-  return !v.empty() && v.front() == '/' ? "" : "must be an absolute path, got \"" + v + "\"";
-}
-
 std::string Xids(const std::string& v) {
   auto xids = nvml::ParseXidList(v);
   return xids.ok() ? "" : xids.status().message();
-}
-
-std::string ContextReserve(const std::string& v) {
-  auto q = ParseQuantity(v);
-  if (!q.ok() || *q < 0 || *q > (1ll << 36) || *q != static_cast<long double>(static_cast<uint64_t>(*q)))
-    return "must be a whole number of bytes from 0 to 64Gi, e.g. 512Mi";
-  return "";
 }
 
 }  // namespace
@@ -74,7 +62,7 @@ StatusOr<DevicePluginCommandLine> ParseDevicePluginCommandLine(int argc, const c
   a.plugin.socket_dir = "/var/lib/kubelet/device-plugins";
   a.plugin.resource_name = "tideslice.io/vnpu";
   std::chrono::seconds health_poll{5};
-  std::string limiter = "on", mig_mode = "leave", context_reserve = "0", config_file;
+  std::string limiter = "on", mig_mode = "leave", config_file;
 
   FlagSet flags("tideslice-device-plugin", "TideSlice's node agent (kubelet device plugin API v1beta1).");
   flags.Choice("--backend", &l.backend, {"nvml", "dcmi", "mock"},
@@ -113,14 +101,13 @@ StatusOr<DevicePluginCommandLine> ParseDevicePluginCommandLine(int argc, const c
       .String("--limiter-dir", &l.limiter_dir,
               "host directory for the limiter's library, ld.so.preload, the\nper-container files and the per-card "
               "rosters; a container's files\nand roster slots are removed once its pod is gone from the node",
-              AbsolutePath)
+              FlagSet::AbsolutePath)
       .String("--limiter-library", &l.limiter_library, "the library copied into --limiter-dir/lib at start")
-      .String("--limiter-context-reserve", &context_reserve,
+      .Bytes("--limiter-context-reserve", &l.limiter_context_reserve, 1ull << 36,
               "bytes charged once per process and card when the process creates\nits first context there (a "
               "quantity such as 512Mi). The context's own\nmemory is reported by no allocation call: with 0 it is "
               "not counted\n(leave headroom in slice sizes); with the context size every process\nthat touches a "
-              "card costs its slice that much",
-              ContextReserve)
+              "card costs its slice that much")
       .Choice("--mig-mode", &mig_mode, {"off", "on", "leave"},
               "MIG mode of this node group's NVIDIA cards. off/on: set on every\nMIG-capable card that is empty (no "
               "processes, no partitions,\nnothing allocated); busy cards wait until they are empty; a change\nthe "
@@ -130,7 +117,7 @@ StatusOr<DevicePluginCommandLine> ParseDevicePluginCommandLine(int argc, const c
               "XIDs that take a card out of service besides the built-in list\n(docs/hardware.md), e.g. 94,140",
               Xids)
       .String("--sysfs-root", &l.sysfs_root, "where the kernel's sysfs is mounted (NUMA node, CPU affinity)",
-              AbsolutePath)
+              FlagSet::AbsolutePath)
       .Raw("--config", &config_file,
            "YAML/JSON map of these flags without the dashes (e.g. \"backend: mock\");\ncommand-line flags win");
 
@@ -156,10 +143,7 @@ StatusOr<DevicePluginCommandLine> ParseDevicePluginCommandLine(int argc, const c
   std::error_code ec;
   if (!std::filesystem::is_directory(a.plugin.socket_dir, ec))
     return Status::InvalidArgument("--device-plugin-dir", a.plugin.socket_dir + " is not a directory");
-  if (l.backend == "mock" && l.mock_config.empty())
-    return Status::InvalidArgument("--mock-config", "--backend mock needs --mock-config FILE");
   l.limiter = limiter == "on";
-  l.limiter_context_reserve = static_cast<uint64_t>(*ParseQuantity(context_reserve));
   a.mig_mode = *ParseMigModePolicy(mig_mode);
   if (l.node_name.empty()) {
     const char* env = std::getenv("NODE_NAME");

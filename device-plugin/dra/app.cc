@@ -11,52 +11,37 @@
 #include "common/flags.h"
 #include "common/kube/access.h"
 #include "common/metrics/endpoint.h"
-#include "common/quantity.h"
-#include "device-plugin/backends/dcmi_backend.h"
-#include "device-plugin/backends/mock_backend.h"
-#include "device-plugin/backends/nvml_backend.h"
+#include "device-plugin/backends/open_backend.h"
 
 namespace tideslice::dra {
-namespace {
-
-std::string NotEmpty(const std::string& v) { return v.empty() ? "must not be empty" : ""; }
-std::string Absolute(const std::string& v) { return v.empty() || v.front() != '/' ? "must be an absolute path" : ""; }
-std::string ContextReserve(const std::string& v) {
-  auto q = ParseQuantity(v);
-  if (!q.ok() || *q < 0 || *q > (1ll << 36) || *q != static_cast<long double>(static_cast<uint64_t>(*q)))
-    return "must be a whole number of bytes from 0 to 64Gi, e.g. 512Mi";
-  return "";
-}
-
-}  // namespace
 
 StatusOr<DraCommandLine> ParseDraCommandLine(int argc, const char* const* argv) {
   DraCommandLine out;
   DraLaunch& l = out.launch;
   if (const char* n = std::getenv("NODE_NAME")) l.node_name = n;
-  std::string layout = "partitionable", limiter = "on", context_reserve = "0";
+  std::string layout = "partitionable", limiter = "on";
   FlagSet flags("tideslice-dra-driver", "TideSlice's DRA kubelet plugin: ResourceSlices for this node's cards, "
                                         "claims prepared into CDI specs with partitions and the limiter.");
-  flags.String("--driver-name", &l.driver, "DRA driver name (ResourceSlice spec.driver, DeviceClass selectors)", NotEmpty)
-      .String("--node-name", &l.node_name, "this node's name (default: $NODE_NAME)", NotEmpty)
+  flags.String("--driver-name", &l.driver, "DRA driver name (ResourceSlice spec.driver, DeviceClass selectors)", FlagSet::NotEmpty)
+      .String("--node-name", &l.node_name, "this node's name (default: $NODE_NAME)", FlagSet::NotEmpty)
       .Choice("--backend", &l.backend, {"nvml", "dcmi", "mock"}, "where the cards come from")
       .Raw("--mock-config", &l.mock_config, "cards for --backend mock (JSON/YAML, see deploy/examples/mock-cards.json)")
       .Raw("--catalog", &l.catalog_file, "extra catalog models (JSON) merged into the built-in catalog")
       .Raw("--kubeconfig", &l.kubeconfig, "kubeconfig file (default: in-cluster service account)")
       .Raw("--plugin-dir", &l.plugin_dir, "plugin data directory (default /var/lib/kubelet/plugins/<driver>)")
-      .String("--registry-dir", &l.registry_dir, "kubelet plugin registry directory", Absolute)
-      .String("--cdi-dir", &l.cdi_dir, "directory for the per-claim CDI spec files", Absolute)
+      .String("--registry-dir", &l.registry_dir, "kubelet plugin registry directory", FlagSet::AbsolutePath)
+      .String("--cdi-dir", &l.cdi_dir, "directory for the per-claim CDI spec files", FlagSet::AbsolutePath)
       .Choice("--slice-layout", &layout, {"partitionable", "basic"},
               "partitionable: shared cards, MIG and vNPU devices on counters (Kubernetes 1.36+, or\n1.34/1.35 with "
               "DRAPartitionableDevices and DRAConsumableCapacity on); basic: whole cards only")
       .Choice("--limiter", &limiter, {"on", "off"}, "set up the in-container limiter for shared cards")
-      .String("--limiter-dir", &l.limiter_dir, "the limiter's host directory", Absolute)
-      .String("--limiter-library", &l.limiter_library, "the limiter library to install", Absolute)
-      .String("--limiter-context-reserve", &context_reserve, "memory charged per CUDA/ACL context, e.g. 512Mi",
-              ContextReserve)
+      .String("--limiter-dir", &l.limiter_dir, "the limiter's host directory", FlagSet::AbsolutePath)
+      .String("--limiter-library", &l.limiter_library, "the limiter library to install", FlagSet::AbsolutePath)
+      .Bytes("--limiter-context-reserve", &l.context_reserve_bytes, 1ull << 36,
+             "memory charged per CUDA/ACL context, e.g. 512Mi")
       .Seconds("--health-poll-seconds", &l.health_poll, 1, 3600, "how often card health is read")
       .Seconds("--resync-seconds", &l.resync, 5, 3600, "how often the slices are checked against the API")
-      .String("--metrics-address", &l.metrics_address, "HOST:PORT for /metrics, or off", NotEmpty);
+      .String("--metrics-address", &l.metrics_address, "HOST:PORT for /metrics, or off", FlagSet::NotEmpty);
   TS_RETURN_IF_ERROR(flags.Parse(argc, argv));
   out.usage = flags.Usage();
   if (flags.help_requested()) {
@@ -64,14 +49,11 @@ StatusOr<DraCommandLine> ParseDraCommandLine(int argc, const char* const* argv) 
     return out;
   }
   if (l.node_name.empty()) return Status::InvalidArgument("--node-name", "is required (or set $NODE_NAME)");
-  if (l.backend == "mock" && l.mock_config.empty())
-    return Status::InvalidArgument("--mock-config", "--backend mock needs --mock-config FILE");
   if (l.plugin_dir.empty()) l.plugin_dir = "/var/lib/kubelet/plugins/" + l.driver;
   auto parsed_layout = ParseSliceLayout(layout);
   if (!parsed_layout.ok()) return parsed_layout.status();
   l.layout = *parsed_layout;
   l.limiter = limiter == "on";
-  l.context_reserve_bytes = static_cast<uint64_t>(*ParseQuantity(context_reserve));
   std::error_code ec;
   for (const auto& d : {l.plugin_dir, l.registry_dir, l.cdi_dir}) {
     std::filesystem::create_directories(d, ec);
@@ -113,23 +95,12 @@ Status DraDriverApp::StartParts() {
     if (!merged.ok()) return merged.status();
     catalog_ = std::move(*merged);
   }
-  if (l.backend == "mock") {
-    auto b = deviceplugin::MockBackend::FromFile(l.mock_config, catalog_);
-    if (!b.ok()) return b.status();
-    backend_ = std::move(*b);
-  } else if (l.backend == "nvml") {
-    auto api = deviceplugin::LoadNvml();
-    if (!api.ok()) return api.status();
-    auto b = deviceplugin::NvmlBackend::Create(*api, catalog_);
-    if (!b.ok()) return b.status();
-    backend_ = std::move(*b);
-  } else {
-    auto api = deviceplugin::LoadDcmi();
-    if (!api.ok()) return api.status();
-    auto b = deviceplugin::DcmiBackend::Create(*api, catalog_);
-    if (!b.ok()) return b.status();
-    backend_ = std::move(*b);
-  }
+  deviceplugin::BackendChoice choice;
+  choice.name = l.backend;
+  choice.mock_config = l.mock_config;
+  auto backend = deviceplugin::OpenBackend(choice, catalog_);
+  if (!backend.ok()) return backend.status();
+  backend_ = std::move(*backend);
 
   auto access = kube::ResolveAccess(l.kubeconfig);
   if (!access.ok()) return access.status().WithContext("Kubernetes access");

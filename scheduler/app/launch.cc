@@ -4,7 +4,6 @@
 #include <prometheus/registry.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -18,6 +17,7 @@
 #include "common/kube/client.h"
 #include "common/log/log.h"
 #include "common/metrics/endpoint.h"
+#include "common/process.h"
 #include "common/trust/assignment_seal.h"
 #include "scheduler/core/placement.h"
 #include "scheduler/service/metrics.h"
@@ -171,10 +171,7 @@ StatusOr<SchedulerCommandLine> ParseSchedulerCommandLine(int argc, const char* c
 }
 
 int RunScheduler(SchedulerLaunch launch, const std::atomic<bool>& stop) {
-  auto fail = [](const Status& s) {
-    std::fprintf(stderr, "tideslice-scheduler: %s\n(see --help)\n", s.ToString().c_str());
-    return 2;
-  };
+  auto fail = [](const Status& s) { return process::StartFailed("tideslice-scheduler", s); };
   http::ConfigureHttpThreads(static_cast<size_t>(launch.http_threads));
   auto access = kube::ResolveAccess(launch.kubeconfig);
   if (!access.ok()) return fail(access.status().WithContext("Kubernetes access"));

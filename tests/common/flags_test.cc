@@ -8,6 +8,7 @@ namespace tideslice {
 namespace {
 
 struct Options {
+  uint64_t reserve = 0;
   std::string address = "http://0.0.0.0:10260";
   int threads = 2;
   std::chrono::seconds period{5};
@@ -29,7 +30,8 @@ FlagSet Bind(Options* o) {
       .Switch("--standalone", &o->standalone, "no Kubernetes")
       .Choice("--mode", &o->mode, {"off", "on", "leave"}, "MIG mode")
       .List("--namespaces", &o->namespaces, "left alone")
-      .Raw("--config", &o->config, "a file");
+      .Raw("--config", &o->config, "a file")
+      .Bytes("--reserve", &o->reserve, 1ull << 36, "bytes per context");
   return f;
 }
 
@@ -42,7 +44,7 @@ TEST(FlagSet, DefaultsStayAndGivenFlagsAreTyped) {
   Options o;
   FlagSet f = Bind(&o);
   ASSERT_TRUE(ParseArgs(f, {"--threads", "8", "--period=30", "--leader-elect", "false", "--standalone", "--mode", "on",
-                            "--namespaces", "a,,b"})
+                            "--namespaces", "a,,b", "--reserve", "512Mi"})
                   .ok());
   EXPECT_EQ(o.address, "http://0.0.0.0:10260");
   EXPECT_EQ(o.threads, 8);
@@ -51,6 +53,7 @@ TEST(FlagSet, DefaultsStayAndGivenFlagsAreTyped) {
   EXPECT_TRUE(o.standalone);
   EXPECT_EQ(o.mode, "on");
   EXPECT_EQ(o.namespaces, (std::set<std::string>{"a", "b"}));
+  EXPECT_EQ(o.reserve, 512ull << 20);
   EXPECT_TRUE(f.given("--threads"));
   EXPECT_FALSE(f.given("--address"));
 }
@@ -68,6 +71,8 @@ TEST(FlagSet, ErrorsNameTheFlagAndSayWhatToWrite) {
       {{"--address", "ftp://x"}, "--address", "must start with http://"},
       {{"--frobnicate", "1"}, "--frobnicate", "unknown flag --frobnicate"},
       {{"--threads"}, "--threads", "needs a value"},
+      {{"--reserve", "1.5"}, "--reserve", "whole number of bytes from 0 to 64Gi (a quantity such as 512Mi)"},
+      {{"--reserve", "65Gi"}, "--reserve", "from 0 to 64Gi"},
   };
   for (const auto& c : cases) {
     Options o;
