@@ -283,15 +283,41 @@ int RunDemo(const Flags& f) {
   return 0;
 }
 
-int RunReplay(const Flags& f) {
-  if (!f.values.count("--nodes")) return Fail(Status::InvalidArgument("--nodes", "is required (a node list CSV)"));
-  if (!f.values.count("--pods")) return Fail(Status::InvalidArgument("--pods", "is required (a pod list CSV)"));
-  sim::ReplayOptions o;
+// replay and offline read one trace: --nodes and --pods (both required) and --policy.
+Status TraceFlags(const Flags& f, sim::ReplayOptions* o) {
+  if (!f.values.count("--nodes")) return Status::InvalidArgument("--nodes", "is required (a node list CSV)");
+  if (!f.values.count("--pods")) return Status::InvalidArgument("--pods", "is required (a pod list CSV)");
   if (f.values.count("--policy")) {
     auto p = core::ParsePolicy(f.values.at("--policy"));
-    if (!p.ok()) return Fail(p.status());
-    o.policy = *p;
+    if (!p.ok()) return p.status();
+    o->policy = *p;
   }
+  return Status::Ok();
+}
+
+struct TraceInput {
+  std::vector<sim::TraceNode> nodes;
+  std::vector<sim::TracePod> pods;
+  std::string name;   // the pod list's file name without ".csv", as the published results name traces
+};
+
+StatusOr<TraceInput> LoadTrace(const Flags& f) {
+  TraceInput in;
+  auto nodes = sim::LoadNodeCsv(f.values.at("--nodes"));
+  if (!nodes.ok()) return nodes.status();
+  auto pods = sim::LoadPodCsv(f.values.at("--pods"));
+  if (!pods.ok()) return pods.status();
+  in.nodes = std::move(*nodes);
+  in.pods = std::move(*pods);
+  in.name = f.values.at("--pods");
+  in.name = in.name.substr(in.name.find_last_of('/') + 1);
+  if (in.name.size() > 4 && in.name.substr(in.name.size() - 4) == ".csv") in.name.resize(in.name.size() - 4);
+  return in;
+}
+
+int RunReplay(const Flags& f) {
+  sim::ReplayOptions o;
+  if (Status st = TraceFlags(f, &o); !st.ok()) return Fail(st);
   if (f.values.count("--seed")) {
     auto v = ParseU64("--seed", f.values.at("--seed"));
     if (!v.ok()) return Fail(v.status());
@@ -302,14 +328,12 @@ int RunReplay(const Flags& f) {
     if (!v.ok()) return Fail(v.status());
     o.inflate = *v;
   }
-  auto nodes = sim::LoadNodeCsv(f.values.at("--nodes"));
-  if (!nodes.ok()) return Fail(nodes.status());
-  auto pods = sim::LoadPodCsv(f.values.at("--pods"));
-  if (!pods.ok()) return Fail(pods.status());
-  std::string trace = f.values.at("--pods");
-  trace = trace.substr(trace.find_last_of('/') + 1);
-  if (trace.size() > 4 && trace.substr(trace.size() - 4) == ".csv") trace.resize(trace.size() - 4);
-  auto r = sim::Replay(*nodes, *pods, trace, o);
+  auto input = LoadTrace(f);
+  if (!input.ok()) return Fail(input.status());
+  const auto& nodes = input->nodes;
+  const auto& pods = input->pods;
+  const std::string& trace = input->name;
+  auto r = sim::Replay(nodes, pods, trace, o);
   if (!r.ok()) return Fail(r.status());
   std::printf("trace %s, policy %s, seed %llu: %lld pods arrived, %lld failed, %lld GPUs\n", r->trace.c_str(),
               r->policy.c_str(), static_cast<unsigned long long>(r->seed), static_cast<long long>(r->pods_arrived),
@@ -419,14 +443,8 @@ StatusOr<std::vector<uint64_t>> ParseSeeds(const std::string& seeds) {
 }
 
 int RunOffline(const Flags& f) {
-  if (!f.values.count("--nodes")) return Fail(Status::InvalidArgument("--nodes", "is required (a node list CSV)"));
-  if (!f.values.count("--pods")) return Fail(Status::InvalidArgument("--pods", "is required (a pod list CSV)"));
   sim::ReplayOptions o;
-  if (f.values.count("--policy")) {
-    auto p = core::ParsePolicy(f.values.at("--policy"));
-    if (!p.ok()) return Fail(p.status());
-    o.policy = *p;
-  }
+  if (Status st = TraceFlags(f, &o); !st.ok()) return Fail(st);
   auto seeds = ParseSeeds(f.values.count("--seeds") ? f.values.at("--seeds") : "42");
   if (!seeds.ok()) return Fail(seeds.status());
   std::vector<int> at;
@@ -435,13 +453,11 @@ int RunOffline(const Flags& f) {
     if (!v.ok() || *v < 1 || *v > 130) return Fail(Status::InvalidArgument("--at", "must list percents in 1..130"));
     at.push_back(static_cast<int>(*v));
   }
-  auto nodes = sim::LoadNodeCsv(f.values.at("--nodes"));
-  if (!nodes.ok()) return Fail(nodes.status());
-  auto pods = sim::LoadPodCsv(f.values.at("--pods"));
-  if (!pods.ok()) return Fail(pods.status());
-  std::string trace = f.values.at("--pods");
-  trace = trace.substr(trace.find_last_of('/') + 1);
-  if (trace.size() > 4 && trace.substr(trace.size() - 4) == ".csv") trace.resize(trace.size() - 4);
+  auto input = LoadTrace(f);
+  if (!input.ok()) return Fail(input.status());
+  const auto& nodes = input->nodes;
+  const auto& pods = input->pods;
+  const std::string& trace = input->name;
   std::optional<sim::PublishedResults> published;
   if (f.values.count("--published")) {
     auto p = sim::LoadPublished(f.values.at("--published"));
@@ -454,7 +470,7 @@ int RunOffline(const Flags& f) {
   std::map<int, std::vector<double>> online, best, upper;
   for (uint64_t seed : *seeds) {
     o.seed = seed;
-    auto bounds = sim::TraceOfflineBounds(*nodes, *pods, o, at);
+    auto bounds = sim::TraceOfflineBounds(nodes, pods, o, at);
     if (!bounds.ok()) return Fail(bounds.status());
     for (const auto& b : *bounds) {
       std::printf("%6llu %7d%% %9.2f %14.2f %13.2f %6.2f  %s\n", static_cast<unsigned long long>(seed), b.arrived_pct,
