@@ -1,39 +1,20 @@
 // Runs every fuzz entry point on seed inputs and on deterministic mutations of them, so that
 // each build (gcc included) exercises the parsers' error paths. The coverage-guided runs use
 // the libFuzzer binaries (cmake -DTIDESLICE_FUZZ=ON with clang); see docs/testing.md.
-#include <random>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include "tests/fuzz/mutate.h"
 #include "tests/fuzz/targets.h"
 
 namespace tideslice::fuzz {
 namespace {
 
-using Target = void (*)(const uint8_t*, size_t);
-
 void Mutate(Target target, const std::vector<std::string>& seeds, int rounds) {
-  std::mt19937 rng(12345);
   const std::string alphabet = "{}[]\":,0123456789.-eEGiMm \\u\n|abcnulltrue";
-  for (const auto& seed : seeds) {
-    target(reinterpret_cast<const uint8_t*>(seed.data()), seed.size());
-    for (int r = 0; r < rounds; ++r) {
-      std::string s = seed;
-      int edits = 1 + rng() % 4;
-      for (int e = 0; e < edits; ++e) {
-        size_t pos = s.empty() ? 0 : rng() % (s.size() + 1);
-        switch (rng() % 4) {
-          case 0: s.insert(pos, 1, alphabet[rng() % alphabet.size()]); break;
-          case 1: if (pos < s.size()) s.erase(pos, 1 + rng() % 8); break;
-          case 2: if (pos < s.size()) s[pos] = static_cast<char>(rng() % 256); break;
-          case 3: s = s.substr(0, pos); break;
-        }
-      }
-      target(reinterpret_cast<const uint8_t*>(s.data()), s.size());
-    }
-  }
+  RunMutations(target, seeds, rounds, alphabet, 12345);
 }
 
 TEST(FuzzSmoke, Quantity) { Mutate(Fuzz_quantity, {"8Gi", "500M", "1.5e3", "100m", "-2Ki"}, 500); }

@@ -1,37 +1,19 @@
 // The entry points of ml_targets.h on seeds and deterministic mutations of them, on every build
 // (the coverage-guided runs use the libFuzzer binaries, cmake -DTIDESLICE_FUZZ=ON with clang).
-#include <random>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include "tests/fuzz/mutate.h"
 #include "tests/fuzz/ml_targets.h"
 
 namespace tideslice::fuzz {
 namespace {
 
-using Target = void (*)(const uint8_t*, size_t);
-
 void Mutate(Target target, const std::vector<std::string>& seeds, int rounds) {
-  std::mt19937 rng(4242);
   const std::string alphabet = "{}[]\":,0123456789.-BMTb|fpintlorauce \\\n\x1b";
-  for (const auto& seed : seeds) {
-    target(reinterpret_cast<const uint8_t*>(seed.data()), seed.size());
-    for (int r = 0; r < rounds; ++r) {
-      std::string s = seed;
-      for (int e = 0, edits = 1 + static_cast<int>(rng() % 4); e < edits; ++e) {
-        size_t pos = s.empty() ? 0 : rng() % (s.size() + 1);
-        switch (rng() % 4) {
-          case 0: s.insert(pos, 1, alphabet[rng() % alphabet.size()]); break;
-          case 1: if (pos < s.size()) s.erase(pos, 1 + rng() % 8); break;
-          case 2: if (pos < s.size()) s[pos] = static_cast<char>(rng() % 256); break;
-          case 3: s = s.substr(0, pos); break;
-        }
-      }
-      target(reinterpret_cast<const uint8_t*>(s.data()), s.size());
-    }
-  }
+  RunMutations(target, seeds, rounds, alphabet, 4242);
 }
 
 TEST(MlFuzzSmoke, ModelAnnotations) {
