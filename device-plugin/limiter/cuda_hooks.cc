@@ -382,11 +382,17 @@ CUresult AllocAsyncCommon(CUdeviceptr* dptr, size_t bytes, CUmemoryPool explicit
   }
   ReconcilePoolLocked(index);  // the pool may have trimmed itself since we last looked
   const int card = CardOfDevice(g_pools[index].device);
-  uint64_t reserved = 0, used = 0;
-  const bool cached = PoolReserved(pool, &reserved) && PoolUsed(pool, &used) && reserved >= used &&
-                      reserved - used >= bytes;
   uint64_t credit = worst;
   if (Reserve(card, worst, api) != Decision::kAllow) {
+    // Can the pool's cache serve it without new memory? Asked only now: a refused Reserve ran
+    // the reconciler, and other threads' synchronisations trim the pool without our lock. Bring
+    // the books to the pool first, then look: the pool can only shrink from here until the call,
+    // so the bytes it may take back are already in the books (asking before the reconcile let a
+    // trim in between take the cache away, and the pool grew past the slice; CI caught it).
+    ReconcilePoolLocked(index);
+    uint64_t reserved = 0, used = 0;
+    const bool cached = PoolReserved(pool, &reserved) && PoolUsed(pool, &used) && reserved >= used &&
+                        reserved - used >= bytes;
     if (!cached) {
       pthread_mutex_unlock(&g_pool_mu);
       return kOutOfMemory;
