@@ -31,9 +31,10 @@ StatusOr<DraCommandLine> ParseDraCommandLine(int argc, const char* const* argv) 
       .Raw("--plugin-dir", &l.plugin_dir, "plugin data directory (default /var/lib/kubelet/plugins/<driver>)")
       .String("--registry-dir", &l.registry_dir, "kubelet plugin registry directory", FlagSet::AbsolutePath)
       .String("--cdi-dir", &l.cdi_dir, "directory for the per-claim CDI spec files", FlagSet::AbsolutePath)
-      .Choice("--slice-layout", &layout, {"partitionable", "basic"},
-              "partitionable: shared cards, MIG and vNPU devices on counters (Kubernetes 1.36+, or\n1.34/1.35 with "
-              "DRAPartitionableDevices and DRAConsumableCapacity on); basic: whole cards only")
+      .Choice("--slice-layout", &layout, {"partitionable", "partitionable-combined", "basic"},
+              "partitionable: shared cards, MIG and vNPU devices on counters (Kubernetes 1.36+, or\n1.35 with "
+              "DRAPartitionableDevices and DRAConsumableCapacity on); partitionable-combined: the same\nfor 1.34 "
+              "with both gates on (counter sets in the slices of their devices); basic: whole cards only")
       .Choice("--limiter", &limiter, {"on", "off"}, "set up the in-container limiter for shared cards")
       .String("--limiter-dir", &l.limiter_dir, "the limiter's host directory", FlagSet::AbsolutePath)
       .String("--limiter-library", &l.limiter_library, "the limiter library to install", FlagSet::AbsolutePath)

@@ -125,7 +125,9 @@ const char* DeviceKindName(DeviceKind kind) {
 StatusOr<SliceLayout> ParseSliceLayout(const std::string& text) {
   if (text == "partitionable") return SliceLayout::kPartitionable;
   if (text == "basic") return SliceLayout::kBasic;
-  return Status::InvalidArgument("slice-layout", "must be partitionable or basic, got \"" + text + "\"");
+  if (text == "partitionable-combined") return SliceLayout::kPartitionableCombined;
+  return Status::InvalidArgument("slice-layout",
+                                 "must be partitionable, partitionable-combined or basic, got \"" + text + "\"");
 }
 
 std::string MiB(int64_t mib) { return std::to_string(mib) + "Mi"; }
@@ -139,6 +141,7 @@ const PublishedDevice* NodeInventory::Find(const std::string& device_name) const
 StatusOr<NodeInventory> BuildNodeInventory(const std::vector<DeviceInfo>& cards, const catalog::Catalog& catalog,
                                            SliceLayout layout) {
   NodeInventory inv;
+  inv.layout = layout;
   std::set<int> indexes;
   for (const auto& card : cards) {
     if (card.index < 0) return Status::InvalidArgument("cards", "card " + card.uuid + " has a negative index");
@@ -148,7 +151,7 @@ StatusOr<NodeInventory> BuildNodeInventory(const std::vector<DeviceInfo>& cards,
     const catalog::AcceleratorModel* model = catalog.Find(card.model);
     const std::string base = "card-" + std::to_string(card.index);
     const Counters counters = CardCounters(card, model);
-    const bool partitionable = layout == SliceLayout::kPartitionable;
+    const bool partitionable = layout != SliceLayout::kBasic;
     auto consume_all = [&](json& entry) {
       if (partitionable)
         entry["consumesCounters"] = json::array({{{"counterSet", counters.set}, {"counters", counters.values}}});
@@ -244,20 +247,90 @@ StatusOr<NodeInventory> BuildNodeInventory(const std::vector<DeviceInfo>& cards,
   return inv;
 }
 
+namespace {
+
+// The counter set a device consumes ("" for none).
+std::string CounterSetOf(const json& device) {
+  if (!device.contains("consumesCounters") || device["consumesCounters"].empty()) return "";
+  return device["consumesCounters"][0].value("counterSet", "");
+}
+
+size_t CounterReferences(const json& device) {
+  size_t n = 0;
+  if (device.contains("consumesCounters"))
+    for (const auto& c : device["consumesCounters"]) n += c.contains("counters") ? c["counters"].size() : 0;
+  return n;
+}
+
+// 1.34: each card's counter set goes with the devices that consume it; whole groups are packed
+// into slices in card order while the slice stays within 1.34's limits. Devices of no set (none
+// today) go in groups of their own. One group over the limits by itself becomes one slice, which
+// ValidateResourceSlice then refuses with the reason.
+std::vector<json> CombinedSliceSpecs(const NodeInventory& inventory) {
+  struct Group {
+    json sets = json::array();
+    json devices = json::array();
+    size_t counters = 0, references = 0;
+  };
+  std::vector<Group> groups;
+  std::map<std::string, size_t> group_of_set;
+  for (const auto& set : inventory.counter_sets) {
+    group_of_set[set.value("name", "")] = groups.size();
+    Group g;
+    g.counters = set.contains("counters") ? set["counters"].size() : 0;
+    g.sets.push_back(set);
+    groups.push_back(std::move(g));
+  }
+  for (const auto& d : inventory.devices) {
+    auto it = group_of_set.find(CounterSetOf(d.entry));
+    if (it == group_of_set.end()) {
+      it = group_of_set.emplace(CounterSetOf(d.entry), groups.size()).first;
+      groups.emplace_back();
+    }
+    Group& g = groups[it->second];
+    g.references += CounterReferences(d.entry);
+    g.devices.push_back(d.entry);
+  }
+  std::vector<json> specs;
+  Group open;
+  auto flush = [&] {
+    if (open.sets.empty() && open.devices.empty()) return;
+    json spec = {{"devices", open.devices}};
+    if (!open.sets.empty()) spec["sharedCounters"] = open.sets;
+    specs.push_back(std::move(spec));
+    open = Group{};
+  };
+  for (auto& g : groups) {
+    if (open.counters + g.counters > kMaxCountersPerSlice134 ||
+        open.devices.size() + g.devices.size() > static_cast<size_t>(kMaxDevicesPerSlice) ||
+        open.references + g.references > static_cast<size_t>(kMaxCounterConsumptionsPerSlice134))
+      flush();
+    for (auto& x : g.sets) open.sets.push_back(std::move(x));
+    for (auto& x : g.devices) open.devices.push_back(std::move(x));
+    open.counters += g.counters;
+    open.references += g.references;
+  }
+  flush();
+  return specs;
+}
+
+}  // namespace
+
 StatusOr<std::vector<json>> BuildResourceSlices(const NodeInventory& inventory, const SliceTarget& target) {
   if (!IsDnsSubdomain(target.driver) || target.driver.size() > 63)
     return Status::InvalidArgument("driver", "\"" + target.driver + "\" is not a DNS subdomain of at most 63 characters");
   if (!IsDnsSubdomain(target.node_name))
     return Status::InvalidArgument("node", "\"" + target.node_name + "\" is not a node name");
   if (target.generation < 0) return Status::InvalidArgument("generation", "must be >= 0");
-  std::vector<json> specs;
-  for (size_t i = 0; i < inventory.counter_sets.size(); i += kMaxCounterSetsPerSlice) {
+  const bool combined = inventory.layout == SliceLayout::kPartitionableCombined;
+  std::vector<json> specs = combined ? CombinedSliceSpecs(inventory) : std::vector<json>{};
+  for (size_t i = 0; !combined && i < inventory.counter_sets.size(); i += kMaxCounterSetsPerSlice) {
     json sets = json::array();
     for (size_t j = i; j < std::min(inventory.counter_sets.size(), i + kMaxCounterSetsPerSlice); ++j)
       sets.push_back(inventory.counter_sets[j]);
     specs.push_back({{"sharedCounters", sets}});
   }
-  for (size_t i = 0; i < inventory.devices.size(); i += kMaxDevicesPerSliceWithTaintsOrCounters) {
+  for (size_t i = 0; !combined && i < inventory.devices.size(); i += kMaxDevicesPerSliceWithTaintsOrCounters) {
     json devices = json::array();
     for (size_t j = i; j < std::min(inventory.devices.size(), i + kMaxDevicesPerSliceWithTaintsOrCounters); ++j)
       devices.push_back(inventory.devices[j].entry);
@@ -281,14 +354,15 @@ StatusOr<std::vector<json>> BuildResourceSlices(const NodeInventory& inventory, 
       meta["ownerReferences"] = json::array(
           {{{"apiVersion", "v1"}, {"kind", "Node"}, {"name", target.node_name}, {"uid", target.node_uid}, {"controller", true}}});
     json slice = {{"apiVersion", "resource.k8s.io/v1"}, {"kind", "ResourceSlice"}, {"metadata", meta}, {"spec", spec}};
-    Status valid = ValidateResourceSlice(slice);
+    Status valid = ValidateResourceSlice(slice, combined ? SliceRules::kCombined134 : SliceRules::kSplit135);
     if (!valid.ok()) return valid.WithContext("slice " + meta["name"].get<std::string>());
     slices.push_back(std::move(slice));
   }
   return slices;
 }
 
-Status ValidateResourceSlice(const json& slice) {
+Status ValidateResourceSlice(const json& slice, SliceRules rules) {
+  const bool v134 = rules == SliceRules::kCombined134;
   auto bad = [](const std::string& field, const std::string& msg) { return Status::InvalidArgument(field, msg); };
   if (!slice.is_object() || !slice.contains("spec") || !slice["spec"].is_object()) return bad("spec", "missing");
   const json& spec = slice["spec"];
@@ -306,22 +380,32 @@ Status ValidateResourceSlice(const json& slice) {
   if (!IsDnsSubdomain(spec.value("nodeName", ""))) return bad("spec.nodeName", "must be a node name");
   const bool has_devices = spec.contains("devices") && !spec["devices"].empty();
   const bool has_sets = spec.contains("sharedCounters") && !spec["sharedCounters"].empty();
-  if (has_devices && has_sets) return bad("spec", "a slice carries either devices or sharedCounters, not both (1.35+)");
+  if (has_devices && has_sets && !v134)
+    return bad("spec", "a slice carries either devices or sharedCounters, not both (1.35+)");
+  std::set<std::string> set_names;
+  size_t counters_in_slice = 0;
   if (has_sets) {
     const json& sets = spec["sharedCounters"];
-    if (sets.size() > kMaxCounterSetsPerSlice) return bad("spec.sharedCounters", "more than 8 counter sets");
+    if (!v134 && sets.size() > kMaxCounterSetsPerSlice) return bad("spec.sharedCounters", "more than 8 counter sets");
     for (const auto& s : sets) {
       if (!IsDnsLabel(s.value("name", ""))) return bad("spec.sharedCounters[].name", "must be a DNS label");
+      if (!set_names.insert(s.value("name", "")).second)
+        return bad("spec.sharedCounters[].name", "\"" + s.value("name", "") + "\" twice");
       if (!s.contains("counters") || s["counters"].size() > kMaxCountersPerSet || s["counters"].empty())
         return bad("spec.sharedCounters[].counters", "needs 1..32 counters");
       for (const auto& [k, v] : s["counters"].items())
         if (!IsDnsLabel(k)) return bad("spec.sharedCounters[].counters", "counter \"" + k + "\" is not a DNS label");
+      counters_in_slice += s["counters"].size();
     }
+    if (v134 && counters_in_slice > kMaxCountersPerSlice134)
+      return bad("spec.sharedCounters", std::to_string(counters_in_slice) +
+                                            " counters in all sets of the slice, more than 32 (1.34)");
   }
   if (!spec.contains("devices")) return Status::Ok();
   const json& devices = spec["devices"];
   if (!devices.is_array()) return bad("spec.devices", "must be a list");
   bool any_taints_or_counters = false;
+  size_t counter_references = 0;
   std::set<std::string> names;
   for (const auto& d : devices) {
     const std::string name = d.value("name", "");
@@ -349,7 +433,8 @@ Status ValidateResourceSlice(const json& slice) {
           return bad("capacity." + k, "requestPolicy needs allowMultipleAllocations");
     if (d.contains("taints")) {
       any_taints_or_counters = true;
-      if (d["taints"].size() > kMaxTaintsPerDevice) return bad("spec.devices[].taints", "more than 16 taints");
+      if (d["taints"].size() > static_cast<size_t>(v134 ? kMaxTaintsPerDevice134 : kMaxTaintsPerDevice))
+        return bad("spec.devices[].taints", v134 ? "more than 4 taints (1.34)" : "more than 16 taints");
     }
     if (d.contains("consumesCounters")) {
       any_taints_or_counters = true;
@@ -359,10 +444,18 @@ Status ValidateResourceSlice(const json& slice) {
         if (!IsDnsLabel(c.value("counterSet", ""))) return bad("consumesCounters[].counterSet", "must be a DNS label");
         if (!c.contains("counters") || c["counters"].size() > kMaxCountersPerSet)
           return bad("consumesCounters[].counters", "more than 32 counters");
+        // 1.34 resolves a device's counter sets within its own slice only.
+        if (v134 && !set_names.count(c.value("counterSet", "")))
+          return bad("consumesCounters[].counterSet", "\"" + c.value("counterSet", "") + "\" of device \"" + name +
+                                                          "\" is not in the same slice (1.34)");
+        counter_references += c["counters"].size();
       }
     }
   }
-  const size_t limit = any_taints_or_counters ? kMaxDevicesPerSliceWithTaintsOrCounters : kMaxDevicesPerSlice;
+  if (v134 && counter_references > static_cast<size_t>(kMaxCounterConsumptionsPerSlice134))
+    return bad("spec.devices", std::to_string(counter_references) + " counter references, more than 1024 (1.34)");
+  const size_t limit =
+      any_taints_or_counters && !v134 ? kMaxDevicesPerSliceWithTaintsOrCounters : kMaxDevicesPerSlice;
   if (devices.size() > limit)
     return bad("spec.devices", std::to_string(devices.size()) + " devices, more than " + std::to_string(limit));
   return Status::Ok();

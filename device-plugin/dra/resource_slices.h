@@ -39,6 +39,10 @@ const char* DeviceKindName(DeviceKind kind);  // "card", "shared", "mig", "vnpu"
 enum class SliceLayout {
   kBasic,          // whole cards only, no counters or consumable capacity (1.34/1.35 defaults)
   kPartitionable,  // + shared cards, MIG placements, vNPU templates; counter sets in their own slices (1.35+)
+  // The same devices for 1.34 with DRAPartitionableDevices and DRAConsumableCapacity on: 1.34
+  // validation wants each counter set in the same slice as the devices that consume it, and
+  // 1.35+ forbids exactly that, so the two layouts cannot be one.
+  kPartitionableCombined,
 };
 StatusOr<SliceLayout> ParseSliceLayout(const std::string& text);
 
@@ -52,6 +56,7 @@ struct PublishedDevice {
 };
 
 struct NodeInventory {
+  SliceLayout layout = SliceLayout::kPartitionable;  // how BuildResourceSlices groups them
   std::vector<PublishedDevice> devices;
   std::vector<nlohmann::json> counter_sets;  // spec.sharedCounters[] entries
 
@@ -72,6 +77,12 @@ struct SliceTarget {
 
 // Limits of resource.k8s.io/v1 validation (1.35+; docs/dra.md "API limits").
 inline constexpr int kMaxDevicesPerSlice = 128;
+// 1.34's own limits where they differ (kubernetes/api resource/v1 types.go at kubernetes-1.34.x):
+// all counter sets of a slice together hold at most 32 counters, at most 1024 counter
+// references by the slice's devices, at most 4 taints per device; no 64-device rule.
+inline constexpr int kMaxCountersPerSlice134 = 32;
+inline constexpr int kMaxCounterConsumptionsPerSlice134 = 1024;
+inline constexpr int kMaxTaintsPerDevice134 = 4;
 inline constexpr int kMaxDevicesPerSliceWithTaintsOrCounters = 64;
 inline constexpr int kMaxAttributesAndCapacitiesPerDevice = 32;
 inline constexpr int kMaxAttributeStringLength = 64;
@@ -80,15 +91,21 @@ inline constexpr int kMaxCounterSetsPerSlice = 8;
 inline constexpr int kMaxCountersPerSet = 32;
 inline constexpr int kMaxConsumesCountersPerDevice = 2;
 
-// The whole pool: counter sets in slices of their own (at most 8 per slice), devices in slices
-// of at most 64, every slice with the same generation and resourceSliceCount. Names are
-// <node>-<driver>-<n>, so that publishing is a PUT by name. Each slice passes
-// ValidateResourceSlice.
+// The whole pool, every slice with the same generation and resourceSliceCount. Names are
+// <node>-<driver>-<n>, so that publishing is a PUT by name. Split layout (kBasic,
+// kPartitionable): counter sets in slices of their own (at most 8 per slice), devices in slices
+// of at most 64. kPartitionableCombined: whole cards' groups (a card's counter set and every
+// device consuming it) packed into slices within 1.34's limits. Each slice passes
+// ValidateResourceSlice under the rules of its layout.
 StatusOr<std::vector<nlohmann::json>> BuildResourceSlices(const NodeInventory& inventory, const SliceTarget& target);
+
+// Which release's validation a slice must pass: 1.35+ (a slice carries devices or counter sets)
+// or 1.34 (devices reference only the counter sets of their own slice).
+enum class SliceRules { kSplit135, kCombined134 };
 
 // Checks a ResourceSlice object against the API's validation rules that a driver can get
 // wrong: names (DNS labels / subdomains / qualified names), counts and lengths.
-Status ValidateResourceSlice(const nlohmann::json& slice);
+Status ValidateResourceSlice(const nlohmann::json& slice, SliceRules rules = SliceRules::kSplit135);
 
 // Quantity text for MiB ("40960Mi").
 std::string MiB(int64_t mib);

@@ -204,6 +204,82 @@ TEST(DraResourceSlices, ValidationRefusesWhatTheApiRefuses) {
   EXPECT_FALSE(broken([](json& s) { s["spec"]["driver"] = "Not_A_Driver"; }).ok());
 }
 
+// 1.34 with the partitionable gates on: every device finds the counter set it consumes in its
+// own slice, and the slices stay within 1.34's limits (32 counters over all sets of a slice).
+TEST(DraResourceSlices, CombinedLayoutKeepsEachCardsCountersWithItsDevicesFor134) {
+  std::vector<DeviceInfo> cards;
+  for (int i = 0; i < 8; ++i) cards.push_back(Card(i, "A100-40G", "nvidia", 40960, /*mig=*/true));
+  for (int i = 8; i < 12; ++i) cards.push_back(Card(i, "Ascend910B3", "huawei", 65536));
+  auto split = Slices(cards, SliceLayout::kPartitionable);
+  auto combined = Slices(cards, SliceLayout::kPartitionableCombined);
+  ASSERT_FALSE(combined.empty());
+  // The same devices, with the same entries, only grouped differently.
+  EXPECT_EQ(DevicesByName(combined), DevicesByName(split));
+  std::set<std::string> sets_seen;
+  size_t mixed_slices = 0;
+  for (const auto& s : combined) {
+    SCOPED_TRACE(s["metadata"]["name"].get<std::string>());
+    EXPECT_TRUE(ValidateResourceSlice(s, SliceRules::kCombined134).ok())
+        << ValidateResourceSlice(s, SliceRules::kCombined134).ToString();
+    EXPECT_EQ(s["spec"]["pool"]["resourceSliceCount"], static_cast<int64_t>(combined.size()));
+    std::set<std::string> here;
+    size_t counters = 0;
+    for (const auto& set : s["spec"].value("sharedCounters", json::array())) {
+      here.insert(set["name"].get<std::string>());
+      EXPECT_TRUE(sets_seen.insert(set["name"].get<std::string>()).second) << "a counter set published twice";
+      counters += set["counters"].size();
+    }
+    EXPECT_LE(counters, 32u);
+    for (const auto& d : s["spec"]["devices"])
+      for (const auto& c : d["consumesCounters"]) EXPECT_TRUE(here.count(c["counterSet"].get<std::string>())) << d["name"];
+    if (!here.empty() && !s["spec"]["devices"].empty()) ++mixed_slices;
+  }
+  EXPECT_EQ(sets_seen.size(), cards.size());
+  EXPECT_EQ(mixed_slices, combined.size());
+  // A MIG A100 counter set has 10 counters (memory, compute-slices, 8 memory slices): 3 per slice.
+  EXPECT_GE(combined.size(), 3u);
+  // 1.35+ refuses these slices, and the 1.34 rules refuse the split ones' cross-slice references.
+  EXPECT_FALSE(ValidateResourceSlice(combined[0]).ok());
+  bool split_refused_by_134 = false;
+  for (const auto& s : split)
+    if (!ValidateResourceSlice(s, SliceRules::kCombined134).ok()) split_refused_by_134 = true;
+  EXPECT_TRUE(split_refused_by_134);
+}
+
+TEST(DraResourceSlices, Validation134RefusesWhat134Refuses) {
+  auto slices = Slices({Card(0, "A100-40G", "nvidia", 40960, /*mig=*/true), Card(1, "A100-40G", "nvidia", 40960, true)},
+                       SliceLayout::kPartitionableCombined);
+  ASSERT_EQ(slices.size(), 1u);
+  json ok = slices[0];
+  ASSERT_TRUE(ValidateResourceSlice(ok, SliceRules::kCombined134).ok());
+  auto broken = [&](auto mutate) {
+    json s = ok;
+    mutate(s);
+    return ValidateResourceSlice(s, SliceRules::kCombined134);
+  };
+  // A device whose counter set is in another slice.
+  EXPECT_FALSE(broken([](json& s) { s["spec"]["sharedCounters"].erase(1); }).ok());
+  // More than 32 counters over all sets of the slice (a third 10-counter set is fine, a fourth is not).
+  EXPECT_TRUE(broken([](json& s) {
+    json extra = s["spec"]["sharedCounters"][0];
+    extra["name"] = "card-9";
+    s["spec"]["sharedCounters"].push_back(extra);
+  }).ok());
+  EXPECT_FALSE(broken([](json& s) {
+    for (int i = 7; i <= 8; ++i) {
+      json extra = s["spec"]["sharedCounters"][0];
+      extra["name"] = "card-" + std::to_string(i);
+      s["spec"]["sharedCounters"].push_back(extra);
+    }
+  }).ok());
+  // The same set twice, and more than 4 taints on a device.
+  EXPECT_FALSE(broken([](json& s) { s["spec"]["sharedCounters"].push_back(s["spec"]["sharedCounters"][0]); }).ok());
+  EXPECT_FALSE(broken([](json& s) {
+    for (int i = 0; i < 5; ++i)
+      s["spec"]["devices"][0]["taints"].push_back({{"key", "k" + std::to_string(i)}, {"effect", "NoSchedule"}});
+  }).ok());
+}
+
 TEST(DraResourceSlices, RefusesBadInventoryAndTargets) {
   const auto& cat = catalog::Catalog::Builtin();
   EXPECT_FALSE(BuildNodeInventory({Card(0, "A10", "nvidia", 24576), Card(0, "A10", "nvidia", 24576)}, cat,
@@ -221,6 +297,7 @@ TEST(DraResourceSlices, RefusesBadInventoryAndTargets) {
   EXPECT_TRUE((*empty)[0]["spec"]["devices"].empty());
   EXPECT_FALSE(ParseSliceLayout("fancy").ok());
   EXPECT_EQ(*ParseSliceLayout("basic"), SliceLayout::kBasic);
+  EXPECT_EQ(*ParseSliceLayout("partitionable-combined"), SliceLayout::kPartitionableCombined);
 }
 
 }  // namespace
