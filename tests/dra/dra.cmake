@@ -30,6 +30,17 @@ if(TARGET tideslice_limiter_core)
     LIBS tideslice_dra_server tideslice_kube tideslice_test_apiserver tideslice_limiter_core)
 endif()
 
+# Two claims sharing one card, prepared by the driver, each running a workload under the limiter
+# (with the files the driver wrote, followed through the CDI mounts) against the limiter's fake
+# driver: the preload tests' harness, libraries and workloads (tests/limiter/preload.cmake).
+if(TARGET tideslice_limiter_core AND DEFINED TS_LIMITER_PRELOAD_DEFS)
+  tideslice_test(dra_limiter_enforcement_test
+    SOURCES dra/limiter_enforcement_test.cc
+    LIBS tideslice_dra_server tideslice_kube tideslice_test_apiserver tideslice_limiter_core)
+  target_compile_definitions(dra_limiter_enforcement_test PRIVATE ${TS_LIMITER_PRELOAD_DEFS})
+  add_dependencies(dra_limiter_enforcement_test tideslice_limiter_fakes tideslice-limiter tideslice-limiter-testpaths)
+endif()
+
 add_test(NAME DraDriverBinary.FlagsSocketsSlicesAndShutdown
          COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/dra/binary_test.sh $<TARGET_FILE:tideslice-dra-driver>
                  $<TARGET_FILE:tideslice-test-apiserver> ${PROJECT_SOURCE_DIR}/deploy/examples/mock-cards.json)

@@ -86,6 +86,8 @@ if(TARGET tideslice-limiter AND TARGET tideslice-limiter-testpaths)
     TS_ACL_WORKLOAD="$<TARGET_FILE:acl_workload>"
     TS_ACL_WORKLOAD_LINKED="$<TARGET_FILE:acl_workload_linked>"
     TS_COMPUTE_WORKLOAD="$<TARGET_FILE:compute_workload>")
+  # For tests elsewhere that run workloads under the limiter with this harness (tests/dra/dra.cmake).
+  set(TS_LIMITER_PRELOAD_DEFS ${TS_LIMITER_PRELOAD_DEFS} PARENT_SCOPE)
 
   foreach(suite cuda ascend env)
     tideslice_test(limiter_preload_${suite}_test
