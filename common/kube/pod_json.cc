@@ -52,6 +52,23 @@ Status ReadContainers(const json& spec, const char* key, std::vector<ContainerSp
   return Status::Ok();
 }
 
+Status ReadResourceClaims(const json& spec, std::vector<PodResourceClaim>& out) {
+  const json* list = Child(spec, "resourceClaims");
+  if (!list) return Status::Ok();
+  if (!list->is_array()) return Status::InvalidArgument("spec.resourceClaims", "must be a list");
+  for (size_t i = 0; i < list->size(); ++i) {
+    const json& c = (*list)[i];
+    const std::string where = "spec.resourceClaims[" + std::to_string(i) + "]";
+    if (!c.is_object()) return Status::InvalidArgument(where, "must be an object");
+    PodResourceClaim claim;
+    TS_RETURN_IF_ERROR(ReadString(c, "name", claim.name, where));
+    TS_RETURN_IF_ERROR(ReadString(c, "resourceClaimName", claim.claim_name, where));
+    TS_RETURN_IF_ERROR(ReadString(c, "resourceClaimTemplateName", claim.template_name, where));
+    out.push_back(std::move(claim));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 StatusOr<PodSpec> PodSpecFromJson(const json& pod) {
@@ -81,6 +98,7 @@ StatusOr<PodSpec> PodSpecFromJson(const json& pod) {
     if (!spec->is_object()) return Status::InvalidArgument("spec", "must be an object");
     TS_RETURN_IF_ERROR(ReadContainers(*spec, "initContainers", out.init_containers));
     TS_RETURN_IF_ERROR(ReadContainers(*spec, "containers", out.containers));
+    TS_RETURN_IF_ERROR(ReadResourceClaims(*spec, out.resource_claims));
     TS_RETURN_IF_ERROR(ReadString(*spec, "schedulerName", out.scheduler_name, "spec"));
     TS_RETURN_IF_ERROR(ReadString(*spec, "nodeName", out.node_name, "spec"));
     if (const json* p = Child(*spec, "priority")) {

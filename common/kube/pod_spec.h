@@ -21,6 +21,14 @@ struct OwnerReference {
   bool controller = false;
 };
 
+// spec.resourceClaims[] (DRA): a claim of the pod, named here and in containers'
+// resources.claims, either an existing ResourceClaim or one made from a ResourceClaimTemplate.
+struct PodResourceClaim {
+  std::string name;
+  std::string claim_name;       // resourceClaimName
+  std::string template_name;    // resourceClaimTemplateName
+};
+
 struct PodSpec {
   std::string name;
   std::string namespace_name;
@@ -30,6 +38,7 @@ struct PodSpec {
   std::vector<OwnerReference> owners;
   std::vector<ContainerSpec> init_containers;
   std::vector<ContainerSpec> containers;
+  std::vector<PodResourceClaim> resource_claims;
   std::string scheduler_name;
   std::string node_name;
   std::string phase;                 // status.phase

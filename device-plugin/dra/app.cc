@@ -42,6 +42,9 @@ StatusOr<DraCommandLine> ParseDraCommandLine(int argc, const char* const* argv) 
              "memory charged per CUDA/ACL context, e.g. 512Mi")
       .Seconds("--health-poll-seconds", &l.health_poll, 1, 3600, "how often card health is read")
       .Seconds("--resync-seconds", &l.resync, 5, 3600, "how often the slices are checked against the API")
+      .Seconds("--heartbeat-seconds", &l.heartbeat, 1, 3600,
+               "the node inventory annotation (what the scheduler extender scores) is re-published\nat least this "
+               "often (the scheduler drops nodes whose heartbeat is stale)")
       .String("--metrics-address", &l.metrics_address, "HOST:PORT for /metrics, or off", FlagSet::NotEmpty);
   TS_RETURN_IF_ERROR(flags.Parse(argc, argv));
   out.usage = flags.Usage();
@@ -170,6 +173,9 @@ Status DraDriverApp::StartParts() {
   server_ = std::make_unique<DraServer>(*driver_, ServerOptions{l.plugin_dir, l.registry_dir});
   TS_RETURN_IF_ERROR(server_->Start());
   publisher_ = std::make_unique<SlicePublisher>(*client_, l.driver, l.node_name);
+  inventory_ = std::make_unique<deviceplugin::InventoryPublisher>(client_.get(), l.node_name, backend_->Name(), catalog_,
+                                                                  l.heartbeat);
+  inventory_->set_dra_driver(l.driver);
   return Status::Ok();
 }
 
@@ -200,8 +206,23 @@ void DraDriverApp::Loop() {
                     "cannot publish ResourceSlices; retried every resync", {{"error", s.ToString()}},
                     /*log_first=*/true);
     }
+    PublishInventory();
     UpdateMetrics();
   } while (cancel_.SleepFor(200));
+}
+
+// Cheap when nothing changed: the publisher writes only on a change of the cards or when the
+// heartbeat is due.
+void DraDriverApp::PublishInventory() {
+  Status s = inventory_->Update(driver_->Cards());
+  if (s.ok())
+    log_.Record("inventory", "ok", log::Level::kInfo, "dra.inventory_published", "the node's inventory is published",
+                {{"node", launch_.node_name}}, /*log_first=*/true);
+  else
+    log_.Record("inventory", s.ToString(), log::Level::kWarn, "dra.inventory_failed",
+                "cannot publish the node's inventory; the scheduler extender stops scoring the node once its "
+                "heartbeat is stale",
+                {{"node", launch_.node_name}, {"error", s.ToString()}}, /*log_first=*/true);
 }
 
 void DraDriverApp::UpdateMetrics() {

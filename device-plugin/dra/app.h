@@ -19,6 +19,7 @@
 #include "device-plugin/dra/dra_server.h"
 #include "device-plugin/dra/driver.h"
 #include "device-plugin/dra/slice_publisher.h"
+#include "device-plugin/kube/inventory_publisher.h"
 #include "device-plugin/plugin/limiter_paths.h"
 
 namespace prometheus {
@@ -45,6 +46,7 @@ struct DraLaunch {
   uint64_t context_reserve_bytes = 0;
   std::chrono::seconds health_poll{10};
   std::chrono::seconds resync{30};
+  std::chrono::seconds heartbeat{30};        // the node inventory annotation, re-published at least this often
   std::string metrics_address = "0.0.0.0:9402";
 };
 
@@ -70,6 +72,7 @@ class DraDriverApp {
   Status StartParts();
   void Loop();
   void UpdateMetrics();
+  void PublishInventory();
 
   DraLaunch launch_;
   catalog::Catalog catalog_ = catalog::Catalog::Builtin();
@@ -83,6 +86,9 @@ class DraDriverApp {
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<DraServer> server_;
   std::unique_ptr<SlicePublisher> publisher_;
+  // The same node inventory annotation as the device plugin's, marked with the driver name: the
+  // scheduler extender scores this node from it (cards, link domains, heartbeat).
+  std::unique_ptr<deviceplugin::InventoryPublisher> inventory_;
   DriverCounters last_{};
   log::ChangeLog log_;
   http::CancelFlag cancel_;

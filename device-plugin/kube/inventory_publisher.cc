@@ -44,6 +44,7 @@ Status InventoryPublisher::Update(const std::vector<DeviceInfo>& cards, bool for
   if (!force && published_ && SameForPlacement(cards, last_cards_) && now - last_publish_ < heartbeat_)
     return Status::Ok();
   v1::NodeInventory inv = BuildInventory(node_, backend_, cards, catalog_, std::chrono::system_clock::now());
+  inv.set_dra_driver(dra_driver_);
   auto labels = CardLabels(cards);
   kube::json patch;
   patch["metadata"]["annotations"][std::string(codec::kInventoryAnnotation)] = codec::EncodeInventory(inv);

@@ -28,6 +28,11 @@ class InventoryPublisher {
       : client_(client), node_(std::move(node_name)), backend_(std::move(backend)), catalog_(catalog),
         heartbeat_(heartbeat) {}
 
+  // Marks the inventory as served through DRA by `driver` (tideslice-dra-driver), so that the
+  // scheduler accounts the node's ResourceClaims and binds pods there without the device plugin's
+  // hand-off. Set once, before the first Update.
+  void set_dra_driver(std::string driver) { dra_driver_ = std::move(driver); }
+
   // Publishes if the cards changed or the heartbeat is due (force: always). Errors leave the
   // state so that the next call tries again.
   Status Update(const std::vector<DeviceInfo>& cards, bool force = false);
@@ -37,6 +42,7 @@ class InventoryPublisher {
   kube::KubeClient* client_;
   std::string node_;
   std::string backend_;
+  std::string dra_driver_;
   const catalog::Catalog& catalog_;
   std::chrono::seconds heartbeat_;
   std::mutex mu_;

@@ -107,6 +107,9 @@ struct NodeState {
   int64_t memory_mib_capacity = 0;
   int64_t memory_mib_used = 0;
   bool schedulable = true;     // false when the node's inventory is stale or missing
+  // Cards handed out through DRA (kube-scheduler's allocator decides who holds one; the core's
+  // accounting there comes from allocated ResourceClaims and only ranks nodes).
+  bool dra = false;
   std::string unschedulable_reason;
   uint64_t version = 0;        // bumped on every change; lets callers cache per-node results
   std::map<std::string, PodPlacement> pods;  // pod key -> placement on this node

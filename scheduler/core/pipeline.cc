@@ -1,5 +1,6 @@
 #include "scheduler/core/pipeline.h"
 
+#include <algorithm>
 #include <optional>
 #include <thread>
 
@@ -20,6 +21,7 @@ std::string RequestShape(const PodRequest& r) {
     add(c.slice.compute_permille);
     add(c.slice.memory_proportional);
     add(c.slice.tflops);
+    add(c.slice.partition_class);
     k += c.slice.profile + ';';
   }
   add(r.cpu_milli);
@@ -66,10 +68,17 @@ std::vector<std::string> Pipeline::StageNames() const {
   return names;
 }
 
-StatusOr<PodRequest> Pipeline::PreFilter(const kube::PodSpec& pod, const ClusterState& cluster) const {
+StatusOr<PodRequest> Pipeline::PreFilter(const kube::PodSpec& pod, const ClusterState& cluster,
+                                         std::span<const ContainerRequest> claimed) const {
   if (counts_) counts_->validity++;
   auto request = core::PreFilter(pod, catalog_);
   if (!request.ok()) return request.status();
+  if (!claimed.empty()) {
+    // App containers come first, then init containers: the claimed slices go after the last app one.
+    auto first_init = std::find_if(request->containers.begin(), request->containers.end(),
+                                   [](const ContainerRequest& c) { return c.init; });
+    request->containers.insert(first_init, claimed.begin(), claimed.end());
+  }
   if (counts_) counts_->cluster++;
   TS_RETURN_IF_ERROR(ValidateAgainstCluster(*request, cluster));
   return request;

@@ -126,8 +126,11 @@ class Pipeline {
   // The stages in the order they run: validity, cluster, fit, each gate, score:<policy>.
   std::vector<std::string> StageNames() const;
 
-  // Request stages: validity, then the cluster-wide checks. Once per request.
-  StatusOr<PodRequest> PreFilter(const kube::PodSpec& pod, const ClusterState& cluster) const;
+  // Request stages: validity, then the cluster-wide checks. Once per request. `claimed`: slices
+  // the pod asks for through DRA ResourceClaims, derived by the caller from the claims' device
+  // requests (the pod spec names only the claims); they join the pod's app containers.
+  StatusOr<PodRequest> PreFilter(const kube::PodSpec& pod, const ClusterState& cluster,
+                                 std::span<const ContainerRequest> claimed = {}) const;
 
   // Node stages for `nodes` (null entries: not in the cluster; left as kNeverFits with no
   // failure), fitting ones scored. Large sets of memo misses are split over two threads (the

@@ -62,6 +62,10 @@ struct SliceSpec {
   bool memory_proportional = false;
   double tflops = 0;            // per slice, normalised compute; 0 = not given
   std::string profile;          // hard partition profile
+  // A DRA claim for MIG or vNPU devices (class tideslice.io-mig / -vnpu) whose profile the core
+  // does not know (it is chosen by a CEL selector, which TideSlice does not evaluate): judged as a
+  // soft slice of its memory, and never the reason a DRA node is dropped for room.
+  bool partition_class = false;
 };
 
 struct ContainerRequest {

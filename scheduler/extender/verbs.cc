@@ -25,10 +25,24 @@ std::vector<const core::NodeState*> NamedNodes(const std::vector<std::string>& n
 
 }  // namespace
 
+bool DraDropsNode(const core::NodeOutcome& outcome, const core::PodRequest& request) {
+  if (outcome.kind == core::VerdictKind::kFits || outcome.gate) return false;
+  switch (outcome.failure.code) {
+    case core::FitFailure::Code::kTooFewEligibleCards: return true;
+    case core::FitFailure::Code::kInsufficientCards: {
+      const int at = outcome.failure.container;
+      if (at < 0 || at >= static_cast<int>(request.containers.size())) return false;
+      const core::SliceSpec& s = request.containers[at].slice;
+      return s.whole || !s.profile.empty() || !s.partition_class;
+    }
+    default: return false;  // stale inventory, host CPU/memory, card choice: the DRA allocator decides
+  }
+}
+
 FilterResult Verbs::Filter(const ExtenderArgs& args, const core::ClusterState& cluster, bool* judged_nodes) const {
   FilterResult r;
   if (judged_nodes) *judged_nodes = false;
-  auto req = pipeline_.PreFilter(args.pod, cluster);
+  auto req = Request(pipeline_, args.pod, cluster);
   const size_t cap = NodeReasonCap(args.node_names.size());
   if (!req.ok()) {
     // The same words on every node: kube-scheduler's FailedScheduling event prints identical
@@ -57,6 +71,10 @@ FilterResult Verbs::Filter(const ExtenderArgs& args, const core::ClusterState& c
       continue;
     }
     const core::NodeOutcome& o = outcomes[i];
+    if (nodes[i]->dra && o.kind != core::VerdictKind::kFits && !DraDropsNode(o, *req)) {
+      r.passed.push_back(name);
+      continue;
+    }
     switch (o.kind) {
       case core::VerdictKind::kFits: r.passed.push_back(name); break;
       case core::VerdictKind::kNoFit:
@@ -73,7 +91,7 @@ FilterResult Verbs::Filter(const ExtenderArgs& args, const core::ClusterState& c
 
 std::vector<HostPriority> Verbs::Prioritize(const ExtenderArgs& args, const core::ClusterState& cluster) const {
   std::vector<HostPriority> out;
-  auto req = scoring_.PreFilter(args.pod, cluster);
+  auto req = Request(scoring_, args.pod, cluster);
   if (!req.ok() || !req->WantsAccelerators()) {
     out.reserve(args.node_names.size());
     for (const auto& name : args.node_names) out.push_back({name, 0});
@@ -101,13 +119,17 @@ std::vector<HostPriority> Verbs::Prioritize(const ExtenderArgs& args, const core
 
 StatusOr<std::map<std::string, MetaVictims>> Verbs::Preempt(const PreemptionArgs& args,
                                                            const core::ClusterState& cluster) const {
-  auto req = pipeline_.PreFilter(args.pod, cluster);
+  auto req = Request(pipeline_, args.pod, cluster);
   if (!req.ok()) return req.status();
   const core::Context& ctx = pipeline_.context();
   std::map<std::string, MetaVictims> out;
   for (const auto& [name, proposed] : args.node_to_victims) {
     const core::NodeState* node = cluster.FindNode(name);
     if (!node) continue;
+    if (node->dra) {
+      out[name] = proposed;
+      continue;
+    }
     std::set<std::string> allowed(proposed.pod_uids.begin(), proposed.pod_uids.end());
     auto victims = core::SelectVictims(*node, *req, ctx, &allowed);
     if (!victims.ok()) return victims.status();

@@ -51,24 +51,47 @@ class Verbs {
     scoring_.CountInto(counts);
     return *this;
   }
+  // Slices the pod asks for through DRA ResourceClaims (the caller derives them from the claims'
+  // device requests; scheduler/service/dra_claims.h): every verb judges them with the pod's own.
+  Verbs& AddClaimedSlices(std::vector<core::ContainerRequest> claimed) {
+    claimed_ = std::move(claimed);
+    return *this;
+  }
   const core::Pipeline& pipeline() const { return pipeline_; }
 
   // Nodes that fit pass; busy nodes are FailedNodes (preemption may help); nodes that can never
   // host the pod, or that TideSlice knows nothing about, are FailedAndUnresolvableNodes. A pod
   // that asks for no TideSlice resource passes everywhere; an invalid one fails everywhere with
   // the reason, so `kubectl describe pod` shows what to change.
+  // On DRA nodes (NodeState::dra) kube-scheduler's DRA allocator has the last word, and the core
+  // does not read CEL selectors: a node is dropped there only when it clearly cannot fit by card
+  // count and memory (DraDropsNode); otherwise it passes, and prioritize ranks it.
   // `judged_nodes` (optional): set when the node stages ran (a valid request for accelerators).
   FilterResult Filter(const ExtenderArgs& args, const core::ClusterState& cluster, bool* judged_nodes = nullptr) const;
   // Scores 0..10 (kube-scheduler multiplies by weight x 10 and does not clamp).
   std::vector<HostPriority> Prioritize(const ExtenderArgs& args, const core::ClusterState& cluster) const;
   // For each candidate node, the fewest of kube-scheduler's proposed victims whose slices make
-  // room on real cards; nodes where none would suffice are dropped.
+  // room on real cards; nodes where none would suffice are dropped. DRA nodes keep
+  // kube-scheduler's proposal (its DRA allocator decides what preemption frees there).
   StatusOr<std::map<std::string, MetaVictims>> Preempt(const PreemptionArgs& args,
                                                       const core::ClusterState& cluster) const;
 
  private:
+  StatusOr<core::PodRequest> Request(const core::Pipeline& pipeline, const kube::PodSpec& pod,
+                                      const core::ClusterState& cluster) const {
+    return pipeline.PreFilter(pod, cluster, claimed_);
+  }
+
   core::Pipeline pipeline_;  // every stage
   core::Pipeline scoring_;   // the same without the gates, for prioritize
+  std::vector<core::ContainerRequest> claimed_;
 };
+
+// Whether filter drops a DRA node the core found no room on: only when the request clearly
+// cannot fit by card count and memory (too few eligible cards: healthy, of an allowed model, with
+// enough memory; or, for whole cards and soft slices, too few cards with room). A request for MIG
+// or vNPU devices without a profile (a DRA claim, whose selectors TideSlice does not evaluate)
+// is never dropped for room: the core cannot tell which partitions would fit.
+bool DraDropsNode(const core::NodeOutcome& outcome, const core::PodRequest& request);
 
 }  // namespace tideslice::extender

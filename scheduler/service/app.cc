@@ -185,6 +185,15 @@ StatusOr<std::unique_ptr<SchedulerApp>> SchedulerApp::Start(kube::KubeClient* cl
   self->pods_ = std::make_unique<kube::Reflector>(client, "/api/v1/pods", pod_handler);
   self->threads_.emplace_back([self] { self->nodes_->Run(&self->cancel_); });
   self->threads_.emplace_back([self] { self->pods_->Run(&self->cancel_); });
+  // DRA: allocated claims are accounted on DRA nodes, claims and templates say what DRA pods ask
+  // for. Not part of readiness: before Kubernetes 1.34 (no resource.k8s.io/v1) these fail, logged
+  // once, and the device-plugin path works as before.
+  self->claims_ = std::make_unique<kube::Reflector>(client, "/apis/resource.k8s.io/v1/resourceclaims",
+                                                    self->cache_.ClaimHandler());
+  self->claim_templates_ = std::make_unique<kube::Reflector>(
+      client, "/apis/resource.k8s.io/v1/resourceclaimtemplates", self->cache_.ClaimTemplateHandler());
+  self->threads_.emplace_back([self] { self->claims_->Run(&self->cancel_); });
+  self->threads_.emplace_back([self] { self->claim_templates_->Run(&self->cancel_); });
   if (self->elector_) self->threads_.emplace_back([self] { self->elector_->Run(&self->cancel_); });
   self->threads_.emplace_back([self] {
     while (self->cancel_.SleepFor(static_cast<int>(self->options_.refresh_period.count()))) {

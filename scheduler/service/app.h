@@ -1,5 +1,5 @@
-// Everything tideslice-scheduler runs, wired once: node and pod reflectors feeding the cache
-// (and the binder's gate), the leader elector, the extender endpoint, the health endpoints and,
+// Everything tideslice-scheduler runs, wired once: node, pod and DRA (ResourceClaim and
+// ResourceClaimTemplate) reflectors feeding the cache (and the binder's gate), the leader elector, the extender endpoint, the health endpoints and,
 // when configured, the admission webhook. main() resolves flags into AppOptions; the end-to-end
 // tests start the same object against the test API server.
 #pragma once
@@ -82,7 +82,7 @@ class SchedulerApp {
   std::unique_ptr<LeaderElector> elector_;
   TideBoard tides_;
   std::unique_ptr<TidalController> tidal_;
-  std::unique_ptr<kube::Reflector> nodes_, pods_;
+  std::unique_ptr<kube::Reflector> nodes_, pods_, claims_, claim_templates_;
   std::unique_ptr<http::HttpServer> extender_, health_, webhook_;
   http::CancelFlag cancel_;
   std::vector<std::thread> threads_;

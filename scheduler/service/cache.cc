@@ -4,6 +4,7 @@
 #include <set>
 
 #include "common/kube/objects.h"
+#include "common/log/log.h"
 #include "common/trust/assignment_seal.h"
 #include "common/kube/pod_json.h"
 #include "scheduler/core/request.h"
@@ -109,6 +110,16 @@ kube::Reflector::Handler ClusterCache::PodHandler() {
           [this](kube::WatchEventType t, const json& obj) { OnPod(t, obj); }};
 }
 
+kube::Reflector::Handler ClusterCache::ClaimHandler() {
+  return {[this](std::vector<json> items) { ReplaceClaims(items); },
+          [this](kube::WatchEventType t, const json& obj) { OnClaim(t, obj); }};
+}
+
+kube::Reflector::Handler ClusterCache::ClaimTemplateHandler() {
+  return {[this](std::vector<json> items) { ReplaceClaimTemplates(items); },
+          [this](kube::WatchEventType t, const json& obj) { OnClaimTemplate(t, obj); }};
+}
+
 std::shared_ptr<const core::ClusterState> ClusterCache::Snapshot() const {
   auto lock = std::make_shared<std::shared_lock<std::shared_mutex>>(mu_);
   // Aliasing constructor: the pointer shows the state, its control block owns the read lock.
@@ -204,6 +215,7 @@ void ClusterCache::ApplyNode(const json& node) {
     return;
   }
   v1::NodeInventory& inventory = **inv;
+  rec.dra_driver = inventory.dra_driver();
   rec.heartbeat = std::chrono::system_clock::time_point(std::chrono::seconds(inventory.heartbeat().seconds()) +
                                                         std::chrono::nanoseconds(inventory.heartbeat().nanos()));
   // Only what placement depends on decides whether the node is rebuilt; heartbeats are not it.
@@ -225,6 +237,12 @@ void ClusterCache::RebuildNode(const std::string& name, const v1::NodeInventory&
   nodes_[name].problem = fresh.schedulable ? "" : fresh.unschedulable_reason;
   fresh.version = (++rebuild_seq_) << 32;
   state_.AddNode(std::move(fresh));
+  // Allocated claims first: on a DRA node the allocator's word is final, whatever the pods say.
+  for (auto& [uid, claim] : claims_) {
+    bool here = claim.node == name;
+    for (const auto& r : claim.allocation.results) here = here || r.pool == name;
+    if (here) PlaceClaim(uid, claim);
+  }
   std::vector<std::pair<const std::string*, const PodRecord*>> on_node;
   for (const auto& [key, rec] : pods_)
     if (rec.node == name) on_node.emplace_back(&key, &rec);
@@ -269,6 +287,164 @@ void ClusterCache::UpdateSchedulable(const std::string& name) {
 void ClusterCache::DropNode(const std::string& name) {
   state_.RemoveNode(name);
   nodes_.erase(name);
+  for (auto& [uid, claim] : claims_)
+    if (claim.node == name) claim.node.clear();  // placed again if the node comes back
+}
+
+namespace {
+
+// metadata.<field> of an object from a watch, "" when absent or not a string (the object may be
+// anything: it is ignored later with a log line, never a crash).
+std::string MetaField(const json& obj, const char* field) {
+  if (!obj.is_object()) return "";
+  auto meta = obj.find("metadata");
+  if (meta == obj.end() || !meta->is_object()) return "";
+  auto v = meta->find(field);
+  return v != meta->end() && v->is_string() ? v->get<std::string>() : "";
+}
+
+std::string ObjectKey(const json& obj) { return MetaField(obj, "namespace") + "/" + MetaField(obj, "name"); }
+
+std::string UidOfObject(const json& obj) { return MetaField(obj, "uid"); }
+
+}  // namespace
+
+void ClusterCache::ReplaceClaims(const std::vector<json>& claims) {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  std::set<std::string> seen_uids, seen_keys;
+  for (const auto& c : claims) {
+    seen_uids.insert(UidOfObject(c));
+    seen_keys.insert(ObjectKey(c));
+  }
+  std::vector<std::string> gone;
+  for (const auto& [uid, rec] : claims_)
+    if (!seen_uids.count(uid)) gone.push_back(uid);
+  for (const auto& uid : gone) DropClaim(uid);
+  for (auto it = claim_slices_.begin(); it != claim_slices_.end();)
+    it = seen_keys.count(it->first) ? std::next(it) : claim_slices_.erase(it);
+  for (const auto& c : claims) {
+    ApplyClaim(c);
+    ApplyClaimSpec(claim_slices_, c, /*from_template=*/false);
+  }
+}
+
+void ClusterCache::OnClaim(kube::WatchEventType type, const json& claim) {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  if (type == kube::WatchEventType::kDeleted) {
+    DropClaim(UidOfObject(claim));
+    claim_slices_.erase(ObjectKey(claim));
+    return;
+  }
+  ApplyClaim(claim);
+  ApplyClaimSpec(claim_slices_, claim, /*from_template=*/false);
+}
+
+void ClusterCache::ReplaceClaimTemplates(const std::vector<json>& templates) {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  template_slices_.clear();
+  for (const auto& t : templates) ApplyClaimSpec(template_slices_, t, /*from_template=*/true);
+}
+
+void ClusterCache::OnClaimTemplate(kube::WatchEventType type, const json& claim_template) {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  if (type == kube::WatchEventType::kDeleted) template_slices_.erase(ObjectKey(claim_template));
+  else ApplyClaimSpec(template_slices_, claim_template, /*from_template=*/true);
+}
+
+void ClusterCache::ApplyClaimSpec(std::map<std::string, std::vector<core::ContainerRequest>>& into, const json& obj,
+                                  bool from_template) {
+  const std::string key = ObjectKey(obj);
+  into.erase(key);
+  const json* spec = obj.is_object() && obj.contains("spec") ? &obj["spec"] : nullptr;
+  if (spec && from_template) spec = spec->is_object() && spec->contains("spec") ? &(*spec)["spec"] : nullptr;
+  if (!spec) return;
+  const std::string name = MetaField(obj, "name");
+  auto slices = service::ClaimedSlices(*spec, name, DraClasses::ForDriver(options_.dra_driver));
+  if (!slices.ok()) {
+    log::Warn("cache.claim_spec_ignored",
+              std::string(from_template ? "ResourceClaimTemplate" : "ResourceClaim") +
+                  " is malformed; TideSlice scores its pods as asking for nothing from it",
+              {{"object", key}, {"error", slices.status().ToString()}});
+    return;
+  }
+  if (!slices->empty()) into[key] = std::move(*slices);
+}
+
+void ClusterCache::ApplyClaim(const json& claim) {
+  auto allocation = ClaimAllocationOf(claim);
+  const std::string uid = UidOfObject(claim);
+  if (!allocation.ok()) {
+    if (!uid.empty()) DropClaim(uid);
+    log::Warn("cache.claim_ignored", "ResourceClaim is malformed; TideSlice does not account it",
+              {{"claim", ObjectKey(claim)}, {"error", allocation.status().ToString()}});
+    return;
+  }
+  if (!allocation->has_value()) {  // pending, or deallocated: it holds nothing now
+    DropClaim(uid);
+    return;
+  }
+  ClaimRecord& rec = claims_[uid];
+  rec.allocation = std::move(**allocation);
+  PlaceClaim(uid, rec);
+}
+
+void ClusterCache::DropClaim(const std::string& uid) {
+  if (uid.empty()) return;
+  claims_.erase(uid);
+  if (state_.NodeOfPod(ClaimHolderKey(uid))) core::Unreserve(state_, ClaimHolderKey(uid));
+}
+
+void ClusterCache::PlaceClaim(const std::string& uid, ClaimRecord& rec) {
+  const std::string key = ClaimHolderKey(uid);
+  if (state_.NodeOfPod(key)) core::Unreserve(state_, key);
+  rec.node.clear();
+  std::set<std::string> pools;  // the DRA nodes of this cache that hold its devices
+  for (const auto& r : rec.allocation.results) {
+    auto n = nodes_.find(r.pool);
+    if (n != nodes_.end() && !n->second.dra_driver.empty() && n->second.dra_driver == r.driver && state_.FindNode(r.pool))
+      pools.insert(r.pool);
+  }
+  if (pools.empty()) return;  // not TideSlice's devices, or its node has no inventory (yet)
+  if (pools.size() > 1) {
+    log::Warn("cache.claim_ignored", "ResourceClaim holds TideSlice devices on several nodes; TideSlice does not account it",
+              {{"claim", rec.allocation.key}});
+    return;
+  }
+  const std::string& node_name = *pools.begin();
+  const core::NodeState* node = state_.FindNode(node_name);
+  if (!node) return;
+  auto placement = PlacementFromClaim(rec.allocation, nodes_.at(node_name).dra_driver, *node);
+  if (!placement.ok()) {
+    log::Warn("cache.claim_ignored", "ResourceClaim names a device TideSlice cannot place; it is not accounted",
+              {{"claim", rec.allocation.key}, {"error", placement.status().ToString()}});
+    return;
+  }
+  // Adopt, not Reserve: kube-scheduler's DRA allocator made this allocation, and the accounting
+  // must show it whatever the extender's own view says.
+  if (core::Adopt(state_, *placement).ok()) rec.node = node_name;
+}
+
+std::vector<core::ContainerRequest> ClusterCache::ClaimedSlices(const kube::PodSpec& pod) const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::vector<core::ContainerRequest> out;
+  for (const auto& c : pod.resource_claims) {
+    const auto& from = c.claim_name.empty() ? template_slices_ : claim_slices_;
+    const std::string& name = c.claim_name.empty() ? c.template_name : c.claim_name;
+    auto it = from.find(pod.namespace_name + "/" + name);
+    if (name.empty() || it == from.end()) continue;
+    for (auto slice : it->second) {
+      // Named after the pod's claim entry: a template's claims are generated per pod.
+      slice.name = c.name + slice.name.substr(slice.name.find('/'));
+      out.push_back(std::move(slice));
+    }
+  }
+  return out;
+}
+
+bool ClusterCache::IsDraNode(const std::string& node) const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  auto it = nodes_.find(node);
+  return it != nodes_.end() && !it->second.dra_driver.empty();
 }
 
 Status ClusterCache::Place(const std::string& key, const std::string& node_name, const v1::PodAssignment& assignment) {
@@ -465,6 +641,7 @@ ClusterCache::TidalInputs ClusterCache::TidalSnapshot(const std::vector<tidal::P
         if (card.model) pool_models[pool->name].insert(card.model->name);
       }
     for (const auto& [key, placement] : node.pods) {
+      if (IsClaimHolder(key)) continue;  // DRA claims: tidal pools do not reach the DRA path
       tidal::Member m;
       auto rec = pods_.find(key);
       if (rec != pods_.end()) {
@@ -524,7 +701,7 @@ ClusterCache::Stats ClusterCache::stats() const {
   s.nodes = state_.nodes().size();
   for (const auto& n : state_.nodes()) {
     if (!n.schedulable) s.stale_nodes++;
-    s.placed_pods += n.pods.size();
+    for (const auto& [key, p] : n.pods) s.placed_pods += IsClaimHolder(key) ? 0 : 1;
   }
   s.assumed_pods = assumed_.size();
   s.pending_pods = pending_.size();

@@ -4,6 +4,13 @@
 // (not on every heartbeat), a pod holds slices from the moment the binder reserved them
 // ("assumed") until it finishes or is deleted.
 //
+// DRA nodes (inventory published by tideslice-dra-driver, with its driver name) are in the same
+// state: a third watch, of ResourceClaims, accounts each allocated claim's devices on its node as
+// a holder of its own (key ClaimHolderKey(uid)) until the claim is deallocated or deleted; a
+// fourth, of ResourceClaimTemplates, with the claims' specs, tells what slices a DRA pod asks for
+// (dra_claims.h). Watch caches rather than GETs: filter runs once per pod and cycle, and the
+// objects change far less often than they are read.
+//
 // Readers (filter, prioritize, preempt) get a snapshot pointer that holds a shared lock for as
 // long as it lives, so verbs never see a half-applied change and never copy the cluster.
 // Nodes whose heartbeat is older than stale_after stay in the state but are not schedulable,
@@ -26,6 +33,7 @@
 #include "common/trust/assignment_seal.h"
 #include "scheduler/core/fragmentation.h"
 #include "scheduler/core/placement.h"
+#include "scheduler/service/dra_claims.h"
 #include "scheduler/tidal/decide.h"
 #include "tideslice/v1/tideslice.pb.h"
 
@@ -41,6 +49,10 @@ struct CacheOptions {
   // Assignments are adopted only when signed by the scheduler's key (null: signatures are not
   // checked, only that the assignment names the pod's UID and node; local runs and tests).
   std::shared_ptr<const trust::AssignmentVerifier> verifier;
+  // The DRA driver name whose DeviceClasses (<driver>, -shared, -mig, -vnpu) DRA pods' claims
+  // are read for (the chart's dra.driverName). Allocated devices are matched by the driver name
+  // each node's inventory carries.
+  std::string dra_driver = "tideslice.io";
 };
 
 // A pod whose assignment the cache refused to account: forged (unsigned, wrong signature, another
@@ -79,6 +91,21 @@ class ClusterCache {
   void OnNode(kube::WatchEventType type, const kube::json& node);
   void ReplacePods(const std::vector<kube::json>& pods);
   void OnPod(kube::WatchEventType type, const kube::json& pod);
+  // resource.k8s.io/v1 ResourceClaims and ResourceClaimTemplates. A malformed object is ignored
+  // with one log line (it holds nothing, asks for nothing).
+  kube::Reflector::Handler ClaimHandler();
+  kube::Reflector::Handler ClaimTemplateHandler();
+  void ReplaceClaims(const std::vector<kube::json>& claims);
+  void OnClaim(kube::WatchEventType type, const kube::json& claim);
+  void ReplaceClaimTemplates(const std::vector<kube::json>& templates);
+  void OnClaimTemplate(kube::WatchEventType type, const kube::json& claim_template);
+
+  // The slices `pod` asks for through its spec.resourceClaims (claims by name, or the templates
+  // they are made from) of TideSlice's device classes; claims or templates the watches have not
+  // seen ask for nothing (kube-scheduler's DRA plugin still judges them).
+  std::vector<core::ContainerRequest> ClaimedSlices(const kube::PodSpec& pod) const;
+  // Whether `node` serves its cards through DRA (its inventory names a DRA driver).
+  bool IsDraNode(const std::string& node) const;
 
   // A read-locked view; keep it only for the duration of one verb.
   std::shared_ptr<const core::ClusterState> Snapshot() const;
@@ -135,6 +162,11 @@ class ClusterCache {
     std::chrono::system_clock::time_point heartbeat{};
     bool in_state = false;
     std::string problem;                      // malformed inventory, for the filter reason
+    std::string dra_driver;                   // the inventory's DRA driver name ("" = device plugin)
+  };
+  struct ClaimRecord {                        // an allocated ResourceClaim
+    ClaimAllocation allocation;
+    std::string node;                         // where it is accounted now ("" = nowhere)
   };
   struct PodRecord {
     std::string node;
@@ -157,6 +189,12 @@ class ClusterCache {
               const v1::PodAssignment& assignment, const std::string& reason, const std::string& message);
   void RebuildNode(const std::string& name, const v1::NodeInventory& inventory, const kube::json& labels);
   void UpdateSchedulable(const std::string& name);
+  void ApplyClaim(const kube::json& claim);
+  void DropClaim(const std::string& uid);
+  // Accounts the claim on the one node of the cache whose DRA driver and pool its results name.
+  void PlaceClaim(const std::string& uid, ClaimRecord& rec);
+  void ApplyClaimSpec(std::map<std::string, std::vector<core::ContainerRequest>>& into, const kube::json& obj,
+                      bool from_template);
 
   const catalog::Catalog& catalog_;
   CacheOptions options_;
@@ -166,6 +204,9 @@ class ClusterCache {
   std::map<std::string, PodRecord> pods_;
   std::map<std::string, kube::json> pending_;   // unbound pods that ask for this scheduler
   std::map<std::string, Assumed> assumed_;
+  std::map<std::string, ClaimRecord> claims_;                                // by claim uid
+  std::map<std::string, std::vector<core::ContainerRequest>> claim_slices_;  // by claim namespace/name
+  std::map<std::string, std::vector<core::ContainerRequest>> template_slices_;  // by template namespace/name
   std::map<std::string, RefusedAssignment> refused_;   // by pod key; `reported` below
   std::set<std::string> refused_reported_;             // key + "#" + message already handed out
   std::unique_ptr<core::WorkloadModel> workload_;

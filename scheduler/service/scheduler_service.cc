@@ -76,6 +76,7 @@ extender::FilterResult SchedulerService::Filter(const extender::ExtenderArgs& ar
   auto snapshot = cache_->Snapshot();
   extender::Verbs verbs(catalog_, cache_->PlacementContext(), &memo_, cache_->PlacementScope());
   verbs.CountInto(&stages_);
+  if (!args.pod.resource_claims.empty()) verbs.AddClaimedSlices(cache_->ClaimedSlices(args.pod));
   std::optional<TideGate> tide;
   if (!pools_.empty()) verbs.AddGate(&tide.emplace(pools_, tides_, now_()));
   bool judged = false;
@@ -93,6 +94,7 @@ std::vector<extender::HostPriority> SchedulerService::Prioritize(const extender:
   auto snapshot = cache_->Snapshot();
   extender::Verbs verbs(catalog_, cache_->PlacementContext(), &memo_, cache_->PlacementScope());
   verbs.CountInto(&stages_);
+  if (!args.pod.resource_claims.empty()) verbs.AddClaimedSlices(cache_->ClaimedSlices(args.pod));
   return verbs.Prioritize(args, *snapshot);
 }
 
@@ -100,6 +102,7 @@ StatusOr<std::map<std::string, extender::MetaVictims>> SchedulerService::Preempt
   auto snapshot = cache_->Snapshot();
   extender::Verbs verbs(catalog_, cache_->PlacementContext(), &memo_, cache_->PlacementScope());
   verbs.CountInto(&stages_);
+  if (!args.pod.resource_claims.empty()) verbs.AddClaimedSlices(cache_->ClaimedSlices(args.pod));
   return verbs.Preempt(args, *snapshot);
 }
 
@@ -139,7 +142,10 @@ Status SchedulerService::Bind(const extender::BindingArgs& args) {
     }
   auto request = core::PreFilter(*spec, catalog_);
   if (!request.ok()) return request.status();
-  if (!request->WantsAccelerators()) return binder_->BindPlain(args.pod_namespace, args.pod_name, args.pod_uid, args.node);
+  // On a DRA node kube-scheduler's DRA allocator has written the claims' allocation and the DRA
+  // driver prepares it: no assignment, no hand-off with a node agent, a plain Binding.
+  if (!request->WantsAccelerators() || cache_->IsDraNode(args.node))
+    return binder_->BindPlain(args.pod_namespace, args.pod_name, args.pod_uid, args.node);
   if (!pools_.empty()) {
     auto snapshot = cache_->Snapshot();
     if (const core::NodeState* node = snapshot->FindNode(args.node)) {

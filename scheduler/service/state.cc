@@ -9,6 +9,7 @@ core::NodeState NodeFromInventory(const v1::NodeInventory& inventory, const std:
   core::NodeState node;
   node.name = inventory.node_name();
   node.labels = labels;
+  node.dra = !inventory.dra_driver().empty();
   std::string unknown;
   for (const auto& c : inventory.cards()) {
     core::CardState card;
