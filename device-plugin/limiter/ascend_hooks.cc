@@ -63,10 +63,6 @@ void Remember(uint64_t key, HandleKind kind, int card, uint64_t bytes) {
   Rt().table.Insert(kind, key, Holding{static_cast<uint32_t>(card), bytes});
 }
 
-void Forget(uint64_t key, HandleKind kind) {
-  Holding h;
-  if (Rt().table.Take(kind, key, &h)) Release(static_cast<int>(h.card), h.bytes);
-}
 
 // The shape of every counted device allocation: reserve, call, roll back or remember.
 template <typename Call>
@@ -93,11 +89,14 @@ aclError AllocatePhysical(void** handle, uint64_t size, bool on_device, uint32_t
   return r;
 }
 
+// Out of the books before the runtime's call, settled after it (runtime.h, TakeHandle).
 template <typename Call>
 aclError Free(void* ptr, HandleKind kind, Call call) {
   NestGuard nest;
+  const TakenHandle taken =
+      nest.outermost() && Active() ? TakeHandle(kind, reinterpret_cast<uint64_t>(ptr)) : TakenHandle{};
   aclError r = call();
-  if (r == kSuccess && Active() && nest.outermost()) Forget(reinterpret_cast<uint64_t>(ptr), kind);
+  SettleHandle(taken, r == kSuccess);
   return r;
 }
 

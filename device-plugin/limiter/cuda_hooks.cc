@@ -330,9 +330,13 @@ void Remember(HandleKind kind, uint64_t key, int card, uint64_t bytes, bool cont
   }
 }
 
-void Forget(HandleKind kind, uint64_t key) {
-  Holding h;
-  if (Rt().table.Take(kind, key, &h)) Release(static_cast<int>(h.card), h.bytes);
+// A free of a handle the books may hold (TakeHandle: out of the books before the driver call).
+template <typename Call>
+CUresult FreeTracked(HandleKind kind, uint64_t key, Call call) {
+  const TakenHandle taken = Active() ? TakeHandle(kind, key) : TakenHandle{};
+  CUresult r = call();
+  SettleHandle(taken, r == kSuccess);
+  return r;
 }
 
 using AllocFn = CUresult (*)(CUdeviceptr*, size_t);
@@ -424,18 +428,26 @@ CUresult AllocAsyncCommon(CUdeviceptr* dptr, size_t bytes, CUmemoryPool explicit
   return r;
 }
 
-CUresult FreeAsyncCommon(CUdeviceptr dptr, CUstream stream, FreeAsyncFn real) {
-  CUresult r = real(dptr, stream);
-  if (r != kSuccess || !Active()) return r;
-  Holding h;
-  if (Rt().table.Take(HandleKind::kPoolPointer, dptr, &h)) {
+// cuMemFree and cuMemFreeAsync take either kind of device pointer: a stream-ordered one goes back
+// to its pool (whose reserved size the books follow), a plain one gives its bytes back.
+template <typename Call>
+CUresult FreeDevicePointer(CUdeviceptr dptr, Call call) {
+  if (!Active()) return call();
+  const TakenHandle pooled = TakeHandle(HandleKind::kPoolPointer, dptr);
+  const TakenHandle plain = pooled.taken ? TakenHandle{} : TakeHandle(HandleKind::kDevicePointer, dptr);
+  CUresult r = call();
+  SettleHandle(plain, r == kSuccess);
+  SettleHandle(pooled, r == kSuccess);
+  if (r == kSuccess && pooled.taken) {
     pthread_mutex_lock(&g_pool_mu);
-    if (static_cast<int>(h.card) < g_pool_count) ReconcilePoolLocked(static_cast<int>(h.card));
+    if (static_cast<int>(pooled.holding.card) < g_pool_count) ReconcilePoolLocked(static_cast<int>(pooled.holding.card));
     pthread_mutex_unlock(&g_pool_mu);
-  } else {
-    Forget(HandleKind::kDevicePointer, dptr);
   }
   return r;
+}
+
+CUresult FreeAsyncCommon(CUdeviceptr dptr, CUstream stream, FreeAsyncFn real) {
+  return FreeDevicePointer(dptr, [&] { return real(dptr, stream); });
 }
 
 }  // namespace
@@ -497,9 +509,7 @@ TS_EXPORT CUresult cuMemAllocManaged(CUdeviceptr* dptr, size_t bytes, unsigned f
 }
 
 TS_EXPORT CUresult cuMemFree_v2(CUdeviceptr dptr) {
-  CUresult r = Real<CUresult (*)(CUdeviceptr)>(kMemFree_v2)(dptr);
-  if (r == kSuccess && Active()) Forget(HandleKind::kDevicePointer, dptr);
-  return r;
+  return FreeDevicePointer(dptr, [&] { return Real<CUresult (*)(CUdeviceptr)>(kMemFree_v2)(dptr); });
 }
 
 // The 32-bit entry points of CUDA 2.x cannot address 64-bit memory; a limited process gets none.
@@ -643,9 +653,8 @@ TS_EXPORT CUresult cuMemCreate(CUmemGenericAllocationHandle* handle, size_t size
 }
 
 TS_EXPORT CUresult cuMemRelease(CUmemGenericAllocationHandle handle) {
-  CUresult r = Real<CUresult (*)(CUmemGenericAllocationHandle)>(kMemRelease)(handle);
-  if (r == kSuccess && Active()) Forget(HandleKind::kPhysicalHandle, handle);
-  return r;
+  return FreeTracked(HandleKind::kPhysicalHandle, handle,
+                     [&] { return Real<CUresult (*)(CUmemGenericAllocationHandle)>(kMemRelease)(handle); });
 }
 
 // Arrays: charged by their element bytes (a lower bound; docs/isolation.md).
@@ -676,9 +685,8 @@ TS_EXPORT CUresult cuArray3DCreate_v2(CUarray* handle, const Array3DDescriptor* 
 }
 
 TS_EXPORT CUresult cuArrayDestroy(CUarray handle) {
-  CUresult r = Real<CUresult (*)(CUarray)>(kArrayDestroy)(handle);
-  if (r == kSuccess && Active()) Forget(HandleKind::kArray, reinterpret_cast<uint64_t>(handle));
-  return r;
+  return FreeTracked(HandleKind::kArray, reinterpret_cast<uint64_t>(handle),
+                     [&] { return Real<CUresult (*)(CUarray)>(kArrayDestroy)(handle); });
 }
 
 TS_EXPORT CUresult cuMipmappedArrayCreate(CUmipmappedArray* handle, const Array3DDescriptor* d, unsigned levels) {
@@ -696,9 +704,8 @@ TS_EXPORT CUresult cuMipmappedArrayCreate(CUmipmappedArray* handle, const Array3
 }
 
 TS_EXPORT CUresult cuMipmappedArrayDestroy(CUmipmappedArray handle) {
-  CUresult r = Real<CUresult (*)(CUmipmappedArray)>(kMipmappedArrayDestroy)(handle);
-  if (r == kSuccess && Active()) Forget(HandleKind::kMipmappedArray, reinterpret_cast<uint64_t>(handle));
-  return r;
+  return FreeTracked(HandleKind::kMipmappedArray, reinterpret_cast<uint64_t>(handle),
+                     [&] { return Real<CUresult (*)(CUmipmappedArray)>(kMipmappedArrayDestroy)(handle); });
 }
 
 // Contexts: the footprint no allocation call reports.

@@ -199,6 +199,24 @@ void Release(int card, uint64_t bytes) {
   rt.ledger.Release(rt.config.cards[card].region_card, bytes);
 }
 
+TakenHandle TakeHandle(HandleKind kind, uint64_t key) {
+  TakenHandle t;
+  t.kind = kind;
+  t.key = key;
+  t.taken = Rt().table.Take(kind, key, &t.holding);
+  return t;
+}
+
+void SettleHandle(const TakenHandle& handle, bool freed) {
+  if (!handle.taken) return;
+  if (!freed) {
+    Rt().table.Insert(handle.kind, handle.key, handle.holding);
+    return;
+  }
+  if (handle.kind != HandleKind::kPoolPointer && handle.kind != HandleKind::kContext)
+    Release(static_cast<int>(handle.holding.card), handle.holding.bytes);
+}
+
 void ChargeAfterTheFact(int card, uint64_t bytes) {
   Runtime& rt = Rt();
   if (rt.mode != Mode::kActive || card < 0 || static_cast<uint32_t>(card) >= rt.config.card_count) return;

@@ -60,6 +60,23 @@ Decision Reserve(int card, uint64_t bytes, const char* api);
 void Release(int card, uint64_t bytes);
 // Charges memory the driver already handed out (pool growth beyond what was reserved).
 void ChargeAfterTheFact(int card, uint64_t bytes);
+// Frees take the handle out of the books *before* the driver call and settle after it: the
+// moment the driver has freed an address, another thread's allocation may get the same address
+// back (drivers reuse addresses at once), and the entry this free removes must not be that new
+// allocation's, nor may the new entry be overwritten by a late removal. A free the driver
+// refuses puts the entry back.
+struct TakenHandle {
+  bool taken = false;
+  HandleKind kind = HandleKind::kNone;
+  uint64_t key = 0;
+  Holding holding{};
+};
+TakenHandle TakeHandle(HandleKind kind, uint64_t key);
+// After the driver's answer: freed = release the bytes the handle was charged (device pointers,
+// arrays, physical handles); not freed = the entry goes back. kPoolPointer and kContext entries
+// carry no bytes (their callers settle pools and contexts themselves).
+void SettleHandle(const TakenHandle& handle, bool freed);
+
 // Hooks that can free memory the books still count call this before a refusal is final.
 using ReconcileFn = bool (*)(int card);  // true if anything was released
 void SetReconciler(ReconcileFn fn);

@@ -12,6 +12,9 @@
 //   - the stream-ordered allocator reserves device memory in 2 MiB chunks per pool; a freed
 //     block stays reserved until cuMemPoolTrimTo or a synchronisation (stream/context) trims the
 //     pool down to its release threshold;
+//   - freed device addresses are handed out again (the smallest freed range that is large
+//     enough), as the real driver reuses addresses at once: a limiter that confuses a new
+//     allocation with an old one at the same address shows up in the books;
 //   - an atexit handler gives back whatever the process still holds;
 //   - kernels: cuModuleGetFunction(&f, mod, "spin_<micros>") gives a function whose launches last
 //     that many microseconds (any other name: 100 us); tsfake_set_kernel_us overrides it for the
@@ -83,6 +86,7 @@ struct Alloc {
   Ctx* ctx;  // null for pool allocations (they belong to their pool)
   Kind kind;
   Pool* pool;
+  uint64_t span = 0;  // address range reserved for it (0: legacy range, never reused)
 };
 
 struct Node {
@@ -149,6 +153,7 @@ struct Proc {
   std::map<CUdeviceptr, uint64_t> va_ranges;
   std::map<void*, ArrayRec> arrays;
   std::atomic<uint64_t> next_ptr{0x7f0000000000ull};
+  std::multimap<uint64_t, CUdeviceptr> free_spans;  // span -> freed address (under mu)
   uint64_t next_legacy_ptr = 0x10000000u;  // under mu
   std::atomic<uint64_t> next_handle{0x1000};
   std::map<CUfunction, uint64_t> kernel_ns;  // function -> kernel length
@@ -212,6 +217,8 @@ Ctx* CurrentLocked(Proc* p) {
   return Alive(p, c) ? c : nullptr;
 }
 
+void GiveAddress(Proc* p, CUdeviceptr ptr, const Alloc& a);
+
 CUresult ContextUp(Proc* p, int dev) {
   if (p->live_contexts[dev] == 0 && State()->context_bytes > 0 && !Charge(dev, State()->context_bytes))
     return CUDA_ERROR_OUT_OF_MEMORY;
@@ -224,6 +231,7 @@ void ContextDown(Proc* p, Ctx* c) {
   for (auto it = p->allocs.begin(); it != p->allocs.end();) {
     if (it->second.ctx == c) {
       Uncharge(it->second.device, it->second.bytes);
+      GiveAddress(p, it->first, it->second);
       it = p->allocs.erase(it);
     } else {
       ++it;
@@ -239,6 +247,25 @@ void ContextDown(Proc* p, Ctx* c) {
   }
   int dev = c->device;
   if (--p->live_contexts[dev] == 0 && State()->context_bytes > 0) Uncharge(dev, State()->context_bytes);
+}
+
+// ---- device addresses. Caller holds p->mu.
+
+CUdeviceptr TakeAddress(Proc* p, uint64_t bytes, uint64_t* span) {
+  const uint64_t need = RoundUp(bytes, 4096) + 4096;
+  auto it = p->free_spans.lower_bound(need);
+  if (it != p->free_spans.end()) {
+    *span = it->first;
+    CUdeviceptr ptr = it->second;
+    p->free_spans.erase(it);
+    return ptr;
+  }
+  *span = need;
+  return p->next_ptr.fetch_add(need);
+}
+
+void GiveAddress(Proc* p, CUdeviceptr ptr, const Alloc& a) {
+  if (a.span) p->free_spans.emplace(a.span, ptr);
 }
 
 // ---- pools
@@ -285,8 +312,9 @@ CUresult PoolAlloc(Proc* p, Pool* pool, CUdeviceptr* dptr, size_t bytes) {
   }
   pool->used += bytes;
   NotePoolHighs(pool);
-  CUdeviceptr ptr = p->next_ptr.fetch_add(RoundUp(bytes, 4096) + 4096);
-  p->allocs[ptr] = Alloc{bytes, pool->device, nullptr, Kind::kPool, pool};
+  uint64_t span = 0;
+  CUdeviceptr ptr = TakeAddress(p, bytes, &span);
+  p->allocs[ptr] = Alloc{bytes, pool->device, nullptr, Kind::kPool, pool, span};
   *dptr = ptr;
   return CUDA_SUCCESS;
 }
@@ -655,6 +683,7 @@ CUresult AllocPlain(CUdeviceptr* dptr, uint64_t bytes, Kind kind) {
   if (!c) return CUDA_ERROR_INVALID_CONTEXT;
   if (!Charge(c->device, bytes)) return CUDA_ERROR_OUT_OF_MEMORY;
   CUdeviceptr ptr;
+  uint64_t span = 0;
   if (kind == Kind::kLegacy) {
     // 32-bit device pointers (legacy exports) come from their own low range.
     uint64_t step = RoundUp(bytes, 4096) + 4096;
@@ -665,9 +694,9 @@ CUresult AllocPlain(CUdeviceptr* dptr, uint64_t bytes, Kind kind) {
     ptr = p->next_legacy_ptr;
     p->next_legacy_ptr += step;
   } else {
-    ptr = p->next_ptr.fetch_add(RoundUp(bytes, 4096) + 4096);
+    ptr = TakeAddress(p, bytes, &span);
   }
-  p->allocs[ptr] = Alloc{bytes, c->device, c, kind, nullptr};
+  p->allocs[ptr] = Alloc{bytes, c->device, c, kind, nullptr, span};
   *dptr = ptr;
   return CUDA_SUCCESS;
 }
@@ -683,11 +712,13 @@ CUresult FreeAny(CUdeviceptr ptr) {
     // (the call synchronises).
     Pool* pool = it->second.pool;
     pool->used -= it->second.bytes;
+    GiveAddress(p, it->first, it->second);
     p->allocs.erase(it);
     TrimPool(pool, pool->threshold);
     return CUDA_SUCCESS;
   }
   Uncharge(it->second.device, it->second.bytes);
+  GiveAddress(p, it->first, it->second);
   p->allocs.erase(it);
   return CUDA_SUCCESS;
 }
@@ -722,10 +753,12 @@ CUresult FreeAsync(CUdeviceptr ptr, CUstream s) {
   if (it->second.kind != Kind::kPool) {
     // Freeing an ordinary allocation with cuMemFreeAsync is allowed; it goes straight back.
     Uncharge(it->second.device, it->second.bytes);
+    GiveAddress(p, it->first, it->second);
     p->allocs.erase(it);
     return CUDA_SUCCESS;
   }
   it->second.pool->used -= it->second.bytes;  // stays reserved in the pool
+  GiveAddress(p, it->first, it->second);
   p->allocs.erase(it);
   return CUDA_SUCCESS;
 }
@@ -1178,10 +1211,12 @@ FAKE_EXPORT CUresult cuMemPoolDestroy(CUmemoryPool pool_handle) {
   auto* pool = reinterpret_cast<Pool*>(pool_handle);
   if (!p->pools.count(pool) || pool->is_default) return CUDA_ERROR_INVALID_VALUE;
   for (auto it = p->allocs.begin(); it != p->allocs.end();) {
-    if (it->second.pool == pool)
+    if (it->second.pool == pool) {
+      GiveAddress(p, it->first, it->second);
       it = p->allocs.erase(it);
-    else
+    } else {
       ++it;
+    }
   }
   Uncharge(pool->device, pool->reserved);
   if (p->current_pool[pool->device] == pool) p->current_pool[pool->device] = p->default_pool[pool->device];
