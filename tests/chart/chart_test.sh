@@ -219,8 +219,9 @@ if [ -n "$AGENT" ]; then
   passed=$((passed + 1))
 fi
 
-# The chart's managed resources are the ones deploy/scheduler documents (and its test checks).
-diff <(grep -o 'name: [a-z.]*/[A-Za-z0-9.-]*' "$SRC/deploy/scheduler/kube-scheduler-config.yaml" | sed 's/name: //') \
+# The chart's ignored (extender-accounted) resources are the ones deploy/scheduler documents (and
+# its test checks).
+diff <(grep -oE '^ +- [a-z.]+/[A-Za-z0-9.-]+$' "$SRC/deploy/scheduler/kube-scheduler-config.yaml" | sed 's/^ *- //') \
      "$CHART/files/managed-resources.txt" > /dev/null || fail "charts/tideslice/files/managed-resources.txt differs from deploy/scheduler"
 
 # deploy/manifests is the chart rendered for people without helm (cert-manager for the webhook).

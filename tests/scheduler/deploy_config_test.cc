@@ -1,6 +1,7 @@
 // deploy/scheduler/kube-scheduler-config.yaml agrees with the code: the extender URL is the
-// scheduler's default address, every resource name TideSlice accepts is managed (and a valid
-// extended resource name), the HTTP timeout covers the bind wait, and the fields follow the
+// scheduler's default address, every resource name TideSlice accepts is ignored by
+// NodeResourcesFit (and a valid extended resource name; the extender has no managedResources, so
+// DRA pods reach it), the HTTP timeout covers the bind wait, and the fields follow the
 // KubeSchedulerConfiguration v1 rules (KUBE-WIRE §4.1).
 #include <gtest/gtest.h>
 
@@ -38,14 +39,20 @@ TEST(DeployConfig, KubeSchedulerConfigurationMatchesTheScheduler) {
   ASSERT_EQ(timeout.back(), 's');
   EXPECT_GT(std::stoi(timeout), std::chrono::duration_cast<std::chrono::seconds>(service::BinderOptions().max_wait).count());
 
+  // No managedResources: kube-scheduler calls an extender that has them only for pods asking for
+  // one, and pods asking for cards only through DRA claims must reach it too. NodeResourcesFit
+  // ignores what the extender accounts instead.
+  EXPECT_FALSE(e.contains("managedResources"));
+  const auto& plugin_config = (*doc)["profiles"][0]["pluginConfig"];
+  ASSERT_EQ(plugin_config.size(), 1u);
+  EXPECT_EQ(plugin_config[0]["name"], "NodeResourcesFit");
   std::set<std::string> managed;
   const std::regex qualified(R"(^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$)");
-  for (const auto& r : e["managedResources"]) {
-    std::string name = r["name"];
+  for (const auto& r : plugin_config[0]["args"]["ignoredResources"]) {
+    std::string name = r;
     EXPECT_TRUE(managed.insert(name).second) << "duplicate " << name;
     EXPECT_TRUE(std::regex_match(name, qualified)) << name;
     EXPECT_EQ(name.find("kubernetes.io/"), std::string::npos) << name;
-    EXPECT_TRUE(r["ignoredByScheduler"].get<bool>()) << name;
   }
   for (const char* name : {core::names::kVnpu, core::names::kVnpuMemory, core::names::kVnpuMemoryPercent,
                            core::names::kVnpuCores, core::names::kVnpuTflops, core::names::kNvidiaGpu,
