@@ -42,7 +42,7 @@ StatusOr<int> Percent(const json& q, const std::string& where) {
 }
 
 // resource_slices.cc's LabelPart: how a profile name becomes part of a device name (a DNS label).
-// tests/scheduler/service/dra_claims_test.cc checks the two agree on every catalog profile.
+// tests/scheduler/service/dra_scheduling_test.cc checks the two agree on every catalog profile.
 std::string DeviceLabel(const std::string& s) {
   std::string out;
   for (char c : s) {

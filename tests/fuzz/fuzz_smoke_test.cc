@@ -21,7 +21,8 @@ TEST(FuzzSmoke, Quantity) { Mutate(Fuzz_quantity, {"8Gi", "500M", "1.5e3", "100m
 
 TEST(FuzzSmoke, PodJson) {
   Mutate(Fuzz_pod_json,
-         {R"({"metadata":{"name":"p","annotations":{"tideslice.io/profile":"1g.10gb"}},"spec":{"containers":[{"name":"c","resources":{"limits":{"tideslice.io/vnpu":"1"}}}]}})"},
+         {R"({"metadata":{"name":"p","annotations":{"tideslice.io/profile":"1g.10gb"}},"spec":{"containers":[{"name":"c","resources":{"limits":{"tideslice.io/vnpu":"1"}}}]}})",
+          R"({"metadata":{"name":"p","namespace":"n"},"spec":{"resourceClaims":[{"name":"a","resourceClaimTemplateName":"t"},{"name":"b","resourceClaimName":"c"}],"containers":[{"name":"c","resources":{"claims":[{"name":"a"}]}}]}})"},
          2000);
 }
 
@@ -122,6 +123,16 @@ TEST(FuzzSmoke, KubeObjects) {
           R"({"metadata":{"name":"p","namespace":"n","annotations":{"tideslice.io/assignment":"{\"phase\":\"ASSIGNMENT_PHASE_ALLOCATED\",\"containers\":[{\"name\":\"c\",\"slices\":[{\"cardUuid\":\"g\",\"memoryMib\":5}]}]}"}},"spec":{"nodeName":"n1"}})",
           // A signed-looking record: UID and node match, the signature is hostile base64.
           R"({"metadata":{"name":"p","namespace":"n","uid":"u","annotations":{"tideslice.io/assignment":"{\"podUid\":\"u\",\"nodeName\":\"n1\",\"phase\":\"ASSIGNMENT_PHASE_ALLOCATING\",\"leaseTerm\":\"3\",\"keyId\":\"0011223344556677\",\"signature\":\"QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQQ==\",\"containers\":[{\"name\":\"c\",\"slices\":[{\"cardUuid\":\"g\",\"memoryMib\":5}]}]}"}},"spec":{"nodeName":"n1"}})"},
+         2000);
+}
+
+TEST(FuzzSmoke, DraObjects) {
+  Mutate(Fuzz_dra_objects,
+         {// An allocated claim: a share of card 0 and a vNPU on card 1, and another driver's device.
+          R"({"metadata":{"name":"c","namespace":"default","uid":"u1"},"spec":{"devices":{"requests":[{"name":"r","exactly":{"deviceClassName":"tideslice.io-shared","count":1,"capacity":{"requests":{"memory":"8Gi","cores":"30"}}}}]}},"status":{"allocation":{"devices":{"results":[{"request":"r","driver":"tideslice.io","pool":"n1","device":"card-0-shared","shareID":"s","consumedCapacity":{"memory":"8Gi","cores":"30"}},{"request":"v","driver":"tideslice.io","pool":"n1","device":"card-1-vnpu-vir05_1c_16g-0"},{"request":"o","driver":"gpu.example.com","pool":"n1","device":"gpu-0"}]}}}})",
+          // A template with firstAvailable, a MIG class request and a whole card.
+          R"({"metadata":{"name":"c","namespace":"default"},"spec":{"spec":{"devices":{"requests":[{"name":"f","firstAvailable":[{"name":"h","deviceClassName":"tideslice.io","count":1},{"name":"a","deviceClassName":"tideslice.io","count":2}]},{"name":"m","exactly":{"deviceClassName":"tideslice.io-mig","selectors":[{"cel":{"expression":"true"}}]}},{"name":"w","exactly":{"deviceClassName":"tideslice.io","allocationMode":"All"}}]}}}})",
+          R"({"metadata":{"name":"c","uid":"u2"},"status":{"allocation":{"devices":{"results":[{"driver":"tideslice.io","pool":"n1","device":"card-0-mig-3g.20gb-4"}]}}}})"},
          2000);
 }
 

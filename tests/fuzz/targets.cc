@@ -19,6 +19,7 @@
 #include "common/codec/yaml_json.h"
 #include "common/kube/objects.h"
 #include "scheduler/service/cache.h"
+#include "scheduler/service/dra_claims.h"
 #include "scheduler/service/tidal_controller.h"
 #include "scheduler/service/webhook.h"
 #include "scheduler/tidal/decide.h"
@@ -200,6 +201,46 @@ void Fuzz_kube_objects(const uint8_t* data, size_t size) {
   cache.Refresh();
   cache.OnPod(kube::WatchEventType::kDeleted, obj);
   cache.OnNode(kube::WatchEventType::kDeleted, obj);
+}
+
+// A ResourceClaim or ResourceClaimTemplate from the scheduler's watches (any pod author writes
+// claim specs; the allocation comes from the API server): the pure readers, and the cache with a
+// DRA node whose cards the claim's devices may name, a pod that uses the claim, and its removal.
+void Fuzz_dra_objects(const uint8_t* data, size_t size) {
+  nlohmann::json obj = nlohmann::json::parse(View(data, size), nullptr, false);
+  if (obj.is_discarded()) return;
+  const auto classes = service::DraClasses::ForDriver("tideslice.io");
+  if (obj.is_object()) {
+    (void)service::ClaimedSlices(obj.value("spec", nlohmann::json::object()), "c", classes);
+    if (obj.contains("spec") && obj["spec"].is_object())
+      (void)service::ClaimedSlices(obj["spec"].value("spec", nlohmann::json::object()), "t", classes);
+  }
+  static const nlohmann::json node = nlohmann::json::parse(
+      R"({"metadata":{"name":"n1","annotations":{"tideslice.io/inventory":"{\"nodeName\":\"n1\",\"draDriver\":\"tideslice.io\",\"cards\":[{\"uuid\":\"g0\",\"index\":0,\"model\":\"A100-40G\",\"memoryMib\":40960,\"health\":\"HEALTH_HEALTHY\"},{\"uuid\":\"g1\",\"index\":1,\"model\":\"Ascend910B3\",\"memoryMib\":65536,\"health\":\"HEALTH_HEALTHY\"}]}"}}})");
+  service::ClusterCache cache(catalog::Catalog::Builtin());
+  cache.OnNode(kube::WatchEventType::kAdded, node);
+  if (auto alloc = service::ClaimAllocationOf(obj); alloc.ok() && alloc->has_value()) {
+    auto snapshot = cache.Snapshot();
+    for (const auto& n : snapshot->nodes()) (void)service::PlacementFromClaim(**alloc, "tideslice.io", n);
+  }
+  cache.OnClaim(kube::WatchEventType::kAdded, obj);
+  cache.OnClaimTemplate(kube::WatchEventType::kAdded, obj);
+  // A pod using the object by name, as a claim and as a template.
+  kube::PodSpec pod;
+  pod.namespace_name = "default";
+  std::string name = "c";
+  if (obj.is_object() && obj.contains("metadata") && obj["metadata"].is_object()) {
+    const auto& meta = obj["metadata"];
+    if (meta.contains("namespace") && meta["namespace"].is_string()) pod.namespace_name = meta["namespace"];
+    if (meta.contains("name") && meta["name"].is_string()) name = meta["name"];
+  }
+  pod.resource_claims = {{"a", name, ""}, {"b", "", name}};
+  (void)cache.ClaimedSlices(pod);
+  cache.OnClaim(kube::WatchEventType::kModified, obj);
+  cache.OnClaim(kube::WatchEventType::kDeleted, obj);
+  cache.OnClaimTemplate(kube::WatchEventType::kDeleted, obj);
+  cache.ReplaceClaims({obj});
+  cache.ReplaceClaimTemplates({obj});
 }
 
 void Fuzz_tidal_records(const uint8_t* data, size_t size) {

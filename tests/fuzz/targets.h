@@ -19,5 +19,6 @@ void Fuzz_yaml_config(const uint8_t* data, size_t size);  // --config files (YAM
 void Fuzz_kube_objects(const uint8_t* data, size_t size); // Node/Pod objects from the watch
 void Fuzz_tidal_records(const uint8_t* data, size_t size); // notice annotations, pool state, Prometheus answers
 void Fuzz_limiter_config(const uint8_t* data, size_t size); // the in-container limiter's config.json
+void Fuzz_dra_objects(const uint8_t* data, size_t size);   // ResourceClaims/templates the scheduler watches
 
 }  // namespace tideslice::fuzz
