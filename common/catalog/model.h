@@ -28,6 +28,19 @@ struct PartitionProfile {
   int max_instances = 0;
 };
 
+// A profile's name as a piece of a DNS label ("3g.20gb" -> "3g20gb", "vir05_1c_16g" ->
+// "vir05-1c-16g"): how the DRA driver names a partition device, and how the scheduler reads a
+// claim's allocated device back to its profile. One rule, so the two cannot drift.
+inline std::string ProfileLabel(const std::string& profile_name) {
+  std::string out;
+  for (char c : profile_name) {
+    if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) out += c;
+    else if (c >= 'A' && c <= 'Z') out += static_cast<char>(c - 'A' + 'a');
+    else if (c == '_' || c == '-') out += '-';
+  }
+  return out;
+}
+
 struct AcceleratorModel {
   std::string name;
   std::string vendor;          // "nvidia", "huawei", ...

@@ -15,18 +15,6 @@ json Str(const std::string& s) { return {{"string", s}}; }
 json Int(int64_t v) { return {{"int", v}}; }
 json Cap(const std::string& value) { return {{"value", value}}; }
 
-// "3g.20gb" -> "3g20gb", "vir05_1c_16g" -> "vir05-1c-16g": the part of a device name that names
-// a profile must be a piece of a DNS label.
-std::string LabelPart(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if (std::isalnum(u)) out += static_cast<char>(std::tolower(u));
-    else if (c == '_' || c == '-') out += '-';
-  }
-  return out;
-}
-
 bool IsDnsLabel(const std::string& s) {
   if (s.empty() || s.size() > 63) return false;
   for (char c : s)
@@ -198,7 +186,7 @@ StatusOr<NodeInventory> BuildNodeInventory(const std::vector<DeviceInfo>& cards,
       for (const auto& p : model->profiles) {
         for (int start : p.start_slots) {
           if (start < 0 || start + p.slot_size > model->mig_memory_slices) continue;
-          PublishedDevice d{base + "-mig-" + LabelPart(p.name) + "-" + std::to_string(start), DeviceKind::kMig, card,
+          PublishedDevice d{base + "-mig-" + catalog::ProfileLabel(p.name) + "-" + std::to_string(start), DeviceKind::kMig, card,
                             p.name, start};
           json attrs = CommonAttributes(card, model, DeviceKind::kMig);
           attrs["profile"] = Str(p.name);
@@ -224,7 +212,7 @@ StatusOr<NodeInventory> BuildNodeInventory(const std::vector<DeviceInfo>& cards,
         if (p.aicpu > 0) n = std::min<int64_t>(n, model->aicpu_units / p.aicpu);
         if (p.max_instances > 0) n = std::min<int64_t>(n, p.max_instances);
         for (int64_t k = 0; k < n; ++k) {
-          PublishedDevice d{base + "-vnpu-" + LabelPart(p.name) + "-" + std::to_string(k), DeviceKind::kVnpu, card,
+          PublishedDevice d{base + "-vnpu-" + catalog::ProfileLabel(p.name) + "-" + std::to_string(k), DeviceKind::kVnpu, card,
                             p.name, -1};
           json attrs = CommonAttributes(card, model, DeviceKind::kVnpu);
           attrs["profile"] = Str(p.name);

@@ -41,18 +41,6 @@ StatusOr<int> Percent(const json& q, const std::string& where) {
   return static_cast<int>(std::ceil(static_cast<double>(*v)));
 }
 
-// resource_slices.cc's LabelPart: how a profile name becomes part of a device name (a DNS label).
-// tests/scheduler/service/dra_scheduling_test.cc checks the two agree on every catalog profile.
-std::string DeviceLabel(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if (std::isalnum(u)) out += static_cast<char>(std::tolower(u));
-    else if (c == '_' || c == '-') out += '-';
-  }
-  return out;
-}
-
 bool AllDigits(const std::string& s) {
   if (s.empty() || s.size() > 9) return false;
   for (char c : s)
@@ -158,7 +146,7 @@ StatusOr<core::PodPlacement> PlacementFromClaim(const ClaimAllocation& claim, co
         return bad(std::string("is a ") + (mig ? "MIG" : "vNPU") + " device on a " + model.name + " card");
       const catalog::PartitionProfile* profile = nullptr;
       for (const auto& candidate : model.profiles)
-        if (DeviceLabel(candidate.name) == label) profile = &candidate;
+        if (catalog::ProfileLabel(candidate.name) == label) profile = &candidate;
       if (!profile) return bad("names a profile the catalog's " + model.name + " does not have");
       g.profile = profile->name;
       g.memory_mib = profile->memory_mib;

@@ -11,10 +11,13 @@
 
 namespace tideslice::testsupport {
 
+// `dra_driver`: as tideslice-dra-driver leaves it (the inventory names the driver).
 inline nlohmann::json InventoryNode(const std::string& name, int cards, std::chrono::system_clock::time_point heartbeat,
-                                    bool healthy = true, nlohmann::json labels = nlohmann::json::object()) {
+                                    bool healthy = true, nlohmann::json labels = nlohmann::json::object(),
+                                    const std::string& dra_driver = "") {
   v1::NodeInventory inv;
   inv.set_node_name(name);
+  inv.set_dra_driver(dra_driver);
   inv.mutable_heartbeat()->set_seconds(
       std::chrono::duration_cast<std::chrono::seconds>(heartbeat.time_since_epoch()).count());
   for (int i = 0; i < cards; ++i) {

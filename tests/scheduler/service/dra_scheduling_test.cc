@@ -16,6 +16,7 @@
 #include "scheduler/service/dra_claims.h"
 #include "scheduler/service/state.h"
 #include "tests/support/fake_cards.h"
+#include "tests/support/inventory_node.h"
 #include "tests/support/kube_env.h"
 #include "tests/support/test_apiserver.h"
 #include "tests/support/test_support.h"
@@ -28,20 +29,7 @@ using kube::json;
 // A Node as tideslice-dra-driver (or, without a driver, the device plugin) leaves it.
 json InventoryNode(const std::string& name, int cards, std::chrono::system_clock::time_point heartbeat,
                    const std::string& dra_driver) {
-  v1::NodeInventory inv;
-  inv.set_node_name(name);
-  inv.set_dra_driver(dra_driver);
-  inv.mutable_heartbeat()->set_seconds(std::chrono::duration_cast<std::chrono::seconds>(heartbeat.time_since_epoch()).count());
-  for (int i = 0; i < cards; ++i) {
-    auto* c = inv.add_cards();
-    c->set_uuid(name + "-GPU-" + std::to_string(i));
-    c->set_index(i);
-    c->set_vendor("nvidia");
-    c->set_model("H100-80G");
-    c->set_memory_mib(81920);
-    c->set_health(v1::HEALTH_HEALTHY);
-  }
-  return {{"metadata", {{"name", name}, {"annotations", {{std::string(codec::kInventoryAnnotation), codec::EncodeInventory(inv)}}}}}};
+  return testsupport::InventoryNode(name, cards, heartbeat, /*healthy=*/true, json::object(), dra_driver);
 }
 
 json Result(const std::string& pool, const std::string& device, const std::string& memory = "",
@@ -243,7 +231,9 @@ TEST(DraClaims, EveryPublishedPartitionDeviceMapsBackToItsProfile) {
       const core::CardGrant& g = p->containers[0].cards.at(0);
       EXPECT_EQ(g.profile, d.profile) << d.name;
       EXPECT_EQ(g.uuid, card.uuid);
-      if (d.start_slot >= 0) EXPECT_EQ(g.start_slot, d.start_slot) << d.name;
+      if (d.start_slot >= 0) {
+        EXPECT_EQ(g.start_slot, d.start_slot) << d.name;
+      }
       EXPECT_GT(g.memory_mib, 0) << d.name;
       ++checked;
     }
