@@ -63,7 +63,6 @@ void Remember(uint64_t key, HandleKind kind, int card, uint64_t bytes) {
   Rt().table.Insert(kind, key, Holding{static_cast<uint32_t>(card), bytes});
 }
 
-
 // The shape of every counted device allocation: reserve, call, roll back or remember.
 template <typename Call>
 aclError Allocate(void** ptr, uint64_t charged, const char* api, Call call) {

@@ -3,7 +3,8 @@
 // device i of the state = ACL device id i. The thread's current device is set by rtSetDevice
 // (default 0). The first rtSetDevice of a device in a process charges the state's context_bytes,
 // the matching last rtDeviceReset gives them back; an atexit handler gives back everything the
-// process still holds.
+// process still holds. A freed device address is handed out again (the smallest freed range that
+// is large enough), as the real runtime reuses addresses at once.
 //
 // Execution (fake_state.h's timeline): every launch (rtKernelLaunch, rtKernelLaunchWithFlag[V2],
 // rtKernelLaunchWithHandle[V2], rtLaunchKernelByFuncHandle[V2/V3], rtModelExecute = one kernel)
@@ -36,6 +37,7 @@ struct Block {
   uint64_t bytes;
   int device;
   Kind kind;
+  uint64_t span;  // address range reserved for it
 };
 
 struct Physical {
@@ -67,6 +69,7 @@ struct Proc {
   std::map<uintptr_t, uint64_t> va_ranges;
   std::map<uintptr_t, uintptr_t> mappings;  // mapped address -> physical handle
   uintptr_t next_ptr = 0x12c000000000ull;
+  std::multimap<uint64_t, uintptr_t> free_spans;  // span -> freed device address
   uintptr_t next_handle = 0x5000;
 };
 
@@ -113,9 +116,17 @@ rtError_t DeviceAlloc(void** devPtr, uint64_t size, Kind kind) {
   Proc* p = g_proc;
   std::lock_guard<std::mutex> lock(p->mu);
   if (!Charge(p, dev, size)) return ACL_ERROR_RT_MEMORY_ALLOCATION;
-  uintptr_t ptr = p->next_ptr;
-  p->next_ptr += RoundUp(size, 4096) + 4096;
-  p->blocks[ptr] = Block{size, dev, kind};
+  uint64_t span = RoundUp(size, 4096) + 4096;
+  uintptr_t ptr;
+  if (auto reuse = p->free_spans.lower_bound(span); reuse != p->free_spans.end()) {
+    span = reuse->first;
+    ptr = reuse->second;
+    p->free_spans.erase(reuse);
+  } else {
+    ptr = p->next_ptr;
+    p->next_ptr += span;
+  }
+  p->blocks[ptr] = Block{size, dev, kind, span};
   *devPtr = reinterpret_cast<void*>(ptr);
   return ACL_SUCCESS;
 }
@@ -127,6 +138,7 @@ rtError_t DeviceFree(void* devPtr, bool dvpp) {
   auto it = p->blocks.find(reinterpret_cast<uintptr_t>(devPtr));
   if (it == p->blocks.end() || (it->second.kind == Kind::kDvpp) != dvpp) return ACL_ERROR_RT_PARAM_INVALID;
   Uncharge(p, it->second.device, it->second.bytes);
+  p->free_spans.emplace(it->second.span, it->first);
   p->blocks.erase(it);
   return ACL_SUCCESS;
 }
