@@ -3,27 +3,16 @@
 #include <cctype>
 #include <cmath>
 
+#include "common/kube/json_fields.h"
 #include "common/quantity.h"
 
 namespace tideslice::service {
 
 using nlohmann::json;
+using kube::Child;
+using kube::ReadString;
 
 namespace {
-
-const json* Field(const json& obj, const char* key) {
-  if (!obj.is_object()) return nullptr;
-  auto it = obj.find(key);
-  return it == obj.end() || it->is_null() ? nullptr : &*it;
-}
-
-Status Text(const json& obj, const char* key, const std::string& where, std::string& out) {
-  const json* v = Field(obj, key);
-  if (!v) return Status::Ok();
-  if (!v->is_string()) return Status::InvalidArgument(where + "." + key, "must be a string");
-  out = v->get<std::string>();
-  return Status::Ok();
-}
 
 // A capacity quantity: memory in bytes (the API's unit) rounded up to MiB.
 StatusOr<int64_t> MemoryMiB(const json& q, const std::string& where) {
@@ -53,19 +42,19 @@ bool AllDigits(const std::string& s) {
 StatusOr<std::optional<ClaimAllocation>> ClaimAllocationOf(const json& claim) {
   if (!claim.is_object()) return Status::InvalidArgument("resourceclaim", "must be an object");
   ClaimAllocation out;
-  const json* meta = Field(claim, "metadata");
+  const json* meta = Child(claim, "metadata");
   if (!meta || !meta->is_object()) return Status::InvalidArgument("metadata", "is missing");
   std::string ns, name;
-  TS_RETURN_IF_ERROR(Text(*meta, "uid", "metadata", out.uid));
-  TS_RETURN_IF_ERROR(Text(*meta, "namespace", "metadata", ns));
-  TS_RETURN_IF_ERROR(Text(*meta, "name", "metadata", name));
+  TS_RETURN_IF_ERROR(ReadString(*meta, "uid", out.uid, "metadata"));
+  TS_RETURN_IF_ERROR(ReadString(*meta, "namespace", ns, "metadata"));
+  TS_RETURN_IF_ERROR(ReadString(*meta, "name", name, "metadata"));
   if (out.uid.empty() || name.empty()) return Status::InvalidArgument("metadata", "needs a uid and a name");
   out.key = ns + "/" + name;
-  const json* status = Field(claim, "status");
-  const json* allocation = status ? Field(*status, "allocation") : nullptr;
+  const json* status = Child(claim, "status");
+  const json* allocation = status ? Child(*status, "allocation") : nullptr;
   if (!allocation) return std::optional<ClaimAllocation>();
-  const json* devices = Field(*allocation, "devices");
-  const json* results = devices ? Field(*devices, "results") : nullptr;
+  const json* devices = Child(*allocation, "devices");
+  const json* results = devices ? Child(*devices, "results") : nullptr;
   if (!results) return std::optional<ClaimAllocation>(std::move(out));
   if (!results->is_array()) return Status::InvalidArgument("status.allocation.devices.results", "must be a list");
   for (size_t i = 0; i < results->size(); ++i) {
@@ -73,20 +62,20 @@ StatusOr<std::optional<ClaimAllocation>> ClaimAllocationOf(const json& claim) {
     const std::string where = "status.allocation.devices.results[" + std::to_string(i) + "]";
     if (!r.is_object()) return Status::InvalidArgument(where, "must be an object");
     ClaimResult result;
-    TS_RETURN_IF_ERROR(Text(r, "request", where, result.request));
-    TS_RETURN_IF_ERROR(Text(r, "driver", where, result.driver));
-    TS_RETURN_IF_ERROR(Text(r, "pool", where, result.pool));
-    TS_RETURN_IF_ERROR(Text(r, "device", where, result.device));
+    TS_RETURN_IF_ERROR(ReadString(r, "request", result.request, where));
+    TS_RETURN_IF_ERROR(ReadString(r, "driver", result.driver, where));
+    TS_RETURN_IF_ERROR(ReadString(r, "pool", result.pool, where));
+    TS_RETURN_IF_ERROR(ReadString(r, "device", result.device, where));
     if (result.driver.empty() || result.pool.empty() || result.device.empty())
       return Status::InvalidArgument(where, "needs driver, pool and device");
-    if (const json* consumed = Field(r, "consumedCapacity")) {
+    if (const json* consumed = Child(r, "consumedCapacity")) {
       if (!consumed->is_object()) return Status::InvalidArgument(where + ".consumedCapacity", "must be an object");
-      if (const json* m = Field(*consumed, "memory")) {
+      if (const json* m = Child(*consumed, "memory")) {
         auto mib = MemoryMiB(*m, where + ".consumedCapacity.memory");
         if (!mib.ok()) return mib.status();
         result.memory_mib = *mib;
       }
-      if (const json* c = Field(*consumed, "cores")) {
+      if (const json* c = Child(*consumed, "cores")) {
         auto pct = Percent(*c, where + ".consumedCapacity.cores");
         if (!pct.ok()) return pct.status();
         result.cores_percent = *pct;
@@ -174,8 +163,8 @@ StatusOr<core::PodPlacement> PlacementFromClaim(const ClaimAllocation& claim, co
 StatusOr<std::vector<core::ContainerRequest>> ClaimedSlices(const json& claim_spec, const std::string& claim_name,
                                                             const DraClasses& classes) {
   std::vector<core::ContainerRequest> out;
-  const json* devices = Field(claim_spec, "devices");
-  const json* requests = devices ? Field(*devices, "requests") : nullptr;
+  const json* devices = Child(claim_spec, "devices");
+  const json* requests = devices ? Child(*devices, "requests") : nullptr;
   if (!requests) return out;
   if (!requests->is_array()) return Status::InvalidArgument("spec.devices.requests", "must be a list");
   for (size_t i = 0; i < requests->size(); ++i) {
@@ -183,12 +172,12 @@ StatusOr<std::vector<core::ContainerRequest>> ClaimedSlices(const json& claim_sp
     const std::string where = "spec.devices.requests[" + std::to_string(i) + "]";
     if (!r.is_object()) return Status::InvalidArgument(where, "must be an object");
     std::string name;
-    TS_RETURN_IF_ERROR(Text(r, "name", where, name));
+    TS_RETURN_IF_ERROR(ReadString(r, "name", name, where));
     // exactly, or the first choice of firstAvailable: what the allocator tries first.
-    const json* exact = Field(r, "exactly");
+    const json* exact = Child(r, "exactly");
     std::string at = where + ".exactly";
     if (!exact) {
-      const json* first = Field(r, "firstAvailable");
+      const json* first = Child(r, "firstAvailable");
       if (!first) continue;
       if (!first->is_array()) return Status::InvalidArgument(where + ".firstAvailable", "must be a list");
       if (first->empty()) continue;
@@ -197,13 +186,13 @@ StatusOr<std::vector<core::ContainerRequest>> ClaimedSlices(const json& claim_sp
       if (!exact->is_object()) return Status::InvalidArgument(at, "must be an object");
     }
     std::string device_class, mode;
-    TS_RETURN_IF_ERROR(Text(*exact, "deviceClassName", at, device_class));
-    TS_RETURN_IF_ERROR(Text(*exact, "allocationMode", at, mode));
+    TS_RETURN_IF_ERROR(ReadString(*exact, "deviceClassName", device_class, at));
+    TS_RETURN_IF_ERROR(ReadString(*exact, "allocationMode", mode, at));
     const bool whole = device_class == classes.whole, shared = device_class == classes.shared,
                mig = device_class == classes.mig, vnpu = device_class == classes.vnpu;
     if (!whole && !shared && !mig && !vnpu) continue;
     int64_t count = 1;
-    if (const json* c = Field(*exact, "count"); c && mode != "All") {
+    if (const json* c = Child(*exact, "count"); c && mode != "All") {
       if (!c->is_number_integer() || c->get<int64_t>() < 1 || c->get<int64_t>() > 128)
         return Status::InvalidArgument(at + ".count", "must be an integer from 1 to 128");
       count = c->get<int64_t>();
@@ -214,17 +203,17 @@ StatusOr<std::vector<core::ContainerRequest>> ClaimedSlices(const json& claim_sp
     if (whole) {
       cr.slice.whole = true;
     } else {
-      const json* capacity = Field(*exact, "capacity");
-      const json* wanted = capacity ? Field(*capacity, "requests") : nullptr;
+      const json* capacity = Child(*exact, "capacity");
+      const json* wanted = capacity ? Child(*capacity, "requests") : nullptr;
       if (wanted && !wanted->is_object()) return Status::InvalidArgument(at + ".capacity.requests", "must be an object");
-      if (const json* m = wanted ? Field(*wanted, "memory") : nullptr) {
+      if (const json* m = wanted ? Child(*wanted, "memory") : nullptr) {
         auto mib = MemoryMiB(*m, at + ".capacity.requests.memory");
         if (!mib.ok()) return mib.status();
         cr.slice.memory_mib = std::max<int64_t>(*mib, 1);
       } else if (shared) {
         cr.slice.memory_percent = 100;  // the shared device's default: the whole card's memory
       }
-      if (const json* c = wanted ? Field(*wanted, "cores") : nullptr) {
+      if (const json* c = wanted ? Child(*wanted, "cores") : nullptr) {
         auto pct = Percent(*c, at + ".capacity.requests.cores");
         if (!pct.ok()) return pct.status();
         cr.slice.compute_permille = *pct * 10;
