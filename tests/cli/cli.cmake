@@ -22,10 +22,7 @@ tideslice_test(ml_fuzz_smoke_test
   LIBS tideslice_ml_fuzz_targets)
 if(TIDESLICE_FUZZ)
   foreach(target model_annotations filter_record cli_views)
-    add_executable(fuzz_${target} fuzz/ml_fuzz_main.cc)
-    target_compile_definitions(fuzz_${target} PRIVATE TIDESLICE_FUZZ_TARGET=Fuzz_${target})
-    target_compile_options(fuzz_${target} PRIVATE -fsanitize=fuzzer,address,undefined)
-    target_link_options(fuzz_${target} PRIVATE -fsanitize=fuzzer,address,undefined)
-    target_link_libraries(fuzz_${target} PRIVATE tideslice_ml_fuzz_targets)
+    tideslice_libfuzzer(fuzz_${target} SOURCES fuzz/ml_fuzz_main.cc LIBS tideslice_ml_fuzz_targets
+                        DEFINITIONS TIDESLICE_FUZZ_TARGET=Fuzz_${target})
   endforeach()
 endif()

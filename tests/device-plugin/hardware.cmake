@@ -13,8 +13,5 @@ tideslice_test(fuzz_hardware_smoke_test
   SOURCES fuzz/hardware_fuzz_smoke_test.cc
   LIBS tideslice_fuzz_hardware)
 if(TIDESLICE_FUZZ)
-  add_executable(fuzz_hardware_text fuzz/hardware_fuzz_main.cc)
-  target_compile_options(fuzz_hardware_text PRIVATE -fsanitize=fuzzer,address,undefined)
-  target_link_options(fuzz_hardware_text PRIVATE -fsanitize=fuzzer,address,undefined)
-  target_link_libraries(fuzz_hardware_text PRIVATE tideslice_fuzz_hardware)
+  tideslice_libfuzzer(fuzz_hardware_text SOURCES fuzz/hardware_fuzz_main.cc LIBS tideslice_fuzz_hardware)
 endif()

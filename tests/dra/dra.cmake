@@ -11,11 +11,7 @@ tideslice_test(dra_core_test
   SOURCES dra/resource_slices_test.cc dra/claim_test.cc dra/cdi_spec_test.cc dra/checkpoint_test.cc
   LIBS tideslice_dra_core tideslice_dra_fuzz_target)
 if(TIDESLICE_FUZZ)
-  add_executable(fuzz_dra_claim dra/claim_fuzz.cc)
-  target_compile_definitions(fuzz_dra_claim PRIVATE TIDESLICE_DRA_LIBFUZZER)
-  target_compile_options(fuzz_dra_claim PRIVATE -fsanitize=fuzzer,address,undefined)
-  target_link_options(fuzz_dra_claim PRIVATE -fsanitize=fuzzer,address,undefined)
-  target_link_libraries(fuzz_dra_claim PRIVATE tideslice_dra_core)
+  tideslice_libfuzzer(fuzz_dra_claim SOURCES dra/claim_fuzz.cc LIBS tideslice_dra_core DEFINITIONS TIDESLICE_DRA_LIBFUZZER)
 endif()
 
 # The test API server's resource.k8s.io/v1 resources.
