@@ -53,11 +53,7 @@ TEST(DraDriverComponent, RegistersThenPreparesTwiceAndUnpreparesTwice) {
 
   // The same claim through the previous API version.
   auto stub = drav1beta1::DRAPlugin::NewStub(grpc::CreateChannel("unix://" + endpoint, grpc::InsecureChannelCredentials()));
-  drav1beta1::NodePrepareResourcesRequest req;
-  auto* c = req.add_claims();
-  c->set_namespace_("team");
-  c->set_name("whole");
-  c->set_uid(uid);
+  const auto req = Node::ClaimsRequest<drav1beta1::NodePrepareResourcesRequest>({{"whole", uid}});
   drav1beta1::NodePrepareResourcesResponse old;
   grpc::ClientContext ctx;
   ASSERT_TRUE(stub->NodePrepareResources(&ctx, req, &old).ok());

@@ -141,34 +141,37 @@ struct Node {
     return (*st)["metadata"]["uid"];
   }
 
-  drav1::NodePrepareResourcesResponse Prepare(const std::vector<std::pair<std::string, std::string>>& claims) {
-    auto stub = drav1::DRAPlugin::NewStub(grpc::CreateChannel("unix://" + server->dra_socket(), grpc::InsecureChannelCredentials()));
-    drav1::NodePrepareResourcesRequest req;
+  // The kubelet's client (gRPC calls its client object a stub) and request: claims of "team" by
+  // (name, uid).
+  std::unique_ptr<drav1::DRAPlugin::Stub> KubeletClient() {
+    return drav1::DRAPlugin::NewStub(grpc::CreateChannel("unix://" + server->dra_socket(), grpc::InsecureChannelCredentials()));
+  }
+  template <typename Request>
+  static Request ClaimsRequest(const std::vector<std::pair<std::string, std::string>>& claims) {
+    Request req;
     for (const auto& [name, uid] : claims) {
       auto* c = req.add_claims();
       c->set_namespace_("team");
       c->set_name(name);
       c->set_uid(uid);
     }
+    return req;
+  }
+
+  drav1::NodePrepareResourcesResponse Prepare(const std::vector<std::pair<std::string, std::string>>& claims) {
     drav1::NodePrepareResourcesResponse resp;
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(45));
-    grpc::Status s = stub->NodePrepareResources(&ctx, req, &resp);
+    grpc::Status s =
+        KubeletClient()->NodePrepareResources(&ctx, ClaimsRequest<drav1::NodePrepareResourcesRequest>(claims), &resp);
     EXPECT_TRUE(s.ok()) << s.error_message();
     return resp;
   }
   drav1::NodeUnprepareResourcesResponse Unprepare(const std::vector<std::pair<std::string, std::string>>& claims) {
-    auto stub = drav1::DRAPlugin::NewStub(grpc::CreateChannel("unix://" + server->dra_socket(), grpc::InsecureChannelCredentials()));
-    drav1::NodeUnprepareResourcesRequest req;
-    for (const auto& [name, uid] : claims) {
-      auto* c = req.add_claims();
-      c->set_namespace_("team");
-      c->set_name(name);
-      c->set_uid(uid);
-    }
     drav1::NodeUnprepareResourcesResponse resp;
     grpc::ClientContext ctx;
-    grpc::Status s = stub->NodeUnprepareResources(&ctx, req, &resp);
+    grpc::Status s =
+        KubeletClient()->NodeUnprepareResources(&ctx, ClaimsRequest<drav1::NodeUnprepareResourcesRequest>(claims), &resp);
     EXPECT_TRUE(s.ok()) << s.error_message();
     return resp;
   }
