@@ -18,7 +18,7 @@ namespace {
 // Policies the offline packer tries with every order.
 constexpr core::Policy kOfflinePolicies[] = {core::Policy::kBestFit, core::Policy::kBinpack, core::Policy::kFragAware};
 constexpr OfflineOrder kOrders[] = {OfflineOrder::kLargestFirst, OfflineOrder::kMostCardsFirst,
-                                    OfflineOrder::kConstrainedFirst};
+                                    OfflineOrder::kConstrainedFirst, OfflineOrder::kMostCardsThenArrival};
 
 // What the orders compare, for one pod.
 struct OrderKey {
@@ -53,6 +53,15 @@ std::vector<size_t> Ordered(const std::vector<OrderKey>& keys, OfflineOrder orde
         int mb = keys[b].allowed_models == 0 ? std::numeric_limits<int>::max() : keys[b].allowed_models;
         if (ma != mb) return ma < mb;
         return largest(a, b);
+      };
+      break;
+    case OfflineOrder::kMostCardsThenArrival:
+      // Only the card count is sorted: pods that need the same number of cards keep their
+      // arrival order, so the mix of shapes the online policy saw is kept while the
+      // multi-card pods get first pick. On the openb traces every full sort does worse
+      // than the arrival order at 100 % arrived (docs/simulator-validation.md).
+      less = [&](size_t a, size_t b) {
+        return keys[a].cards > keys[b].cards;
       };
       break;
   }
@@ -168,6 +177,7 @@ const char* OfflineOrderName(OfflineOrder order) {
     case OfflineOrder::kLargestFirst: return "largest request first";
     case OfflineOrder::kMostCardsFirst: return "most cards first";
     case OfflineOrder::kConstrainedFirst: return "fewest allowed card models first";
+    case OfflineOrder::kMostCardsThenArrival: return "most cards first, then arrival order";
   }
   return "?";
 }

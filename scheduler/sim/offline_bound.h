@@ -6,8 +6,8 @@
 //
 //   offline best   the best of several offline heuristics: the production placement core
 //                  (bestfit, binpack or fragaware scoring) run over the same pods sorted
-//                  largest-first, most-cards-first, most-constrained-first, and the online
-//                  result itself. Every one of them is a real, feasible placement, so this is a
+//                  largest-first, most-cards-first, most-constrained-first, or by card count
+//                  only (arrival order otherwise), and the online result itself. Every one of them is a real, feasible placement, so this is a
 //                  LOWER bound on the offline optimum: an offline packer places at least this
 //                  much, and the online policy loses at least (offline best - online) to not
 //                  knowing the future.
@@ -47,7 +47,7 @@ struct OfflineBound {
 };
 
 // Orders an offline packer tries (the online arrival order is always included as well).
-enum class OfflineOrder { kLargestFirst, kMostCardsFirst, kConstrainedFirst };
+enum class OfflineOrder { kLargestFirst, kMostCardsFirst, kConstrainedFirst, kMostCardsThenArrival };
 const char* OfflineOrderName(OfflineOrder order);
 
 // For each of `arrived_pcts` (points of the replay protocol: the prefix ends with the pod whose
