@@ -1,10 +1,11 @@
 // fragaware (TideSlice's default): the node where the pod grows fragmentation least under the
 // expected workload, less a charge for taking cards of a model the workload presses on harder
-// than the cluster average, at a resolution of 2 % of one card, with packing as the tie-break;
-// a single shared slice takes the card that grows fragmentation least, then the tightest fit.
-// Without a workload model it packs like binpack.
+// than the cluster average and for card capacity an exclusive pod holds but does not use, at a
+// resolution of 5 % of the pod's own compute (at least 2 % of a card), with packing as the
+// tie-break; a single shared slice takes the card that grows fragmentation least, then the
+// tightest fit. Without a workload model it packs like binpack.
 //
-// Two things set it apart from FGD's measure (docs/simulator-validation.md, "Design of
+// Three things set it apart from FGD's measure (docs/simulator-validation.md, "Design of
 // fragaware", has the numbers):
 //   - Scarcity. FGD counts all idle capacity of a card model a shape cannot use as fragment, so
 //     filling the nodes the fewest shapes can use always looks good: on clusters where most
@@ -13,6 +14,11 @@
 //     the model's demand per card relative to the cluster (WorkloadModel::ModelPressure):
 //     flexible pods go to the cards nobody else needs, and when no shape is restricted every
 //     pressure is 1 and nothing changes.
+//   - Exclusive pods. An exclusive pod holds its whole card but uses only its slice; FGD's
+//     measure sees the card leave the pool of idle capacity and calls that progress, whatever
+//     the card. The part of the card the pod does not use is charged as lost, so a 16 GiB
+//     exclusive pod takes a 16 GB card rather than an 80 GB one, and scarcity is charged on
+//     the whole card.
 //   - Hard partitions. A card with MIG instances or vNPU templates keeps its free compute and
 //     memory in the view (FGD's view zeroes it, as if the first 1g.10gb had filled the card),
 //     so a profile pod joins a card that already has partitions instead of opening fresh ones.
@@ -28,8 +34,14 @@ const Scorer& BinpackScorerInstance();
 
 namespace {
 
-// Resolution of the score: 2 % of one card.
-constexpr double kFragQuantumPermille = 20.0;
+// Resolution of the score: 5 % of the compute the pod takes, and never finer than 2 % of one
+// card. A fixed resolution is too coarse for a tenth of a card and too fine for eight cards:
+// the fragmentation a pod can remove grows with its size, and so does the noise in it.
+constexpr double kMinQuantumPermille = 20.0;
+constexpr double kQuantumShareOfPod = 0.05;
+// Weight of the node's CPU left against its accelerator share left in the packing tie-break:
+// accelerators are what the cluster is for; CPU matters only as far as it strands them.
+constexpr double kTiebreakCpuWeight = 0.5;
 
 // FGD's view of the node, except that cards holding hard partitions keep their free compute
 // and memory (they can still take partitions; FGD's view calls them full).
@@ -71,24 +83,39 @@ class FragAwareScorer final : public Scorer {
     const FragView before = PartitionAwareView(in.node, nullptr);
     FragView after = before;
     double scarcity = 0;  // permille-weighted (pressure - 1) of the cards the plan takes
+    double unused = 0;    // permille of cards an exclusive pod holds and does not use
     for (const auto& c : in.containers)
       for (const auto& g : c.cards) {
         ApplyToPartitionAwareView(after, g, in.exclusive);
         if (g.reuses_pod_share || g.card_index < 0 || g.card_index >= static_cast<int>(in.node.cards.size())) continue;
-        scarcity += (workload.ModelPressure(in.node.cards[g.card_index].model_id) - 1.0) * g.compute_permille;
+        const CardState& card = in.node.cards[g.card_index];
+        double taken = g.compute_permille;
+        if (in.exclusive && !g.whole) {
+          // What the pod uses of the card: the larger of its compute and memory share.
+          const double memory_share =
+              card.memory_mib > 0 ? static_cast<double>(g.memory_mib) * kWholeCardPermille / card.memory_mib : 0;
+          const double used = std::min<double>(kWholeCardPermille, std::max<double>(g.compute_permille, memory_share));
+          unused += kWholeCardPermille - used;
+          taken = kWholeCardPermille;
+        }
+        scarcity += (workload.ModelPressure(card.model_id) - 1.0) * taken;
       }
     if (after.cpu_tracked) after.cpu_left -= in.request.cpu_milli;
     const double delta = workload.Fragmentation(before) - workload.Fragmentation(after);
-    // Fragmentation deltas closer than kFragQuantum are within the noise of what arrives next;
+    // Fragmentation deltas closer than one quantum are within the noise of what arrives next;
     // among them the packing tie-break decides (the node left with the least idle capacity).
     // Without it, near-ties fall to chance: on the gpushare100 trace that alone costs about
     // 6 points of unallocated GPUs (docs/simulator-validation.md, "Design of fragaware").
     NodeScore s;
-    s.primary = std::round((delta - scarcity) / kFragQuantumPermille);
-    s.tiebreak = -((in.gpu_left - in.gpu_req) / kMaxSpecCardPermille + (in.cpu_left - in.cpu_req) / kMaxSpecCpuMilli);
+    const double quantum = std::max(kMinQuantumPermille, kQuantumShareOfPod * static_cast<double>(in.gpu_req));
+    s.primary = std::round((delta - scarcity - unused) / quantum);
+    s.tiebreak = -((in.gpu_left - in.gpu_req) / kMaxSpecCardPermille +
+                   kTiebreakCpuWeight * (in.cpu_left - in.cpu_req) / kMaxSpecCpuMilli);
     if (terms) {
       terms->push_back({"fragmentation_removed_permille", delta});
       terms->push_back({"scarcity_charge_permille", scarcity});
+      terms->push_back({"exclusive_unused_permille", unused});
+      terms->push_back({"quantum_permille", quantum});
       terms->push_back({"score_quanta", s.primary});
       terms->push_back({"packing_tiebreak", s.tiebreak});
     }

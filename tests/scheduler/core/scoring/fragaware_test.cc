@@ -1,5 +1,6 @@
-// The default policy's two departures from FGD's measure: a scarcity charge for cards of a
-// model constrained shapes need, and hard-partitioned cards that keep their free share.
+// The default policy's departures from FGD's measure: a scarcity charge for cards of a model
+// constrained shapes need, a charge for what an exclusive pod holds and does not use,
+// hard-partitioned cards that keep their free share, and a resolution that grows with the pod.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -69,8 +70,11 @@ TEST(FragAware, TakingCardsOfAPressedModelIsCharged) {
   EXPECT_LT(p_v100, 1.0);
   EXPECT_DOUBLE_EQ(t4["scarcity_charge_permille"], (p_t4 - 1.0) * 500);
   EXPECT_DOUBLE_EQ(v100["scarcity_charge_permille"], (p_v100 - 1.0) * 500);
-  // The score is the fragmentation removed less the charge, in 20-permille quanta.
-  EXPECT_EQ(on_t4.primary, std::round((t4["fragmentation_removed_permille"] - t4["scarcity_charge_permille"]) / 20.0));
+  // The score is the fragmentation removed less the charge, in quanta of 5 % of the pod's
+  // compute (half a card: 25 permille).
+  EXPECT_EQ(t4["exclusive_unused_permille"], 0.0);  // a shared slice holds only what it uses
+  EXPECT_DOUBLE_EQ(t4["quantum_permille"], 25.0);
+  EXPECT_EQ(on_t4.primary, std::round((t4["fragmentation_removed_permille"] - t4["scarcity_charge_permille"]) / 25.0));
   EXPECT_EQ(t4["score_quanta"], on_t4.primary);
   EXPECT_LT(on_t4.primary, on_v100.primary);
   Decision d = Schedule(cluster, any, ctx);
@@ -118,6 +122,51 @@ TEST(FragAware, PartitionsJoinCardsThatAlreadyHaveThem) {
   for (const auto& n : cluster.nodes())
     for (const auto& c : n.cards) idle += c.usage.Idle() && c.usage.hard_instances == 0 ? 1 : 0;
   EXPECT_EQ(idle, 3);  // three whole cards stay free for the whole-card pods
+}
+
+TEST(FragAware, ExclusivePodsTakeTheCardTheyUseMost) {
+  // An 8 GiB exclusive pod uses half of a 16 GB T4 and a tenth of an 80 GB A100, and holds the
+  // whole card either way. Both models are open to every expected pod (pressure 1).
+  ClusterState cluster;
+  cluster.AddNode(MakeNode("a100", "A100-80G", 1));
+  cluster.AddNode(MakeNode("t4", "T4", 1));
+  auto model = WorkloadModel::FromTypicalPods({{0, 1000, 1, {}, 1}, {0, 250, 1, {}, 1}});
+  model.Bind(cluster);
+  Context ctx;
+  ctx.policy = Policy::kFragAware;
+  ctx.workload = &model;
+  PodRequest pod = Req("secret", {{"tideslice.io/vnpu", "1"}, {"tideslice.io/vnpu-memory", "8Gi"}},
+                       {{"tideslice.io/exclusive", "true"}});
+  NodeScore on_a100, on_t4;
+  auto a100 = TermsOn(cluster, "a100", pod, ctx, &on_a100);
+  auto t4 = TermsOn(cluster, "t4", pod, ctx, &on_t4);
+  EXPECT_DOUBLE_EQ(a100["exclusive_unused_permille"], 900);  // 8 of 80 GiB used
+  EXPECT_DOUBLE_EQ(t4["exclusive_unused_permille"], 500);    // 8 of 16 GiB used
+  // FGD's measure alone cannot tell the two apart: either way a whole idle card leaves.
+  EXPECT_DOUBLE_EQ(a100["fragmentation_removed_permille"], t4["fragmentation_removed_permille"]);
+  EXPECT_GT(on_t4.primary, on_a100.primary);
+  Decision d = Schedule(cluster, pod, ctx);
+  ASSERT_TRUE(d.scheduled) << d.Summary();
+  EXPECT_EQ(d.placement.node, "t4");
+}
+
+TEST(FragAware, ResolutionGrowsWithThePod) {
+  ClusterState cluster;
+  cluster.AddNode(MakeNode("n", "A100-80G", 8));
+  auto model = WorkloadModel::FromTypicalPods({{0, 1000, 8, {}, 1}, {0, 300, 1, {}, 1}});
+  model.Bind(cluster);
+  Context ctx;
+  ctx.policy = Policy::kFragAware;
+  ctx.workload = &model;
+  NodeScore s;
+  // 5 % of the compute the pod takes, never below 2 % of one card.
+  EXPECT_DOUBLE_EQ(TermsOn(cluster, "n", Req("small", {{"tideslice.io/vnpu", "1"}, {"tideslice.io/vnpu-cores", "10"}}),
+                           ctx, &s)["quantum_permille"], 20);
+  EXPECT_DOUBLE_EQ(TermsOn(cluster, "n", Req("one", {{"tideslice.io/vnpu", "1"}}), ctx, &s)["quantum_permille"], 50);
+  auto eight = TermsOn(cluster, "n", Req("eight", {{"tideslice.io/vnpu", "8"}}), ctx, &s);
+  EXPECT_DOUBLE_EQ(eight["quantum_permille"], 400);
+  EXPECT_EQ(s.primary, std::round((eight["fragmentation_removed_permille"] - eight["scarcity_charge_permille"] -
+                                   eight["exclusive_unused_permille"]) / 400.0));
 }
 
 }  // namespace

@@ -59,7 +59,9 @@ TEST(ScorerTable, TermsExplainWithoutChangingTheScore) {
     NodeScore explained = Score(*cluster.FindNode("n"), req, v.plan, ctx, &terms);
     EXPECT_EQ(plain.primary, explained.primary) << PolicyName(p);
     EXPECT_EQ(plain.tiebreak, explained.tiebreak) << PolicyName(p);
-    if (p != Policy::kRandom) EXPECT_FALSE(terms.empty()) << PolicyName(p) << " explains nothing";
+    if (p != Policy::kRandom) {
+      EXPECT_FALSE(terms.empty()) << PolicyName(p) << " explains nothing";
+    }
     for (const auto& t : terms) EXPECT_FALSE(t.name.empty());
   }
   // fragaware names the fragmentation it removes and its tie-break.
@@ -69,9 +71,16 @@ TEST(ScorerTable, TermsExplainWithoutChangingTheScore) {
   NodeScore s = Score(*cluster.FindNode("n"), req, v.plan, ctx, &terms);
   std::set<std::string> names;
   for (const auto& t : terms) names.insert(t.name);
-  EXPECT_THAT(names, IsSupersetOf({"fragmentation_removed_permille", "packing_tiebreak"}));
-  for (const auto& t : terms)
-    if (t.name == "packing_tiebreak") EXPECT_EQ(t.value, s.tiebreak);
+  EXPECT_THAT(names, IsSupersetOf({"fragmentation_removed_permille", "exclusive_unused_permille", "quantum_permille",
+                                    "packing_tiebreak"}));
+  for (const auto& t : terms) {
+    if (t.name == "packing_tiebreak") {
+      EXPECT_EQ(t.value, s.tiebreak);
+    }
+    if (t.name == "quantum_permille") {
+      EXPECT_EQ(t.value, 20.0);  // 30 % of a card: 5 % of it is below the floor
+    }
+  }
 }
 
 }  // namespace
