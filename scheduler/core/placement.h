@@ -56,6 +56,7 @@ struct Context {
   Policy policy = Policy::kFragAware;
   const WorkloadModel* workload = nullptr;   // typical pods, for kFragAware and kFgd
   std::mt19937_64* rng = nullptr;            // tie-breaks and kRandom; null = deterministic
+  uint64_t node_order_seed = 0;              // kFgd: the fixed node order its ties follow (fgd.cc)
 };
 
 // Filter: does the pod fit on this node, and with which cards?

@@ -160,6 +160,7 @@ int64_t PlaceInOrder(const core::ClusterState& empty, const core::WorkloadModel&
   ctx.policy = policy;
   ctx.workload = &model;
   ctx.rng = &rng;
+  ctx.node_order_seed = seed;
   core::FilterScoreCache cache;
   int64_t allocated = 0;
   for (size_t i : order) {

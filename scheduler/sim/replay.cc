@@ -161,6 +161,7 @@ StatusOr<ReplayResult> Replay(const std::vector<TraceNode>& nodes, const std::ve
   ctx.policy = options.policy;
   ctx.workload = &model;
   ctx.rng = &rng;
+  ctx.node_order_seed = options.seed;
   core::FilterScoreCache cache;
   const core::Pipeline pipeline(ctx, cat);
 

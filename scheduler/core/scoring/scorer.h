@@ -11,9 +11,11 @@
 // table.cc. Nothing else switches over Policy.
 #pragma once
 
+#include <cstdint>
 #include <random>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "scheduler/core/cluster.h"
@@ -91,6 +93,9 @@ double FragmentationDelta(const ScoreInput& in);
 // Binpack / spread: the node's accelerator share in use after the plan (memory and compute,
 // 0..1) and its CPU share in use after the plan.
 void PackingUtilisation(const ScoreInput& in, double* util, double* cpu_util);
+// Position of a node in a run's fixed node order, in [0, 1): a hash of its name salted with
+// `seed`. The FGD artifact's baselines break ties between equal nodes this way (fgd.cc).
+double NodeOrderKey(std::string_view node_name, uint64_t seed);
 }  // namespace scoring
 
 }  // namespace tideslice::core

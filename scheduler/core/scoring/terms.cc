@@ -57,5 +57,15 @@ void PackingUtilisation(const ScoreInput& in, double* util, double* cpu_util) {
                   : 0;
 }
 
+double NodeOrderKey(std::string_view node_name, uint64_t seed) {
+  // FNV-1a over the name, seeded; the top 53 bits as a fraction.
+  uint64_t h = 1469598103934665603ull ^ (seed * 0x9E3779B97F4A7C15ull);
+  for (unsigned char c : node_name) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return static_cast<double>(h >> 11) / static_cast<double>(1ull << 53);
+}
+
 }  // namespace scoring
 }  // namespace tideslice::core
