@@ -1,7 +1,7 @@
 // tideslice-sim's commands: the placement core without a cluster.
 //
 //   tideslice-sim [demo] [--scenario builtin|openb-mixed] [--nodes FILE --pods FILE] [--seed N]
-//                 [--demand 1.3] [--offline true] [--explain POD] [--svg OUT] [--json OUT]
+//                 [--scale K] [--demand 1.3] [--offline true] [--explain POD] [--svg OUT] [--json OUT]
 //   tideslice-sim offline --nodes FILE --pods FILE [--policy NAME] [--seeds 42-51] [--at 100,130]
 //                         [--published FILE]
 //   tideslice-sim replay --nodes FILE --pods FILE [--policy NAME] [--seed N] [--inflate 1.3]
@@ -38,10 +38,10 @@ constexpr const char* kUsage = R"(tideslice-sim: run TideSlice's placement core 
 
 Usage:
   tideslice-sim [demo] [--scenario builtin|openb-mixed] [--nodes FILE --pods FILE] [--seed N]
-                [--demand R] [--offline true] [--explain POD] [--svg OUT] [--json OUT]
-      builtin (default): a mixed Ascend/NVIDIA cluster (H100, A100, 910B3, 310P3, T4) and a mixed
-      workload of fractional, vNPU/MIG profile, whole-card, multi-card, TFLOPS-based and exclusive
-      pods. openb-mixed: the shapes of an openb pod list (--pods) on every 10th node of an openb
+                [--scale K] [--demand R] [--offline true] [--explain POD] [--svg OUT] [--json OUT]
+      builtin (default): a mixed Ascend/NVIDIA cluster (H100, A100, 910B3, 310P3, T4; 18 nodes,
+      times K with --scale, 1..100) and a mixed workload of fractional, vNPU/MIG profile,
+      whole-card, multi-card, TFLOPS-based and exclusive pods. openb-mixed: the shapes of an openb pod list (--pods) on every 10th node of an openb
       node list (--nodes), trace models mapped onto NVIDIA and Ascend cards. Pods arrive until
       their demand is R x the cluster's cards (default 1.3). Compares the placement policies and
       prints a report; --offline true adds what offline packers place of the same pods;
@@ -156,6 +156,13 @@ int RunDemo(const Flags& f) {
     if (!v.ok()) return Fail(v.status());
     demand = *v;
   }
+  int scale = 1;
+  if (f.values.count("--scale")) {
+    auto v = ParseU64("--scale", f.values.at("--scale"));
+    if (!v.ok()) return Fail(v.status());
+    if (*v < 1 || *v > 100) return Fail(Status::InvalidArgument("--scale", "must be 1..100 (copies of the 18-node cluster)"));
+    scale = static_cast<int>(*v);
+  }
   bool offline = false;
   if (f.values.count("--offline")) {
     const std::string& v = f.values.at("--offline");
@@ -169,11 +176,12 @@ int RunDemo(const Flags& f) {
   if (scenario == "builtin") {
     if (f.values.count("--nodes") || f.values.count("--pods"))
       return Fail(Status::InvalidArgument("--nodes/--pods", "are for --scenario openb-mixed"));
-    cluster = sim::DefaultCluster(cat);
+    cluster = sim::DefaultCluster(cat, scale);
     pods = sim::DefaultWorkload(cluster, seed, demand);
   } else if (scenario == "openb-mixed") {
     if (!f.values.count("--nodes") || !f.values.count("--pods"))
       return Fail(Status::InvalidArgument("--nodes/--pods", "are required with --scenario openb-mixed (openb CSVs)"));
+    if (scale != 1) return Fail(Status::InvalidArgument("--scale", "is for --scenario builtin"));
     auto nodes = sim::LoadNodeCsv(f.values.at("--nodes"));
     if (!nodes.ok()) return Fail(nodes.status());
     auto trace_pods = sim::LoadPodCsv(f.values.at("--pods"));
@@ -575,7 +583,7 @@ int RunTidal(const Flags& f) {
 
 int tideslice::sim::RunSimCommandLine(int argc, char** argv) {
   const std::map<std::string, std::set<std::string>> allowed = {
-      {"demo", {"--seed", "--demand", "--svg", "--json", "--scenario", "--nodes", "--pods", "--offline", "--explain"}},
+      {"demo", {"--seed", "--scale", "--demand", "--svg", "--json", "--scenario", "--nodes", "--pods", "--offline", "--explain"}},
       {"offline", {"--nodes", "--pods", "--policy", "--seeds", "--at", "--published"}},
       {"replay", {"--nodes", "--pods", "--policy", "--seed", "--inflate", "--json", "--svg"}},
       {"sweep", {"--trace-dir", "--traces", "--policies", "--seeds", "--inflate", "--threads", "--published", "--markdown"}},

@@ -61,14 +61,15 @@ double CardAllocatedFraction(const core::CardState& card) {
   return std::min(1.0, std::max(compute, memory));
 }
 
-core::ClusterState DefaultCluster(const catalog::Catalog& catalog) {
+core::ClusterState DefaultCluster(const catalog::Catalog& catalog, int scale) {
   core::ClusterState cluster;
+  const int k = std::max(1, scale);
   // NVLink joins all 8 GPUs of an HGX board; Ascend 910 servers have two HCCS rings of 4.
-  AddNodes(cluster, catalog, "h100", "H100-80G", 4, 8, 8, 192000, 2 << 20);
-  AddNodes(cluster, catalog, "a100", "A100-80G", 4, 8, 8, 128000, 1 << 20);
-  AddNodes(cluster, catalog, "ascend910b3", "Ascend910B3", 4, 8, 4, 192000, 1 << 20);
-  AddNodes(cluster, catalog, "ascend310p3", "Ascend310P3", 2, 8, 8, 96000, 512 << 10);
-  AddNodes(cluster, catalog, "t4", "T4", 4, 4, 4, 64000, 256 << 10);
+  AddNodes(cluster, catalog, "h100", "H100-80G", 4 * k, 8, 8, 192000, 2 << 20);
+  AddNodes(cluster, catalog, "a100", "A100-80G", 4 * k, 8, 8, 128000, 1 << 20);
+  AddNodes(cluster, catalog, "ascend910b3", "Ascend910B3", 4 * k, 8, 4, 192000, 1 << 20);
+  AddNodes(cluster, catalog, "ascend310p3", "Ascend310P3", 2 * k, 8, 8, 96000, 512 << 10);
+  AddNodes(cluster, catalog, "t4", "T4", 4 * k, 4, 4, 64000, 256 << 10);
   return cluster;
 }
 
@@ -307,6 +308,7 @@ StatusOr<PodExplanation> ExplainScenarioPod(const std::vector<ScenarioPod>& pods
   ctx.policy = policy;
   ctx.workload = &prepared.model;
   ctx.rng = &rng;
+  ctx.node_order_seed = seed;
   for (size_t i = 0; i < target; ++i) {
     if (!prepared.valid[i]) continue;
     core::Decision d = core::Schedule(cluster, prepared.requests[i], ctx);
@@ -366,6 +368,7 @@ ScenarioResult RunScenario(const std::vector<ScenarioPod>& pods, const core::Clu
   ctx.policy = policy;
   ctx.workload = &model;
   ctx.rng = &rng;
+  ctx.node_order_seed = seed;
 
   double arrived = 0;
   for (size_t i = 0; i < pods.size(); ++i) {

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <map>
+#include <set>
 
 #include "scheduler/core/request.h"
 
@@ -23,6 +25,27 @@ TEST(Scenario, DefaultClusterIsMixedAscendAndNvidia) {
   EXPECT_EQ(vendors, (std::set<std::string>{"huawei", "nvidia"}));
   EXPECT_GE(models.size(), 5u);
   EXPECT_EQ(cards, 128);
+}
+
+TEST(Scenario, ScaledClusterIsCopiesOfTheSameMix) {
+  const auto& cat = catalog::Catalog::Builtin();
+  auto one = DefaultCluster(cat);
+  auto ten = DefaultCluster(cat, 10);
+  EXPECT_EQ(ten.nodes().size(), 10 * one.nodes().size());
+  std::map<std::string, int> per_model_one, per_model_ten;
+  std::set<std::string> names;
+  for (const auto& n : one.nodes())
+    for (const auto& c : n.cards) per_model_one[c.model->name]++;
+  for (const auto& n : ten.nodes()) {
+    EXPECT_TRUE(names.insert(n.name).second) << "duplicate node " << n.name;
+    for (const auto& c : n.cards) per_model_ten[c.model->name]++;
+  }
+  for (const auto& [model, count] : per_model_one) EXPECT_EQ(per_model_ten[model], 10 * count) << model;
+  // The workload follows the cluster: the same demand ratio of ten times the cards.
+  double demand_one = 0, demand_ten = 0;
+  for (const auto& p : DefaultWorkload(one, 7, 1.3)) demand_one += p.card_equivalents;
+  for (const auto& p : DefaultWorkload(ten, 7, 1.3)) demand_ten += p.card_equivalents;
+  EXPECT_NEAR(demand_ten / demand_one, 10.0, 0.2);
 }
 
 TEST(Scenario, EveryGeneratedPodPassesPreFilterAndPoliciesDiffer) {
