@@ -41,10 +41,11 @@ Usage:
                 [--scale K] [--demand R] [--offline true] [--explain POD] [--svg OUT] [--json OUT]
       builtin (default): a mixed Ascend/NVIDIA cluster (H100, A100, 910B3, 310P3, T4; 18 nodes,
       times K with --scale, 1..100) and a mixed workload of fractional, vNPU/MIG profile,
-      whole-card, multi-card, TFLOPS-based and exclusive pods. openb-mixed: the shapes of an openb pod list (--pods) on every 10th node of an openb
-      node list (--nodes), trace models mapped onto NVIDIA and Ascend cards. Pods arrive until
-      their demand is R x the cluster's cards (default 1.3). Compares the placement policies and
-      prints a report; --offline true adds what offline packers place of the same pods;
+      whole-card, multi-card, TFLOPS-based and exclusive pods. openb-mixed: the shapes of an
+      openb pod list (--pods) on every 10th node of an openb node list (--nodes), trace models
+      mapped onto NVIDIA and Ascend cards. Pods arrive until their demand is R x the cluster's
+      cards (default 1.3). Compares the placement policies and prints a report; --offline true
+      adds what offline packers place of the same pods;
       --explain POD (e.g. pod-12) prints, instead, the top nodes for that pod under the default
       policy with the terms of its scorer, and where bestfit and binpack would put it.
 

@@ -7,10 +7,10 @@
 //   offline best   the best of several offline heuristics: the production placement core
 //                  (bestfit, binpack or fragaware scoring) run over the same pods sorted
 //                  largest-first, most-cards-first, most-constrained-first, or by card count
-//                  only (arrival order otherwise), and the online result itself. Every one of them is a real, feasible placement, so this is a
-//                  LOWER bound on the offline optimum: an offline packer places at least this
-//                  much, and the online policy loses at least (offline best - online) to not
-//                  knowing the future.
+//                  only (arrival order otherwise), and the online result itself. Every one of
+//                  them is a real, feasible placement, so this is a LOWER bound on the offline
+//                  optimum: an offline packer places at least this much, and the online policy
+//                  loses at least (offline best - online) to not knowing the future.
 //   upper bound    (traces only) a max-flow relaxation: every pod's GPU request must sit on
 //                  cards of a model it allows, on nodes with at least as many cards as it asks
 //                  for, within each node group's card capacity; node boundaries, CPU, memory and
