@@ -51,6 +51,13 @@ std::map<std::string, double> TermsOn(const ClusterState& cluster, const std::st
   return out;
 }
 
+// Where Schedule puts `req` ("" when nowhere).
+std::string ChosenNode(const ClusterState& cluster, const PodRequest& req, const Context& ctx) {
+  Decision d = Schedule(cluster, req, ctx);
+  EXPECT_TRUE(d.scheduled) << d.Summary();
+  return d.scheduled ? d.placement.node : "";
+}
+
 TEST(FragAware, TakingCardsOfAPressedModelIsCharged) {
   ClusterState cluster = TwoModels();
   // Most expected pods may only run on T4; some run anywhere.
@@ -77,9 +84,7 @@ TEST(FragAware, TakingCardsOfAPressedModelIsCharged) {
   EXPECT_EQ(on_t4.primary, std::round((t4["fragmentation_removed_permille"] - t4["scarcity_charge_permille"]) / 25.0));
   EXPECT_EQ(t4["score_quanta"], on_t4.primary);
   EXPECT_LT(on_t4.primary, on_v100.primary);
-  Decision d = Schedule(cluster, any, ctx);
-  ASSERT_TRUE(d.scheduled) << d.Summary();
-  EXPECT_EQ(d.placement.node, "v100");
+  EXPECT_EQ(ChosenNode(cluster, any, ctx), "v100");
 }
 
 TEST(FragAware, PartitionsJoinCardsThatAlreadyHaveThem) {
@@ -145,9 +150,7 @@ TEST(FragAware, ExclusivePodsTakeTheCardTheyUseMost) {
   // FGD's measure alone cannot tell the two apart: either way a whole idle card leaves.
   EXPECT_DOUBLE_EQ(a100["fragmentation_removed_permille"], t4["fragmentation_removed_permille"]);
   EXPECT_GT(on_t4.primary, on_a100.primary);
-  Decision d = Schedule(cluster, pod, ctx);
-  ASSERT_TRUE(d.scheduled) << d.Summary();
-  EXPECT_EQ(d.placement.node, "t4");
+  EXPECT_EQ(ChosenNode(cluster, pod, ctx), "t4");
 }
 
 TEST(FragAware, ResolutionGrowsWithThePod) {
