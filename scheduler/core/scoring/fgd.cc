@@ -7,7 +7,7 @@
 // behaves that way (its simulator renames nodes with random prefixes, and its scheduler keeps
 // the first of equal nodes): with a coin per decision our FGD left 19.25 % of the GPUs of the
 // gpushare100 trace unallocated at 100 % arrived against the published 13.36 %; with a fixed
-// order, 13.57 % (docs/simulator-validation.md).
+// order, 13.36 % (docs/simulator-validation.md).
 #include <cmath>
 
 #include "scheduler/core/placement.h"

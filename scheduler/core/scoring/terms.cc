@@ -58,12 +58,19 @@ void PackingUtilisation(const ScoreInput& in, double* util, double* cpu_util) {
 }
 
 double NodeOrderKey(std::string_view node_name, uint64_t seed) {
-  // FNV-1a over the name, seeded; the top 53 bits as a fraction.
+  // FNV-1a over the name, seeded, then splitmix64's finaliser: FNV alone leaves names that
+  // differ in their last characters (node-0041, node-0042) next to each other, which would
+  // make the "random" order nearly the name order.
   uint64_t h = 1469598103934665603ull ^ (seed * 0x9E3779B97F4A7C15ull);
   for (unsigned char c : node_name) {
     h ^= c;
     h *= 1099511628211ull;
   }
+  h ^= h >> 30;
+  h *= 0xBF58476D1CE4E5B9ull;
+  h ^= h >> 27;
+  h *= 0x94D049BB133111EBull;
+  h ^= h >> 31;
   return static_cast<double>(h >> 11) / static_cast<double>(1ull << 53);
 }
 
