@@ -24,6 +24,8 @@
 //     so a profile pod joins a card that already has partitions instead of opening fresh ones.
 #include <algorithm>
 #include <cmath>
+#include <utility>
+#include <vector>
 
 #include "scheduler/core/placement.h"
 #include "scheduler/core/scoring/scorer.h"
@@ -84,22 +86,30 @@ class FragAwareScorer final : public Scorer {
     FragView after = before;
     double scarcity = 0;  // permille-weighted (pressure - 1) of the cards the plan takes
     double unused = 0;    // permille of cards an exclusive pod holds and does not use
+    // An exclusive pod holds each card it touches whole, however many of its containers share
+    // it: what it uses of a card is summed over its grants there, then charged once per card.
+    std::vector<std::pair<double, double>> exclusive_use;  // by card index: compute, memory share
+    if (in.exclusive) exclusive_use.assign(in.node.cards.size(), {-1.0, 0.0});
     for (const auto& c : in.containers)
       for (const auto& g : c.cards) {
         ApplyToPartitionAwareView(after, g, in.exclusive);
         if (g.reuses_pod_share || g.card_index < 0 || g.card_index >= static_cast<int>(in.node.cards.size())) continue;
         const CardState& card = in.node.cards[g.card_index];
-        double taken = g.compute_permille;
-        if (in.exclusive && !g.whole) {
-          // What the pod uses of the card: the larger of its compute and memory share.
-          const double memory_share =
-              card.memory_mib > 0 ? static_cast<double>(g.memory_mib) * kWholeCardPermille / card.memory_mib : 0;
-          const double used = std::min<double>(kWholeCardPermille, std::max<double>(g.compute_permille, memory_share));
-          unused += kWholeCardPermille - used;
-          taken = kWholeCardPermille;
+        if (!in.exclusive) {
+          scarcity += (workload.ModelPressure(card.model_id) - 1.0) * g.compute_permille;
+          continue;
         }
-        scarcity += (workload.ModelPressure(card.model_id) - 1.0) * taken;
+        auto& [compute, memory] = exclusive_use[g.card_index];
+        compute = std::max(compute, 0.0) + (g.whole ? kWholeCardPermille : g.compute_permille);
+        memory += g.whole || card.memory_mib <= 0 ? 0 : static_cast<double>(g.memory_mib) * kWholeCardPermille / card.memory_mib;
       }
+    for (size_t i = 0; i < exclusive_use.size(); ++i) {
+      const auto [compute, memory] = exclusive_use[i];
+      if (compute < 0) continue;  // not a card of this plan
+      // What the pod uses of the card: the larger of its compute and memory share.
+      unused += kWholeCardPermille - std::min<double>(kWholeCardPermille, std::max(compute, memory));
+      scarcity += (workload.ModelPressure(in.node.cards[i].model_id) - 1.0) * kWholeCardPermille;
+    }
     if (after.cpu_tracked) after.cpu_left -= in.request.cpu_milli;
     const double delta = workload.Fragmentation(before) - workload.Fragmentation(after);
     // Fragmentation deltas closer than one quantum are within the noise of what arrives next;

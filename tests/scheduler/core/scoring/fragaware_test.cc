@@ -153,6 +153,40 @@ TEST(FragAware, ExclusivePodsTakeTheCardTheyUseMost) {
   EXPECT_EQ(ChosenNode(cluster, pod, ctx), "t4");
 }
 
+TEST(FragAware, AnExclusiveCardIsChargedOnceHoweverManyContainersShareIt) {
+  // Two 4 GiB containers of one exclusive pod on a node with a single 16 GB card: the pod holds
+  // the card once and uses half of it.
+  ClusterState cluster;
+  cluster.AddNode(MakeNode("t4", "T4", 1));
+  auto model = WorkloadModel::FromTypicalPods({{0, 1000, 1, {}, 1}});
+  model.Bind(cluster);
+  Context ctx;
+  ctx.policy = Policy::kFragAware;
+  ctx.workload = &model;
+  PodRequest pod = PodBuilder("two")
+                       .Container("a", {{"tideslice.io/vnpu", "1"}, {"tideslice.io/vnpu-memory", "4Gi"}})
+                       .Container("b", {{"tideslice.io/vnpu", "1"}, {"tideslice.io/vnpu-memory", "4Gi"}})
+                       .Annotate("tideslice.io/exclusive", "true")
+                       .MustRequest();
+  NodeScore s;
+  auto terms = TermsOn(cluster, "t4", pod, ctx, &s);
+  EXPECT_DOUBLE_EQ(terms["exclusive_unused_permille"], 500);
+}
+
+TEST(FragAware, TieBreakWeighsCpuHalfAsMuchAsCards) {
+  ClusterState cluster;
+  cluster.AddNode(MakeNode("n", "A100-80G", 8, 0, /*cpu_milli=*/64000, /*memory_mib=*/1 << 20));
+  auto model = WorkloadModel::FromTypicalPods({{0, 1000, 1, {}, 1}});
+  model.Bind(cluster);
+  Context ctx;
+  ctx.policy = Policy::kFragAware;
+  ctx.workload = &model;
+  NodeScore s;
+  TermsOn(cluster, "n", Req("p", {{"tideslice.io/vnpu", "1"}, {"cpu", "4"}}), ctx, &s);
+  // Cards left 7 of FGD's 8-card normaliser, CPU left 60 of its 128 cores, the CPU at half weight.
+  EXPECT_DOUBLE_EQ(s.tiebreak, -(7000.0 / 8000.0 + 0.5 * 60000.0 / 128000.0));
+}
+
 TEST(FragAware, ResolutionGrowsWithThePod) {
   ClusterState cluster;
   cluster.AddNode(MakeNode("n", "A100-80G", 8));
