@@ -10,6 +10,7 @@
 #include <random>
 #include <tuple>
 
+#include "scheduler/core/pipeline.h"
 #include "scheduler/core/request.h"
 
 namespace tideslice::sim {
@@ -141,14 +142,9 @@ class MaxFlow {
   std::vector<int> level_, next_;
 };
 
-uint64_t ShapeKeyOf(const core::PodRequest& r) {
-  std::string key = std::to_string(r.cpu_milli) + "/" + std::to_string(r.memory_mib);
-  for (const auto& c : r.containers)
-    key += "/" + std::to_string(c.slice.count) + "/" + std::to_string(c.slice.compute_permille) + "/" +
-           (c.slice.whole ? "w" : "s");
-  for (const auto& m : r.type_include) key += "/" + m;
-  return std::hash<std::string>{}(key);
-}
+// The cache key of a request: the pipeline's own shape (every field Filter and Score read:
+// slices, profiles, TFLOPS, memory, exclusivity, type and uuid sets, CPU, memory).
+uint64_t ShapeKeyOf(const core::PodRequest& r) { return std::hash<std::string>{}(core::RequestShape(r)); }
 
 // Places `pods` in the given order on a copy of `empty`; returns the GPU milli allocated.
 int64_t PlaceInOrder(const core::ClusterState& empty, const core::WorkloadModel& model,

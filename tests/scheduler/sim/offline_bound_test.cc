@@ -69,7 +69,7 @@ TEST(OfflineBound, TraceReferencesBracketTheOnlineResult) {
   for (const auto& b : *bounds) {
     // The online figure is the replay's own point.
     EXPECT_DOUBLE_EQ(b.online_pct, replay->points[b.arrived_pct].allocated_pct);
-    // The online run plus 3 orders x 3 policies, all feasible placements.
+    // The online run plus 4 orders x 3 policies, all feasible placements.
     EXPECT_EQ(b.heuristics.size(), 13u);  // the online run + 4 orders x 3 policies
     EXPECT_GE(b.offline_best_pct, b.online_pct);
     for (const auto& h : b.heuristics) EXPECT_LE(h.allocated_pct, b.offline_best_pct);
