@@ -4,10 +4,11 @@
 //
 // Ties between nodes of equal (integer) score go to the first node of a fixed order, drawn once
 // per run from Context::node_order_seed, not to a fresh coin each time. The published artifact
-// behaves that way (its simulator renames nodes with random prefixes, and its scheduler keeps
-// the first of equal nodes): with a coin per decision our FGD left 19.25 % of the GPUs of the
-// gpushare100 trace unallocated at 100 % arrived against the published 13.36 %; with a fixed
-// order, 13.36 % (docs/simulator-validation.md).
+// behaves that way (its simulator renames nodes with random prefixes; that its scheduler, a
+// Kubernetes fork we cannot read, keeps the first of equal nodes is inferred from the results):
+// with a coin per decision our FGD left 19.25 % of the GPUs of the gpushare100 trace
+// unallocated at 100 % arrived against the published 13.36 %; with a fixed order, 13.36 %
+// (docs/simulator-validation.md).
 #include <cmath>
 
 #include "scheduler/core/placement.h"
