@@ -5,10 +5,10 @@
 #include <cmath>
 #include <cstdio>
 #include <random>
-#include <utility>
-#include <vector>
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "scheduler/core/fragmentation.h"
 #include "scheduler/core/scoring/scorer.h"

@@ -51,6 +51,14 @@ std::map<std::string, double> TermsOn(const ClusterState& cluster, const std::st
   return out;
 }
 
+// The default policy with `model` as the expected workload.
+Context FragAwareWith(const WorkloadModel& model) {
+  Context ctx;
+  ctx.policy = Policy::kFragAware;
+  ctx.workload = &model;
+  return ctx;
+}
+
 // Where Schedule puts `req` ("" when nowhere).
 std::string ChosenNode(const ClusterState& cluster, const PodRequest& req, const Context& ctx) {
   Decision d = Schedule(cluster, req, ctx);
@@ -63,9 +71,7 @@ TEST(FragAware, TakingCardsOfAPressedModelIsCharged) {
   // Most expected pods may only run on T4; some run anywhere.
   auto model = WorkloadModel::FromTypicalPods({{0, 1000, 1, {"T4"}, 3}, {0, 500, 1, {}, 1}});
   model.Bind(cluster);
-  Context ctx;
-  ctx.policy = Policy::kFragAware;
-  ctx.workload = &model;
+  const Context ctx = FragAwareWith(model);
   PodRequest any = Req("any", {{"tideslice.io/vnpu", "1"}, {"tideslice.io/vnpu-cores", "50"}});
   NodeScore on_t4, on_v100;
   auto t4 = TermsOn(cluster, "t4", any, ctx, &on_t4);
@@ -95,9 +101,7 @@ TEST(FragAware, PartitionsJoinCardsThatAlreadyHaveThem) {
   // a fragment to them, as in FGD's measure).
   auto model = WorkloadModel::FromTypicalPods({{0, 1000, 1, {}, 2}, {0, 500, 1, {"T4"}, 1}});
   model.Bind(cluster);
-  Context ctx;
-  ctx.policy = Policy::kFragAware;
-  ctx.workload = &model;
+  const Context ctx = FragAwareWith(model);
   auto place = [&](const std::string& name) {
     Decision d = Schedule(cluster, Req(name, {{"tideslice.io/vnpu", "1"}}, {{"tideslice.io/profile", "1g.10gb"}}), ctx);
     EXPECT_TRUE(d.scheduled) << d.Summary();
@@ -137,9 +141,7 @@ TEST(FragAware, ExclusivePodsTakeTheCardTheyUseMost) {
   cluster.AddNode(MakeNode("t4", "T4", 1));
   auto model = WorkloadModel::FromTypicalPods({{0, 1000, 1, {}, 1}, {0, 250, 1, {}, 1}});
   model.Bind(cluster);
-  Context ctx;
-  ctx.policy = Policy::kFragAware;
-  ctx.workload = &model;
+  const Context ctx = FragAwareWith(model);
   PodRequest pod = Req("secret", {{"tideslice.io/vnpu", "1"}, {"tideslice.io/vnpu-memory", "8Gi"}},
                        {{"tideslice.io/exclusive", "true"}});
   NodeScore on_a100, on_t4;
@@ -160,9 +162,7 @@ TEST(FragAware, AnExclusiveCardIsChargedOnceHoweverManyContainersShareIt) {
   cluster.AddNode(MakeNode("t4", "T4", 1));
   auto model = WorkloadModel::FromTypicalPods({{0, 1000, 1, {}, 1}});
   model.Bind(cluster);
-  Context ctx;
-  ctx.policy = Policy::kFragAware;
-  ctx.workload = &model;
+  const Context ctx = FragAwareWith(model);
   PodRequest pod = PodBuilder("two")
                        .Container("a", {{"tideslice.io/vnpu", "1"}, {"tideslice.io/vnpu-memory", "4Gi"}})
                        .Container("b", {{"tideslice.io/vnpu", "1"}, {"tideslice.io/vnpu-memory", "4Gi"}})
@@ -178,9 +178,7 @@ TEST(FragAware, TieBreakWeighsCpuHalfAsMuchAsCards) {
   cluster.AddNode(MakeNode("n", "A100-80G", 8, 0, /*cpu_milli=*/64000, /*memory_mib=*/1 << 20));
   auto model = WorkloadModel::FromTypicalPods({{0, 1000, 1, {}, 1}});
   model.Bind(cluster);
-  Context ctx;
-  ctx.policy = Policy::kFragAware;
-  ctx.workload = &model;
+  const Context ctx = FragAwareWith(model);
   NodeScore s;
   TermsOn(cluster, "n", Req("p", {{"tideslice.io/vnpu", "1"}, {"cpu", "4"}}), ctx, &s);
   // Cards left 7 of FGD's 8-card normaliser, CPU left 60 of its 128 cores, the CPU at half weight.
@@ -192,9 +190,7 @@ TEST(FragAware, ResolutionGrowsWithThePod) {
   cluster.AddNode(MakeNode("n", "A100-80G", 8));
   auto model = WorkloadModel::FromTypicalPods({{0, 1000, 8, {}, 1}, {0, 300, 1, {}, 1}});
   model.Bind(cluster);
-  Context ctx;
-  ctx.policy = Policy::kFragAware;
-  ctx.workload = &model;
+  const Context ctx = FragAwareWith(model);
   NodeScore s;
   // 5 % of the compute the pod takes, never below 2 % of one card.
   EXPECT_DOUBLE_EQ(TermsOn(cluster, "n", Req("small", {{"tideslice.io/vnpu", "1"}, {"tideslice.io/vnpu-cores", "10"}}),
